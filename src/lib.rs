@@ -1,0 +1,3 @@
+//! clodo-operator: run Cloudflare Workers services from Kubernetes custom resources.
+
+pub mod crd;
