@@ -1,3 +1,4 @@
 //! clodo-operator: run Cloudflare Workers services from Kubernetes custom resources.
 
 pub mod crd;
+pub mod engine;

@@ -1,0 +1,288 @@
+//! D1 migrations: file ordering, checksums, and what a pass must apply (DESIGN §3).
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::crd::AppliedMigration;
+use crate::crd::keys::MIGRATIONS_TABLE;
+
+/// One migration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationFile {
+    pub name: String,
+    pub sql: String,
+    pub checksum: String,
+}
+
+impl MigrationFile {
+    pub fn new(name: impl Into<String>, sql: impl Into<String>) -> Self {
+        let sql = sql.into();
+        let checksum = checksum(&sql);
+        Self {
+            name: name.into(),
+            sql,
+            checksum,
+        }
+    }
+}
+
+/// `sha256:<hex>` of a migration's text.
+pub fn checksum(sql: &str) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(sql.as_bytes())))
+}
+
+/// Why a set of files cannot be used as migrations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MigrationSetError {
+    #[error("{field}: key {key:?} is not a migration file name (expected NNNN_name.sql)")]
+    BadName { field: String, key: String },
+    #[error("{field}: migration {key:?} is empty")]
+    Empty { field: String, key: String },
+}
+
+/// Build the ordered migration list from ConfigMap entries. Files sort by the integer before the
+/// first `_` (wrangler's order), then by name.
+pub fn from_files(
+    field: &str,
+    files: &BTreeMap<String, String>,
+) -> Result<Vec<MigrationFile>, MigrationSetError> {
+    let mut out = Vec::with_capacity(files.len());
+    for (key, sql) in files {
+        if sequence_number(key).is_none() {
+            return Err(MigrationSetError::BadName {
+                field: field.to_string(),
+                key: key.clone(),
+            });
+        }
+        if sql.trim().is_empty() {
+            return Err(MigrationSetError::Empty {
+                field: field.to_string(),
+                key: key.clone(),
+            });
+        }
+        out.push(MigrationFile::new(key.clone(), sql.clone()));
+    }
+    out.sort_by(|a, b| {
+        (sequence_number(&a.name), &a.name).cmp(&(sequence_number(&b.name), &b.name))
+    });
+    Ok(out)
+}
+
+fn sequence_number(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".sql")?;
+    let (num, rest) = stem.split_once('_')?;
+    if rest.is_empty() || num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !rest
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return None;
+    }
+    num.parse().ok()
+}
+
+/// Result of comparing declared files with what the database has applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    /// Applied migrations with the checksum to record (known from status, or the current file).
+    pub applied: Vec<AppliedMigration>,
+    /// Files still to apply, in order.
+    pub pending: Vec<MigrationFile>,
+}
+
+/// A migration already applied whose file content changed since.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "migration {name} was changed after it was applied (applied {recorded}, file now {current})"
+)]
+pub struct ChecksumMismatch {
+    pub name: String,
+    pub recorded: String,
+    pub current: String,
+}
+
+/// Compare files with the migrations recorded in status and the names present in the database's
+/// tracking table (`applied_in_db`, when it was read this pass).
+pub fn compare(
+    files: &[MigrationFile],
+    recorded: &[AppliedMigration],
+    applied_in_db: Option<&[String]>,
+) -> Result<MigrationState, ChecksumMismatch> {
+    let mut applied = Vec::new();
+    let mut pending = Vec::new();
+    for file in files {
+        let in_status = recorded.iter().find(|r| r.name == file.name);
+        if let Some(r) = in_status
+            && !r.checksum.is_empty()
+            && r.checksum != file.checksum
+        {
+            return Err(ChecksumMismatch {
+                name: file.name.clone(),
+                recorded: short(&r.checksum),
+                current: short(&file.checksum),
+            });
+        }
+        let is_applied = match applied_in_db {
+            Some(names) => names.iter().any(|n| n == &file.name),
+            None => in_status.is_some(),
+        };
+        if is_applied {
+            applied.push(AppliedMigration {
+                name: file.name.clone(),
+                checksum: file.checksum.clone(),
+                applied_at: in_status.and_then(|r| r.applied_at.clone()),
+            });
+        } else {
+            pending.push(file.clone());
+        }
+    }
+    // Keep records of migrations applied earlier whose files were since removed from the ConfigMap:
+    // the database still has them.
+    for r in recorded {
+        if !files.iter().any(|f| f.name == r.name) {
+            applied.push(r.clone());
+        }
+    }
+    Ok(MigrationState { applied, pending })
+}
+
+fn short(checksum: &str) -> String {
+    checksum.chars().take(19).collect()
+}
+
+/// SQL that creates the tracking table exactly as wrangler does.
+pub fn create_table_sql() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE}(\n\tid INTEGER PRIMARY KEY AUTOINCREMENT,\n\tname TEXT UNIQUE,\n\tapplied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL\n);"
+    )
+}
+
+/// The one query that applies a migration atomically: tracking table, the file, its record.
+pub fn apply_sql(file: &MigrationFile) -> String {
+    format!(
+        "{}\n{}\nINSERT INTO {MIGRATIONS_TABLE} (name) values ('{}');",
+        create_table_sql(),
+        file.sql.trim_end(),
+        file.name.replace('\'', "''")
+    )
+}
+
+/// Read-only query telling whether the tracking table exists.
+pub fn table_exists_sql() -> String {
+    format!("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '{MIGRATIONS_TABLE}'")
+}
+
+/// Read-only query listing applied migration names in order.
+pub fn list_applied_sql() -> String {
+    format!("SELECT name, applied_at FROM {MIGRATIONS_TABLE} ORDER BY id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(list: &[(&str, &str)]) -> BTreeMap<String, String> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn sorts_by_sequence_number_like_wrangler() {
+        let f = from_files(
+            "m",
+            &files(&[("10_c.sql", "x"), ("2_b.sql", "y"), ("0001_a.sql", "z")]),
+        )
+        .unwrap();
+        let names: Vec<_> = f.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, vec!["0001_a.sql", "2_b.sql", "10_c.sql"]);
+    }
+
+    #[test]
+    fn rejects_bad_names_and_empty_files() {
+        for bad in [
+            "init.sql",
+            "0001.sql",
+            "0001_x.txt",
+            "abc_def.sql",
+            "0001_x y.sql",
+        ] {
+            let err =
+                from_files("d1Databases[0].migrations", &files(&[(bad, "select 1")])).unwrap_err();
+            assert!(matches!(err, MigrationSetError::BadName { .. }), "{bad}");
+            assert!(
+                err.to_string()
+                    .starts_with("d1Databases[0].migrations: key")
+            );
+        }
+        assert!(matches!(
+            from_files("m", &files(&[("0001_a.sql", "  \n")])).unwrap_err(),
+            MigrationSetError::Empty { .. }
+        ));
+    }
+
+    #[test]
+    fn pending_are_those_not_recorded() {
+        let f = from_files("m", &files(&[("0001_a.sql", "A"), ("0002_b.sql", "B")])).unwrap();
+        let recorded = vec![AppliedMigration {
+            name: "0001_a.sql".into(),
+            checksum: checksum("A"),
+            applied_at: None,
+        }];
+        let state = compare(&f, &recorded, None).unwrap();
+        assert_eq!(state.applied.len(), 1);
+        assert_eq!(
+            state
+                .pending
+                .iter()
+                .map(|m| m.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["0002_b.sql"]
+        );
+    }
+
+    #[test]
+    fn database_table_wins_over_status_when_read() {
+        let f = from_files("m", &files(&[("0001_a.sql", "A"), ("0002_b.sql", "B")])).unwrap();
+        let in_db = vec!["0001_a.sql".to_string(), "0002_b.sql".to_string()];
+        let state = compare(&f, &[], Some(&in_db)).unwrap();
+        assert!(state.pending.is_empty());
+        assert_eq!(state.applied[1].checksum, checksum("B"));
+    }
+
+    #[test]
+    fn changed_applied_file_is_a_mismatch() {
+        let f = from_files("m", &files(&[("0001_a.sql", "A changed")])).unwrap();
+        let recorded = vec![AppliedMigration {
+            name: "0001_a.sql".into(),
+            checksum: checksum("A"),
+            applied_at: None,
+        }];
+        let err = compare(&f, &recorded, None).unwrap_err();
+        assert_eq!(err.name, "0001_a.sql");
+        assert!(err.to_string().contains("changed after it was applied"));
+    }
+
+    #[test]
+    fn removed_files_stay_recorded() {
+        let recorded = vec![AppliedMigration {
+            name: "0001_a.sql".into(),
+            checksum: checksum("A"),
+            applied_at: None,
+        }];
+        let state = compare(&[], &recorded, None).unwrap();
+        assert_eq!(state.applied, recorded);
+    }
+
+    #[test]
+    fn apply_sql_records_the_migration_in_the_same_query() {
+        let sql = apply_sql(&MigrationFile::new("0001_it's.sql", "CREATE TABLE t(x);\n"));
+        assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS d1_migrations("));
+        assert!(sql.contains(
+            "CREATE TABLE t(x);\nINSERT INTO d1_migrations (name) values ('0001_it''s.sql');"
+        ));
+    }
+}

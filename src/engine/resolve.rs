@@ -1,0 +1,352 @@
+//! Step 2 of a pass: load every referenced object through the narrow [`ObjectSource`] interface
+//! and turn it into plain inputs. Missing or invalid references become [`ConfigError`]s that name
+//! the exact field.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+
+use super::migrations::{self, MigrationFile};
+use super::secret::SecretValue;
+use crate::crd::{CloudflareService, Customer, SecretKeyRef};
+
+/// Largest total size of a Worker's modules (Cloudflare's paid-plan limit, compressed size aside).
+pub const MAX_SCRIPT_BYTES: usize = 10 * 1024 * 1024;
+
+/// Access to the Kubernetes objects a service references, always in the service's namespace.
+#[async_trait]
+pub trait ObjectSource: Send + Sync {
+    async fn customer(&self, namespace: &str, name: &str) -> Result<Option<Customer>, SourceError>;
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, SourceError>;
+    async fn config_map(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ConfigMap>, SourceError>;
+    /// Get or create the operator-owned value of a `generate` secret. A value, once created, is
+    /// returned unchanged on every later call.
+    async fn generated_secret(
+        &self,
+        service: &CloudflareService,
+        secret_name: &str,
+        length: u32,
+    ) -> Result<SecretValue, SourceError>;
+}
+
+/// The object store could not be read (retryable).
+#[derive(Debug, thiserror::Error)]
+#[error("reading {what}: {message}")]
+pub struct SourceError {
+    pub what: String,
+    pub message: String,
+}
+
+/// A reference or value in the spec that cannot be used (terminal until the spec or object changes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// One Worker module file.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Module {
+    pub name: String,
+    pub content: Vec<u8>,
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Module({}, {} bytes)", self.name, self.content.len())
+    }
+}
+
+/// Everything a pass needs, read from Kubernetes.
+#[derive(Debug, Clone)]
+pub struct ServiceInputs {
+    pub service: CloudflareService,
+    pub customer: Customer,
+    /// The API token, or None when its Secret or key is missing or empty.
+    pub token: Option<SecretValue>,
+    /// Why the token is unusable, when it is.
+    pub token_problem: Option<ConfigError>,
+    pub modules: Vec<Module>,
+    /// Migration files per D1 binding.
+    pub migrations: BTreeMap<String, Vec<MigrationFile>>,
+    /// Secret bindings with their values, in spec order.
+    pub secrets: Vec<(String, SecretValue)>,
+    /// Credential header value for the auth production test.
+    pub test_credential: Option<SecretValue>,
+    /// Digest of the versions of every referenced object, for change detection.
+    pub references_digest: String,
+}
+
+/// Why resolution stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// Read a Secret key as text.
+pub async fn read_secret_key(
+    src: &dyn ObjectSource,
+    namespace: &str,
+    field: &str,
+    r: &SecretKeyRef,
+) -> Result<(SecretValue, String), ResolveError> {
+    let secret = src.secret(namespace, &r.name).await?.ok_or_else(|| {
+        ConfigError::new(
+            field,
+            format!("Secret {:?} not found in namespace {namespace:?}", r.name),
+        )
+    })?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&r.key))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(&r.key))
+                .map(|s| s.clone().into_bytes())
+        })
+        .ok_or_else(|| {
+            ConfigError::new(field, format!("Secret {:?} has no key {:?}", r.name, r.key))
+        })?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        ConfigError::new(
+            field,
+            format!("Secret {:?} key {:?} is not UTF-8 text", r.name, r.key),
+        )
+    })?;
+    let text = text.trim_end_matches(['\n', '\r']).to_string();
+    Ok((SecretValue::new(text), version_of(&secret.metadata)))
+}
+
+fn version_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "{}@{}",
+        meta.name.as_deref().unwrap_or_default(),
+        meta.resource_version.as_deref().unwrap_or_default()
+    )
+}
+
+/// Read all files of a ConfigMap (data and binaryData).
+pub async fn read_config_map_files(
+    src: &dyn ObjectSource,
+    namespace: &str,
+    field: &str,
+    name: &str,
+) -> Result<(BTreeMap<String, Vec<u8>>, String), ResolveError> {
+    let cm = src.config_map(namespace, name).await?.ok_or_else(|| {
+        ConfigError::new(
+            field,
+            format!("ConfigMap {name:?} not found in namespace {namespace:?}"),
+        )
+    })?;
+    let mut files = BTreeMap::new();
+    for (k, v) in cm.data.iter().flatten() {
+        files.insert(k.clone(), v.clone().into_bytes());
+    }
+    for (k, v) in cm.binary_data.iter().flatten() {
+        files.insert(k.clone(), v.0.clone());
+    }
+    Ok((files, version_of(&cm.metadata)))
+}
+
+/// Resolve every reference of a service.
+pub async fn resolve(
+    src: &dyn ObjectSource,
+    service: &CloudflareService,
+) -> Result<ServiceInputs, ResolveError> {
+    let ns = service
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_string());
+    let mut versions = Vec::new();
+
+    let customer_name = &service.spec.customer_ref.name;
+    let customer = src.customer(&ns, customer_name).await?.ok_or_else(|| {
+        ConfigError::new(
+            "spec.customerRef.name",
+            format!("Customer {customer_name:?} not found in namespace {ns:?}"),
+        )
+    })?;
+    versions.push(version_of(&customer.metadata));
+
+    let (token, token_problem) = match read_secret_key(
+        src,
+        &ns,
+        "customer.spec.apiTokenSecretRef",
+        &customer.spec.api_token_secret_ref,
+    )
+    .await
+    {
+        Ok((t, _)) if t.is_empty() => (
+            None,
+            Some(ConfigError::new(
+                "customer.spec.apiTokenSecretRef",
+                "the API token Secret key is empty",
+            )),
+        ),
+        Ok((t, v)) => {
+            versions.push(v);
+            (Some(t), None)
+        }
+        Err(ResolveError::Config(e)) => (None, Some(e)),
+        Err(e) => return Err(e),
+    };
+
+    let worker = &service.spec.body.worker;
+    let (files, v) = read_config_map_files(
+        src,
+        &ns,
+        "spec.worker.source.configMapRef.name",
+        &worker.source.config_map_ref.name,
+    )
+    .await?;
+    versions.push(v);
+    if files.is_empty() {
+        return Err(ConfigError::new(
+            "spec.worker.source.configMapRef.name",
+            format!(
+                "ConfigMap {:?} has no files",
+                worker.source.config_map_ref.name
+            ),
+        )
+        .into());
+    }
+    if !files.contains_key(&worker.main_module) {
+        return Err(ConfigError::new(
+            "spec.worker.mainModule",
+            format!(
+                "module {:?} is not a key of ConfigMap {:?} (keys: {})",
+                worker.main_module,
+                worker.source.config_map_ref.name,
+                files.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .into());
+    }
+    let total: usize = files.values().map(Vec::len).sum();
+    if total > MAX_SCRIPT_BYTES {
+        return Err(ConfigError::new(
+            "spec.worker.source.configMapRef.name",
+            format!(
+                "modules total {total} bytes, over the {MAX_SCRIPT_BYTES}-byte Worker size limit"
+            ),
+        )
+        .into());
+    }
+    let modules = files
+        .into_iter()
+        .map(|(name, content)| Module { name, content })
+        .collect();
+
+    let mut migrations = BTreeMap::new();
+    for (i, db) in service.spec.body.d1_databases.iter().enumerate() {
+        let Some(m) = &db.migrations else { continue };
+        let field = format!("spec.d1Databases[{i}].migrations.configMapRef.name");
+        let (files, v) = read_config_map_files(src, &ns, &field, &m.config_map_ref.name).await?;
+        versions.push(v);
+        if files.is_empty() {
+            return Err(ConfigError::new(
+                field,
+                format!(
+                    "ConfigMap {:?} has no migration files",
+                    m.config_map_ref.name
+                ),
+            )
+            .into());
+        }
+        let mut text = BTreeMap::new();
+        for (k, bytes) in files {
+            let sql = String::from_utf8(bytes).map_err(|_| {
+                ConfigError::new(field.clone(), format!("migration {k:?} is not UTF-8 text"))
+            })?;
+            text.insert(k, sql);
+        }
+        let list = migrations::from_files(&field, &text)
+            .map_err(|e| ConfigError::new(field.clone(), e.to_string()))?;
+        migrations.insert(db.binding.clone(), list);
+    }
+
+    let mut secrets = Vec::new();
+    for (i, s) in worker.secrets.iter().enumerate() {
+        let field = format!("spec.worker.secrets[{i}]");
+        match (&s.value_from, &s.generate) {
+            (Some(vf), None) => {
+                let (value, v) = read_secret_key(
+                    src,
+                    &ns,
+                    &format!("{field}.valueFrom.secretKeyRef"),
+                    &vf.secret_key_ref,
+                )
+                .await?;
+                versions.push(v);
+                secrets.push((s.name.clone(), value));
+            }
+            (None, Some(g)) => {
+                let value = src.generated_secret(service, &s.name, g.length).await?;
+                secrets.push((s.name.clone(), value));
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    field,
+                    "exactly one of valueFrom or generate must be set",
+                )
+                .into());
+            }
+        }
+    }
+
+    let mut test_credential = None;
+    if let Some(cred) = service
+        .spec
+        .body
+        .production_tests
+        .as_ref()
+        .and_then(|t| t.auth.as_ref())
+        .and_then(|a| a.with_credentials.as_ref())
+    {
+        let (value, v) = read_secret_key(
+            src,
+            &ns,
+            "spec.productionTests.auth.withCredentials.valueFrom.secretKeyRef",
+            &cred.value_from.secret_key_ref,
+        )
+        .await?;
+        versions.push(v);
+        test_credential = Some(value);
+    }
+
+    let references_digest = super::hash::digest_strings(&versions);
+    Ok(ServiceInputs {
+        service: service.clone(),
+        customer,
+        token,
+        token_problem,
+        modules,
+        migrations,
+        secrets,
+        test_credential,
+        references_digest,
+    })
+}
