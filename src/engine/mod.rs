@@ -11,3 +11,4 @@ pub mod render;
 pub mod resolve;
 pub mod secret;
 pub mod security;
+pub mod status;

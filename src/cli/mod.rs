@@ -1,0 +1,185 @@
+//! Command line: `run | crds | deploy | plan | validate`.
+
+pub mod manifests;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Run Cloudflare Workers services from Kubernetes custom resources.
+#[derive(Debug, Parser)]
+#[command(name = "clodo-operator", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controllers (default).
+    Run(RunArgs),
+    /// Print all CRDs as YAML, or write one file per kind with --dir.
+    Crds {
+        /// Write `<kind>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Reconcile the manifests once against Cloudflare and print the final status.
+    Deploy(DeployArgs),
+    /// Dry run: print the changes a deploy would make, change nothing.
+    Plan(DeployArgs),
+    /// Offline checks for CI: schema, CEL rules, templates and security policy. Exit 1 on violations.
+    Validate {
+        /// Manifest files or directories.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Arguments of `deploy` and `plan`.
+#[derive(Debug, Args, Clone)]
+pub struct DeployArgs {
+    /// Manifest files or directories (Customer, Secret, ConfigMap, CloudflareService).
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Start the local Cloudflare emulator in-process, seeded from the Customer manifests.
+    #[arg(long)]
+    pub sandbox: bool,
+    /// Where generated secrets and last statuses are kept between runs (not used with --sandbox).
+    #[arg(long, default_value = ".clodo")]
+    pub state_dir: PathBuf,
+    /// Cloudflare API base URL.
+    #[arg(long, env = "CLOUDFLARE_API_BASE_URL")]
+    pub cloudflare_api_base_url: Option<String>,
+    /// workerd binary for the sandbox (runs the deployed Worker code).
+    #[arg(long, env = "WORKERD_BIN")]
+    pub workerd: Option<PathBuf>,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "CLODO_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// Take a coordination Lease so that only one replica reconciles.
+    #[arg(long, env = "CLODO_LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "CLODO_LEASE_NAME", default_value = "clodo-operator")]
+    pub lease_name: String,
+    /// Namespace of the Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    /// Identity of this replica in the Lease.
+    #[arg(long, env = "POD_NAME")]
+    pub pod_name: Option<String>,
+    /// Only watch these namespaces (comma separated); empty = all.
+    #[arg(long, env = "CLODO_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
+    /// Only reconcile objects matching this label selector (e.g. clodo.dev/shard=a).
+    #[arg(long, env = "CLODO_SELECTOR")]
+    pub selector: Option<String>,
+    /// Resync interval in seconds (jittered by up to 10%).
+    #[arg(long, env = "CLODO_RESYNC_SECONDS", default_value_t = 600)]
+    pub resync_seconds: u64,
+    /// Concurrent reconciles per controller.
+    #[arg(long, env = "CLODO_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: u16,
+    /// Cloudflare API base URL.
+    #[arg(long, env = "CLOUDFLARE_API_BASE_URL")]
+    pub cloudflare_api_base_url: Option<String>,
+    /// Client-side Cloudflare rate limit per token, REQUESTS/SECONDS.
+    #[arg(long, env = "CLODO_CF_RATE_LIMIT", default_value = "1200/300")]
+    pub rate_limit: RateLimitArg,
+}
+
+/// `N/SECONDS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimitArg {
+    pub requests: u32,
+    pub seconds: u64,
+}
+
+impl std::str::FromStr for RateLimitArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (n, secs) = s
+            .split_once('/')
+            .ok_or_else(|| format!("expected REQUESTS/SECONDS, got {s:?}"))?;
+        let requests: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad request count in {s:?}"))?;
+        let seconds: u64 = secs
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad seconds in {s:?}"))?;
+        if requests == 0 || seconds == 0 {
+            return Err(format!("rate limit {s:?} must be positive"));
+        }
+        Ok(Self { requests, seconds })
+    }
+}
+
+/// `crds`: print or write the CRDs.
+pub fn crds(dir: Option<PathBuf>) -> anyhow::Result<()> {
+    match dir {
+        None => print!("{}", crate::crd::all_crds_yaml()?),
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            for (stem, crd) in crate::crd::all_crds() {
+                std::fs::write(
+                    dir.join(format!("{stem}.yaml")),
+                    crate::crd::crd_yaml(&crd)?,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_parses() {
+        assert_eq!(
+            "1200/300".parse::<RateLimitArg>().unwrap(),
+            RateLimitArg {
+                requests: 1200,
+                seconds: 300
+            }
+        );
+        for bad in ["1200", "0/5", "x/5", "5/0"] {
+            assert!(bad.parse::<RateLimitArg>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_commands() {
+        let cli = Cli::try_parse_from(["clodo-operator", "deploy", "-f", "examples/", "--sandbox"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Deploy(DeployArgs { sandbox: true, .. }))
+        ));
+        let cli = Cli::try_parse_from([
+            "clodo-operator",
+            "run",
+            "--leader-election",
+            "false",
+            "--watch-namespaces",
+            "a,b",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Run(r)) => {
+                assert!(!r.leader_election);
+                assert_eq!(r.watch_namespaces, vec!["a", "b"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

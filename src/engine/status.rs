@@ -1,0 +1,197 @@
+//! Build the status a pass reports: conditions in DESIGN order, Ready derived last, phase.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::crd::conditions::{self as c, CondSpec, reason};
+use crate::crd::{CloudflareServiceStatus, Phase};
+
+/// Condition outcomes collected during a pass, in DESIGN order.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    conds: Vec<CondSpec>,
+}
+
+impl Report {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Record a condition (replacing an earlier one of the same type).
+    pub fn set(&mut self, cond: CondSpec) {
+        self.conds.retain(|x| x.type_ != cond.type_);
+        self.conds.push(cond);
+    }
+
+    pub fn ok(&mut self, type_: &'static str, reason: &str, message: impl Into<String>) {
+        self.set(CondSpec::ok(type_, reason, message));
+    }
+
+    pub fn fail(&mut self, type_: &'static str, reason: &str, message: impl Into<String>) {
+        self.set(CondSpec::fail(type_, reason, message));
+    }
+
+    pub fn unknown(&mut self, type_: &'static str, reason: &str, message: impl Into<String>) {
+        self.set(CondSpec::unknown(type_, reason, message));
+    }
+
+    pub fn get(&self, type_: &str) -> Option<&CondSpec> {
+        self.conds.iter().find(|x| x.type_ == type_)
+    }
+
+    /// The first condition that is not True, in DESIGN order.
+    pub fn first_not_ok(&self) -> Option<CondSpec> {
+        c::SERVICE_CONDITIONS
+            .iter()
+            .filter(|t| **t != c::READY)
+            .map(|t| self.resolved(t))
+            .find(|x| x.status != Some(true))
+    }
+
+    fn resolved(&self, type_: &'static str) -> CondSpec {
+        if let Some(x) = self.get(type_) {
+            return x.clone();
+        }
+        // Not reached this pass: blocked by the first earlier failure.
+        let blocker = c::SERVICE_CONDITIONS
+            .iter()
+            .take_while(|t| **t != type_)
+            .filter_map(|t| self.get(t))
+            .find(|x| x.status != Some(true));
+        match blocker {
+            Some(b) => CondSpec::unknown(
+                type_,
+                reason::BLOCKED,
+                format!("not evaluated: {} is {}", b.type_, c::status_str(b.status)),
+            ),
+            None => CondSpec::unknown(type_, reason::PENDING, "not evaluated yet"),
+        }
+    }
+
+    /// Every service condition with Ready derived from the others.
+    pub fn finish(&self) -> Vec<CondSpec> {
+        let mut out: Vec<CondSpec> = c::SERVICE_CONDITIONS
+            .iter()
+            .filter(|t| **t != c::READY)
+            .map(|t| self.resolved(t))
+            .collect();
+        let ready = match self.get(c::READY) {
+            Some(explicit) => explicit.clone(),
+            None => match self.first_not_ok() {
+                None => CondSpec::ok(
+                    c::READY,
+                    reason::READY,
+                    "service is deployed and its checks pass",
+                ),
+                Some(x) => CondSpec::new(
+                    c::READY,
+                    Some(false),
+                    &x.reason,
+                    format!("{}: {}", x.type_, x.message),
+                ),
+            },
+        };
+        out.push(ready);
+        out
+    }
+}
+
+/// Apply a report to a status: conditions merged with transition bookkeeping, observedGeneration,
+/// phase.
+pub fn apply(
+    status: &mut CloudflareServiceStatus,
+    report: &Report,
+    phase: Phase,
+    generation: Option<i64>,
+    now: &Time,
+) {
+    let conds = report.finish();
+    status.conditions = c::merge(&status.conditions, &conds, generation, now);
+    status.observed_generation = generation;
+    status.phase = Some(phase);
+}
+
+/// The phase a failed condition maps to.
+pub fn phase_for_failure(type_: &str, terminal: bool) -> Phase {
+    if terminal {
+        return Phase::Failed;
+    }
+    match type_ {
+        c::CREDENTIALS_VALID | c::CONFIG_VALID | c::SECURITY_VALIDATED => Phase::Validating,
+        c::DATABASES_READY | c::MIGRATIONS_APPLIED => Phase::Migrating,
+        c::WORKER_DEPLOYED | c::ROUTES_CONFIGURED => Phase::Deploying,
+        c::PRODUCTION_TESTS_PASSED => Phase::Testing,
+        _ => Phase::Pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::jiff::Timestamp;
+
+    #[test]
+    fn ready_is_true_only_when_everything_is() {
+        let mut r = Report::new();
+        for t in c::SERVICE_CONDITIONS.iter().filter(|t| **t != c::READY) {
+            r.ok(t, "Ok", "fine");
+        }
+        let out = r.finish();
+        assert_eq!(out.len(), 9);
+        assert_eq!(out.last().unwrap().status, Some(true));
+        r.fail(
+            c::MIGRATIONS_APPLIED,
+            reason::CHECKSUM_MISMATCH,
+            "0001 changed",
+        );
+        let ready = r.finish().pop().unwrap();
+        assert_eq!(ready.status, Some(false));
+        assert_eq!(ready.reason, reason::CHECKSUM_MISMATCH);
+        assert!(ready.message.starts_with("MigrationsApplied: "));
+    }
+
+    #[test]
+    fn unreached_conditions_are_blocked_by_the_first_failure() {
+        let mut r = Report::new();
+        r.ok(c::CREDENTIALS_VALID, "TokenValid", "ok");
+        r.fail(
+            c::CONFIG_VALID,
+            reason::MISSING_REFERENCE,
+            "spec.customerRef.name: not found",
+        );
+        let out = r.finish();
+        let worker = out.iter().find(|x| x.type_ == c::WORKER_DEPLOYED).unwrap();
+        assert_eq!(worker.status, None);
+        assert_eq!(worker.reason, reason::BLOCKED);
+        assert!(worker.message.contains("ConfigValid is False"));
+    }
+
+    #[test]
+    fn apply_sets_generation_and_phase() {
+        let mut s = CloudflareServiceStatus::default();
+        let now = Time(Timestamp::from_second(10).unwrap());
+        apply(&mut s, &Report::new(), Phase::Pending, Some(3), &now);
+        assert_eq!(s.observed_generation, Some(3));
+        assert_eq!(s.conditions.len(), 9);
+        assert!(
+            s.conditions
+                .iter()
+                .all(|x| x.observed_generation == Some(3))
+        );
+    }
+
+    #[test]
+    fn failure_phases() {
+        assert_eq!(
+            phase_for_failure(c::MIGRATIONS_APPLIED, true),
+            Phase::Failed
+        );
+        assert_eq!(
+            phase_for_failure(c::MIGRATIONS_APPLIED, false),
+            Phase::Migrating
+        );
+        assert_eq!(
+            phase_for_failure(c::ROUTES_CONFIGURED, false),
+            Phase::Deploying
+        );
+    }
+}
