@@ -1,5 +1,9 @@
 //! clodo-operator: run Cloudflare Workers services from Kubernetes custom resources.
 
+pub mod admin;
 pub mod cli;
 pub mod crd;
 pub mod engine;
+pub mod lease;
+pub mod metrics;
+pub mod telemetry;
