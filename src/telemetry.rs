@@ -27,3 +27,15 @@ pub fn init() {
         eprintln!("logging already initialised: {e}");
     }
 }
+
+/// Quieter logging for one-shot commands: warnings only unless `RUST_LOG` says otherwise.
+pub fn init_cli() {
+    if std::env::var_os("RUST_LOG").is_none() {
+        let _ = tracing_subscriber::registry()
+            .with(EnvFilter::new("warn"))
+            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
+            .try_init();
+    } else {
+        init();
+    }
+}

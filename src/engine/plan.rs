@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use super::desired::Desired;
 use super::migrations::{self, ChecksumMismatch, MigrationFile};
 use crate::crd::AppliedMigration;
+use crate::crd::conditions::{ROUTES_CONFIGURED, WORKER_DEPLOYED};
 use crate::crd::keys::OWNER_TAG_PREFIX;
 
 /// What the Worker script looks like in Cloudflare.
@@ -18,6 +19,9 @@ pub struct ObservedScript {
     pub deployed_hash: Option<String>,
     /// All (version id, percentage) of the active deployment.
     pub deployment: Vec<(String, u32)>,
+    /// Whether the script answers on its workers.dev URL (read only when the service has no
+    /// route or custom domain).
+    pub workers_dev_enabled: Option<bool>,
 }
 
 /// A D1 database found by name.
@@ -57,6 +61,8 @@ pub struct Observed {
     pub routes: Vec<ObservedRoute>,
     /// Domains for the declared hostnames plus every domain attached to the script.
     pub domains: Vec<ObservedDomain>,
+    /// The account's workers.dev subdomain, read when the service has no route or domain.
+    pub workers_subdomain: Option<String>,
 }
 
 /// One change.
@@ -101,6 +107,7 @@ pub enum Step {
         id: String,
         hostname: String,
     },
+    EnableWorkersDev,
 }
 
 /// Why the Worker is uploaded.
@@ -161,6 +168,9 @@ impl Step {
             }
             Step::AttachDomain { hostname, .. } => format!("attach custom domain {hostname}"),
             Step::DetachDomain { hostname, .. } => format!("detach custom domain {hostname}"),
+            Step::EnableWorkersDev => {
+                format!("enable the workers.dev URL of worker {}", d.script_name)
+            }
         }
     }
 
@@ -177,6 +187,7 @@ impl Step {
             Step::DeleteRoute { .. } => "DeleteRoute",
             Step::AttachDomain { .. } => "AttachDomain",
             Step::DetachDomain { .. } => "DetachDomain",
+            Step::EnableWorkersDev => "EnableWorkersDev",
         }
     }
 }
@@ -201,8 +212,9 @@ impl Plan {
 /// Why no plan can be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("{0}")]
-    Conflict(String),
+    /// Something exists and belongs to someone else. `on` is the condition type it affects.
+    #[error("{message}")]
+    Conflict { on: &'static str, message: String },
     #[error("{binding}: {source}")]
     Checksum {
         binding: String,
@@ -232,18 +244,24 @@ pub fn plan(
         match script_owner(&script.tags) {
             Some(owner) if owner == me => {}
             Some(owner) => {
-                return Err(PlanError::Conflict(format!(
-                    "worker {} is owned by {} (tag {OWNER_TAG_PREFIX}{owner})",
-                    d.script_name,
-                    owner.replacen('.', "/", 1)
-                )));
+                return Err(PlanError::Conflict {
+                    on: WORKER_DEPLOYED,
+                    message: format!(
+                        "worker {} is owned by {} (tag {OWNER_TAG_PREFIX}{owner})",
+                        d.script_name,
+                        owner.replacen('.', "/", 1)
+                    ),
+                });
             }
             None if d.adopt => needs_tag = true,
             None => {
-                return Err(PlanError::Conflict(format!(
-                    "worker {} already exists and is not managed by clodo-operator; set annotation clodo.dev/adopt=\"true\" to adopt it",
-                    d.script_name
-                )));
+                return Err(PlanError::Conflict {
+                    on: WORKER_DEPLOYED,
+                    message: format!(
+                        "worker {} already exists and is not managed by clodo-operator; set annotation clodo.dev/adopt=\"true\" to adopt it",
+                        d.script_name
+                    ),
+                });
             }
         }
     }
@@ -255,20 +273,23 @@ pub fn plan(
             && let Some(other) = &existing.script
             && other != &d.script_name
         {
-            return Err(PlanError::Conflict(format!(
-                "route {} is attached to worker {other}",
-                r.pattern
-            )));
+            return Err(PlanError::Conflict {
+                on: ROUTES_CONFIGURED,
+                message: format!("route {} is attached to worker {other}", r.pattern),
+            });
         }
     }
     for dom in &d.custom_domains {
         if let Some(existing) = o.domains.iter().find(|x| x.hostname == dom.hostname)
             && existing.service != d.script_name
         {
-            return Err(PlanError::Conflict(format!(
-                "custom domain {} is attached to worker {}",
-                dom.hostname, existing.service
-            )));
+            return Err(PlanError::Conflict {
+                on: ROUTES_CONFIGURED,
+                message: format!(
+                    "custom domain {} is attached to worker {}",
+                    dom.hostname, existing.service
+                ),
+            });
         }
     }
 
@@ -406,6 +427,18 @@ pub fn plan(
         }
     }
 
+    // Without a route or custom domain the service is reached on workers.dev.
+    if d.routes.is_empty() && d.custom_domains.is_empty() {
+        let enabled = o
+            .script
+            .as_ref()
+            .and_then(|s| s.workers_dev_enabled)
+            .unwrap_or(false);
+        if !enabled {
+            steps.push(Step::EnableWorkersDev);
+        }
+    }
+
     Ok(Plan {
         steps,
         applied,
@@ -432,6 +465,7 @@ mod tests {
                 deployed_version: Some("v1".into()),
                 deployed_hash: Some(d.content_hash(&ids)),
                 deployment: vec![("v1".into(), 100)],
+                workers_dev_enabled: None,
             }),
             databases: BTreeMap::from([(
                 "DB".to_string(),
@@ -454,6 +488,7 @@ mod tests {
                 service: d.script_name.clone(),
                 zone_id: "z1".into(),
             }],
+            workers_subdomain: None,
         }
     }
 
@@ -551,7 +586,10 @@ mod tests {
         o.script.as_mut().unwrap().tags = vec![];
         assert!(matches!(
             plan(&d, &o, &BTreeMap::new()),
-            Err(PlanError::Conflict(_))
+            Err(PlanError::Conflict {
+                on: WORKER_DEPLOYED,
+                ..
+            })
         ));
         d.adopt = true;
         let p = plan(&d, &o, &BTreeMap::new()).unwrap();

@@ -195,3 +195,21 @@ mod tests {
         );
     }
 }
+
+/// A report that keeps previous conditions as they were (used while suspended).
+pub fn report_from_conditions(
+    conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Report {
+    let mut r = Report::new();
+    for t in c::SERVICE_CONDITIONS {
+        if let Some(x) = c::find(conds, t) {
+            let status = match x.status.as_str() {
+                "True" => Some(true),
+                "False" => Some(false),
+                _ => None,
+            };
+            r.set(CondSpec::new(t, status, &x.reason, x.message.clone()));
+        }
+    }
+    r
+}

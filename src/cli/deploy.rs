@@ -1,0 +1,259 @@
+//! `deploy`, `plan` and `validate`: the engine run once over manifests from files.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use kube::ResourceExt;
+
+use super::DeployArgs;
+use super::manifests::{self, ManifestSource, Manifests};
+use crate::cloudflare::{ClientConfig, ClientPool};
+use crate::crd::conditions::{self as c, reason};
+use crate::crd::{CloudflareService, CloudflareServiceStatus};
+use crate::engine::resolve::{self, ResolveError};
+use crate::engine::{Engine, EngineConfig, Outcome, PassEvent, Progress, desired, security};
+use crate::metrics::Metrics;
+
+/// Most passes one `deploy` runs per service (waits for propagation, retries).
+const MAX_PASSES: usize = 12;
+/// Longest single wait `deploy` accepts between passes.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+
+/// Prints progress lines as the engine reports them.
+struct Printer {
+    prefix: String,
+}
+
+impl Progress for Printer {
+    fn event(&self, ev: &PassEvent) {
+        let mark = if ev.warning { "!" } else { "✓" };
+        println!("{} {mark} {}", self.prefix, ev.note);
+    }
+}
+
+/// A running sandbox emulator.
+pub struct Sandbox {
+    pub handle: cloudflare_emulator::EmulatorHandle,
+}
+
+/// Start the emulator seeded with every Customer's account, token and zones.
+pub async fn start_sandbox(m: &Manifests, source: &ManifestSource) -> anyhow::Result<Sandbox> {
+    let mut builder = cloudflare_emulator::Emulator::builder();
+    for cust in &m.customers {
+        let ns = cust.namespace().unwrap_or_else(|| "default".into());
+        let (token, _) = resolve::read_secret_key(source, &ns, "spec.apiTokenSecretRef", &cust.spec.api_token_secret_ref)
+            .await
+            .map_err(|e| anyhow::anyhow!("Customer {ns}/{}: {e}", cust.name_any()))?;
+        builder = builder.account(&cust.spec.account_id).token(token.expose(), &[cust.spec.account_id.as_str()]);
+        for z in &cust.spec.zones {
+            builder = builder.zone(z, &cust.spec.account_id);
+        }
+    }
+    let handle = builder.start().await.context("starting the sandbox emulator")?;
+    Ok(Sandbox { handle })
+}
+
+fn state_file(dir: &Path, svc: &CloudflareService) -> std::path::PathBuf {
+    dir.join("status").join(format!("{}.{}.yaml", svc.namespace().unwrap_or_default(), svc.name_any()))
+}
+
+/// Run `deploy` (or `plan` with `plan_only`). Returns the process exit code.
+pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
+    let mut m = manifests::load(&args.files)?;
+    if m.services.is_empty() {
+        bail!("no CloudflareService found in {}", args.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+    }
+    inject_env_token(&mut m);
+    let persist = !args.sandbox;
+    let secrets_file = persist.then(|| args.state_dir.join("generated-secrets.json"));
+    let source = ManifestSource::new(m.clone(), secrets_file)?;
+
+    let sandbox = if args.sandbox { Some(start_sandbox(&m, &source).await?) } else { None };
+    let metrics = Metrics::new()?;
+    let mut cfg = ClientConfig::from_env();
+    if let Some(s) = &sandbox {
+        cfg.base_url = s.handle.base_url();
+    } else if let Some(u) = &args.cloudflare_api_base_url {
+        cfg.base_url = u.clone();
+    }
+    if let Some(s) = &sandbox {
+        println!("sandbox: Cloudflare API emulator at {}", s.handle.base_url());
+    }
+    let pool = ClientPool::new(cfg, Some(crate::cloudflare::ClientMetrics::register(&metrics.registry)?));
+    let engine_cfg = EngineConfig { no_local_runtime: args.sandbox, edge_url: None };
+    let engine = Engine::new(pool, metrics.clone(), engine_cfg);
+
+    let mut all_ready = true;
+    for svc in &m.services {
+        let mut svc = svc.clone();
+        svc.metadata.generation.get_or_insert(1);
+        if plan_only {
+            svc.spec.body.dry_run = true;
+        }
+        if persist {
+            let f = state_file(&args.state_dir, &svc);
+            if f.exists() {
+                let text = std::fs::read_to_string(&f)?;
+                svc.status = Some(serde_yaml::from_str(&text).with_context(|| format!("reading {}", f.display()))?);
+            }
+        }
+        let prefix = format!("[{}/{}]", svc.namespace().unwrap_or_default(), svc.name_any());
+        let printer = Printer { prefix: prefix.clone() };
+        let status = run_until_settled(&engine, &mut svc, &source, &printer).await;
+        println!("{prefix} status:");
+        let yaml = serde_yaml::to_string(&serde_json::json!({ "status": status }))?;
+        for line in yaml.lines() {
+            println!("  {line}");
+        }
+        if persist && !plan_only {
+            let f = state_file(&args.state_dir, &svc);
+            if let Some(dir) = f.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            std::fs::write(&f, serde_yaml::to_string(&status)?)?;
+        }
+        let ok = if plan_only { plan_ok(&status) } else { ready_enough(&status) };
+        if !ok {
+            all_ready = false;
+        }
+    }
+    if let Some(s) = sandbox {
+        s.handle.shutdown().await;
+    }
+    Ok(if all_ready { 0 } else { 1 })
+}
+
+async fn run_until_settled(
+    engine: &Engine,
+    svc: &mut CloudflareService,
+    source: &ManifestSource,
+    printer: &Printer,
+) -> CloudflareServiceStatus {
+    let mut retries = 0u32;
+    for _ in 0..MAX_PASSES {
+        let pass = engine.reconcile(svc, source, printer).await;
+        svc.status = Some(pass.status.clone());
+        match pass.outcome {
+            Outcome::Done { requeue_after: Some(wait) } if wait <= MAX_WAIT => {
+                println!("{} … waiting {}s", printer.prefix, wait.as_secs().max(1));
+                tokio::time::sleep(wait).await;
+            }
+            Outcome::Retry(msg) if retries < 4 => {
+                retries += 1;
+                let wait = Duration::from_secs(2u64.pow(retries));
+                println!("{} ! {msg}; retrying in {}s", printer.prefix, wait.as_secs());
+                tokio::time::sleep(wait).await;
+            }
+            _ => break,
+        }
+    }
+    svc.status.clone().unwrap_or_default()
+}
+
+/// Ready, or blocked only because the sandbox cannot run the Worker's code.
+fn ready_enough(st: &CloudflareServiceStatus) -> bool {
+    if c::is_true(&st.conditions, c::READY) {
+        return true;
+    }
+    let not_ok: Vec<_> = st.conditions.iter().filter(|x| x.type_ != c::READY && x.status != "True").collect();
+    let only_runtime = not_ok.len() == 1 && not_ok[0].reason == reason::NO_LOCAL_RUNTIME;
+    if only_runtime {
+        println!("note: production tests were not run: {}", not_ok[0].message);
+    }
+    only_runtime
+}
+
+fn plan_ok(st: &CloudflareServiceStatus) -> bool {
+    st.conditions.iter().filter(|x| x.type_ != c::READY).all(|x| x.status != "False")
+}
+
+/// Without a token Secret manifest, take the token from CLOUDFLARE_API_TOKEN.
+fn inject_env_token(m: &mut Manifests) {
+    let Ok(token) = std::env::var("CLOUDFLARE_API_TOKEN") else { return };
+    for cust in &m.customers {
+        let ns = cust.namespace().unwrap_or_else(|| "default".into());
+        let r = &cust.spec.api_token_secret_ref;
+        if m.secrets.iter().any(|s| s.name_any() == r.name && s.namespace().as_deref() == Some(ns.as_str())) {
+            continue;
+        }
+        m.secrets.push(k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta { name: Some(r.name.clone()), namespace: Some(ns.clone()), ..Default::default() },
+            data: Some([(r.key.clone(), k8s_openapi::ByteString(token.clone().into_bytes()))].into()),
+            ..Default::default()
+        });
+    }
+}
+
+/// `validate`: offline schema, CEL, template and policy checks. Returns the exit code.
+pub async fn validate(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
+    let m = match manifests::load(files) {
+        Ok(m) => m,
+        Err(e) => {
+            println!("✗ {e:#}");
+            return Ok(1);
+        }
+    };
+    let source = ManifestSource::new(m.clone(), None)?;
+    let mut violations = 0usize;
+    for cust in &m.customers {
+        if let Err(errs) = cust.validate_cel() {
+            violations += 1;
+            println!("✗ Customer {}: {errs:?}", cust.name_any());
+        }
+    }
+    for p in &m.portfolios {
+        if let Err(errs) = p.validate_cel() {
+            violations += 1;
+            println!("✗ Portfolio {}: {errs:?}", p.name_any());
+        }
+    }
+    for svc in &m.services {
+        let id = format!("CloudflareService {}/{}", svc.namespace().unwrap_or_default(), svc.name_any());
+        if let Err(errs) = svc.validate_cel() {
+            violations += 1;
+            println!("✗ {id}: {errs:?}");
+            continue;
+        }
+        let inputs = match resolve::resolve(&source, svc).await {
+            Ok(i) => i,
+            Err(ResolveError::Config(e)) => {
+                violations += 1;
+                println!("✗ {id}: {e}");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let d = match desired::build(&inputs) {
+            Ok(d) => d,
+            Err(e) => {
+                violations += 1;
+                println!("✗ {id}: {e}");
+                continue;
+            }
+        };
+        let findings = security::evaluate(&security::PolicyInput {
+            level: d.policy,
+            vars: d.vars.iter().map(|(k, v)| (format!("spec.worker.vars.{k}"), v.as_str())).collect(),
+            secrets: d.secrets.iter().map(|(k, v)| (format!("spec.worker.secrets.{k}"), v.expose())).collect(),
+            token_present: inputs.token.is_some(),
+        });
+        let mut blocked = false;
+        for f in &findings {
+            let mark = if f.severity == security::Severity::Block { "✗" } else { "!" };
+            blocked |= f.severity == security::Severity::Block;
+            println!("{mark} {id}: {f}");
+        }
+        if blocked {
+            violations += 1;
+        } else {
+            println!("✓ {id}: valid");
+        }
+    }
+    if violations > 0 {
+        println!("{violations} resource(s) failed validation");
+        Ok(1)
+    } else {
+        Ok(0)
+    }
+}

@@ -1,0 +1,188 @@
+//! `run`: the operator process — admin server, leader election, controllers, graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::RunArgs;
+use crate::admin::{self, Readiness};
+use crate::cloudflare::{ClientConfig, ClientMetrics, ClientPool};
+use crate::controller::{self, Context, ControllerConfig};
+use crate::engine::{Engine, EngineConfig};
+use crate::lease::{LeaderElector, LeaseConfig, LeaseState};
+use crate::metrics::Metrics;
+
+/// Resolves when SIGTERM or Ctrl-C arrives (or the sender side fires).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Everything `run` needs, so tests can start an operator in-process against a fake API.
+pub struct OperatorHandles {
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    pub admin_addr: std::net::SocketAddr,
+}
+
+/// Run the operator until `stop` flips to true. Lost leadership also ends the run (the pod
+/// restarts and stands by), like controller-runtime.
+pub async fn run_operator(
+    args: RunArgs,
+    client: kube::Client,
+    stop: watch::Receiver<bool>,
+    started: Option<tokio::sync::oneshot::Sender<OperatorHandles>>,
+) -> anyhow::Result<()> {
+    let metrics = Metrics::new()?;
+    let readiness = Arc::new(Readiness::default());
+    let mut stop_admin = stop.clone();
+    let (admin_addr, admin_task) = admin::serve(args.metrics_addr, metrics.clone(), readiness.clone(), async move {
+        let _ = stop_admin.wait_for(|s| *s).await;
+    })
+    .await
+    .with_context(|| format!("binding the admin server on {}", args.metrics_addr))?;
+    info!(addr = %admin_addr, "admin server listening");
+    if let Some(tx) = started {
+        let _ = tx.send(OperatorHandles { metrics: metrics.clone(), readiness: readiness.clone(), admin_addr });
+    }
+
+    let mut cf = ClientConfig::from_env();
+    if let Some(u) = &args.cloudflare_api_base_url {
+        cf.base_url = u.clone();
+    }
+    cf.rate_limit = (args.rate_limit.requests, Duration::from_secs(args.rate_limit.seconds));
+    let pool = ClientPool::new(cf, Some(ClientMetrics::register(&metrics.registry)?));
+    let engine = Arc::new(Engine::new(pool, metrics.clone(), EngineConfig::default()));
+    let identity = args.pod_name.clone().unwrap_or_else(|| format!("clodo-operator-{}", uuid::Uuid::new_v4().simple()));
+    let config = ControllerConfig {
+        resync: Duration::from_secs(args.resync_seconds.max(1)),
+        concurrency: args.concurrency.max(1),
+        watch_namespaces: args.watch_namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
+        selector: args.selector.clone().filter(|s| !s.is_empty()),
+        instance: identity.clone(),
+        ..Default::default()
+    };
+    let ctx = Context::new(client.clone(), engine, metrics.clone(), config);
+
+    // Leader election: wait for the lease before starting any controller.
+    let elector = if args.leader_election {
+        let e = LeaderElector::new(client.clone(), LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity));
+        let mut stop_wait = stop.clone();
+        loop {
+            match e.try_acquire().await {
+                Ok(LeaseState::Leading) => {
+                    readiness.set_standing_by(false);
+                    info!(identity = %identity, "acquired leadership");
+                    break;
+                }
+                Ok(LeaseState::Standby { holder }) => {
+                    readiness.set_standing_by(true);
+                    info!(holder = %holder, "standing by");
+                }
+                Err(err) => warn!(error = %err, "leader election attempt failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(e.config().retry_period) => {}
+                _ = stop_wait.wait_for(|s| *s) => {
+                    admin_task.abort();
+                    return Ok(());
+                }
+            }
+        }
+        Some(Arc::new(e))
+    } else {
+        None
+    };
+
+    // Shutdown fan-out: stop flag, or lost lease.
+    let (down_tx, down_rx) = watch::channel(false);
+    let renew = elector.clone().map(|e| {
+        let down_tx = down_tx.clone();
+        let mut stop_r = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(e.config().retry_period) => {}
+                    _ = stop_r.wait_for(|s| *s) => return,
+                }
+                match e.try_acquire().await {
+                    Ok(LeaseState::Leading) => {}
+                    Ok(LeaseState::Standby { holder }) => {
+                        warn!(holder = %holder, "lost leadership; stopping controllers");
+                        let _ = down_tx.send(true);
+                        return;
+                    }
+                    Err(err) => warn!(error = %err, "renewing the lease failed"),
+                }
+            }
+        })
+    });
+    {
+        let down_tx = down_tx.clone();
+        let mut stop_r = stop.clone();
+        tokio::spawn(async move {
+            let _ = stop_r.wait_for(|s| *s).await;
+            let _ = down_tx.send(true);
+        });
+    }
+    let on_down = move || {
+        let mut r = down_rx.clone();
+        async move {
+            let _ = r.wait_for(|s| *s).await;
+        }
+    };
+
+    let namespaces: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let expected_syncs = namespaces.len();
+    let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for ns in namespaces {
+        let (cust_controller, cust_store) = controller::customer::controller(ctx.clone(), ns.clone());
+        tasks.push(tokio::spawn(controller::customer::run(ctx.clone(), cust_controller, cust_store.clone(), ns.clone(), on_down())));
+        let readiness2 = readiness.clone();
+        let synced2 = synced.clone();
+        let mark = move || {
+            if synced2.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 >= expected_syncs {
+                readiness2.set_synced(true);
+            }
+        };
+        tasks.push(tokio::spawn(controller::service::run(ctx.clone(), ns.clone(), cust_store, on_down(), mark)));
+        tasks.push(tokio::spawn(controller::portfolio::run(ctx.clone(), ns.clone(), on_down())));
+    }
+    info!("controllers started");
+    for t in tasks {
+        let _ = t.await;
+    }
+    readiness.set_synced(false);
+    if let Some(r) = renew {
+        r.abort();
+    }
+    if let Some(e) = elector {
+        if let Err(err) = e.release().await {
+            warn!(error = %err, "releasing the lease failed");
+        }
+    }
+    admin_task.abort();
+    info!("operator stopped");
+    Ok(())
+}

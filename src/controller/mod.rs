@@ -1,0 +1,155 @@
+//! Controllers: shared context, startup, backoff and the Lease gate. One file per CRD.
+
+pub mod customer;
+pub mod portfolio;
+pub mod service;
+pub mod source;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Client;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::watcher;
+use k8s_openapi::api::core::v1::ObjectReference;
+use rand::Rng;
+
+use crate::engine::{Engine, PassEvent};
+use crate::metrics::Metrics;
+
+/// Settings of the running controllers.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    pub resync: Duration,
+    pub concurrency: u16,
+    pub watch_namespaces: Vec<String>,
+    pub selector: Option<String>,
+    pub instance: String,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            resync: Duration::from_secs(600),
+            concurrency: 8,
+            watch_namespaces: Vec::new(),
+            selector: None,
+            instance: "clodo-operator".into(),
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything a reconcile needs.
+pub struct Context {
+    pub client: Client,
+    pub engine: Arc<Engine>,
+    pub metrics: Arc<Metrics>,
+    pub config: ControllerConfig,
+    pub reporter: Reporter,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, engine: Arc<Engine>, metrics: Arc<Metrics>, config: ControllerConfig) -> Arc<Self> {
+        let reporter = Reporter { controller: "clodo-operator".into(), instance: Some(config.instance.clone()) };
+        Arc::new(Self { client, engine, metrics, config, reporter, failures: Mutex::new(HashMap::new()) })
+    }
+
+    /// Resync interval with up to 10% jitter, so that a fleet does not resync in lockstep.
+    pub fn resync_with_jitter(&self) -> Duration {
+        let base = self.config.resync.as_millis() as u64;
+        let jitter = rand::rng().random_range(0..=base / 10);
+        Duration::from_millis(base + jitter)
+    }
+
+    /// Record a failure for an object and return the backoff to wait.
+    pub fn record_failure(&self, key: &str) -> Duration {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        backoff(*n, self.config.backoff_base, self.config.backoff_max)
+    }
+
+    /// Forget an object's failures after a successful pass.
+    pub fn reset_failures(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// Publish Events for an object; failures to publish are logged, never fatal.
+    pub async fn publish(&self, reference: &ObjectReference, events: &[PassEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        for ev in events {
+            let e = KubeEvent {
+                type_: if ev.warning { EventType::Warning } else { EventType::Normal },
+                reason: ev.reason.clone(),
+                note: Some(ev.note.chars().take(1000).collect()),
+                action: ev.action.clone(),
+                secondary: None,
+            };
+            if let Err(err) = recorder.publish(&e, reference).await {
+                tracing::warn!(error = %err, reason = %ev.reason, "publishing event failed");
+            }
+        }
+    }
+
+    /// Watcher config for the primary resources (label selector applied).
+    pub fn watcher_config(&self) -> watcher::Config {
+        let wc = watcher::Config::default();
+        match &self.config.selector {
+            Some(sel) if !sel.is_empty() => wc.labels(sel),
+            _ => wc,
+        }
+    }
+}
+
+/// Capped exponential backoff with full jitter in the upper half: failure n waits
+/// between base*2^(n-1)/2 and base*2^(n-1), at most `max`.
+pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    let ceiling = base.saturating_mul(1u32 << exp).min(max);
+    let ms = ceiling.as_millis() as u64;
+    let low = ms / 2;
+    Duration::from_millis(rand::rng().random_range(low..=ms.max(low)))
+}
+
+/// Key for per-object bookkeeping.
+pub fn object_key(kind: &str, namespace: Option<&str>, name: &str) -> String {
+    format!("{kind}/{}/{name}", namespace.unwrap_or_default())
+}
+
+/// Errors the controllers return to kube-runtime (retried with backoff by `error_policy`).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("{0}")]
+    Engine(String),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let base = Duration::from_secs(2);
+        let max = Duration::from_secs(60);
+        for n in 1..30 {
+            let b = backoff(n, base, max);
+            let ceiling = base.saturating_mul(1u32 << (n - 1).min(20)).min(max);
+            assert!(b <= ceiling && b >= ceiling / 2, "n={n} b={b:?}");
+        }
+        assert!(backoff(1, base, max) <= Duration::from_secs(2));
+        assert!(backoff(50, base, max) >= Duration::from_secs(30));
+    }
+}

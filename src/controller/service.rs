@@ -1,0 +1,218 @@
+//! CloudflareService controller: a thin adapter around the engine.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, metadata_watcher, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{Instrument, info_span, warn};
+
+use super::source::KubeSource;
+use super::{Context, Error, object_key};
+use crate::crd::keys::{FIELD_MANAGER, FINALIZER};
+use crate::crd::{CloudflareService, Customer};
+use crate::engine::Outcome;
+
+const KIND: &str = "CloudflareService";
+
+/// Reconcile one service.
+pub async fn reconcile(svc: Arc<CloudflareService>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = svc.namespace().unwrap_or_else(|| "default".into());
+    let span = info_span!("reconcile", kind = KIND, namespace = %ns, name = %svc.name_any(), generation = svc.metadata.generation.unwrap_or_default());
+    async move {
+        let start = Instant::now();
+        let api: Api<CloudflareService> = Api::namespaced(ctx.client.clone(), &ns);
+        let result = finalizer(&api, FINALIZER, svc.clone(), |event| async {
+            match event {
+                Finalizer::Apply(svc) => apply(&svc, &ctx).await,
+                Finalizer::Cleanup(svc) => cleanup(&svc, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(inner) | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
+            other => Error::Finalizer(other.to_string()),
+        });
+        let label = if result.is_ok() { "ok" } else { "error" };
+        ctx.metrics.reconcile_total.with_label_values(&["service", label]).inc();
+        ctx.metrics.reconcile_duration.with_label_values(&["service", label]).observe(start.elapsed().as_secs_f64());
+        result
+    }
+    .instrument(span)
+    .await
+}
+
+async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> {
+    let key = object_key(KIND, svc.namespace().as_deref(), &svc.name_any());
+    let source = KubeSource::new(ctx.client.clone());
+    let pass = ctx.engine.reconcile(svc, &source, &crate::engine::NoProgress).await;
+    ctx.publish(&svc.object_ref(&()), &pass.events).await;
+    write_status(ctx, svc, &pass.status).await?;
+    match pass.outcome {
+        Outcome::Done { requeue_after } => {
+            ctx.reset_failures(&key);
+            Ok(Action::requeue(requeue_after.unwrap_or_else(|| ctx.resync_with_jitter())))
+        }
+        Outcome::Terminal => {
+            ctx.reset_failures(&key);
+            // No fast retry: an edit of the spec or a referenced object retriggers at once.
+            Ok(Action::requeue(ctx.resync_with_jitter()))
+        }
+        Outcome::Retry(message) => Err(Error::Engine(message)),
+    }
+}
+
+async fn cleanup(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> {
+    let source = KubeSource::new(ctx.client.clone());
+    let (events, result) = ctx.engine.cleanup(svc, &source, &crate::engine::NoProgress).await;
+    ctx.publish(&svc.object_ref(&()), &events).await;
+    result.map_err(Error::Engine)?;
+    Ok(Action::await_change())
+}
+
+/// One server-side apply of the whole status, skipped when nothing changed.
+async fn write_status(
+    ctx: &Context,
+    svc: &CloudflareService,
+    status: &crate::crd::CloudflareServiceStatus,
+) -> Result<(), Error> {
+    if svc.status.as_ref() == Some(status) {
+        return Ok(());
+    }
+    let api: Api<CloudflareService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": "clodo.dev/v1alpha1",
+        "kind": KIND,
+        "status": status,
+    });
+    api.patch_status(&svc.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
+}
+
+/// Error policy: metrics and capped exponential backoff per object.
+pub fn error_policy(svc: Arc<CloudflareService>, err: &Error, ctx: Arc<Context>) -> Action {
+    let key = object_key(KIND, svc.namespace().as_deref(), &svc.name_any());
+    let wait = ctx.record_failure(&key);
+    warn!(namespace = %svc.namespace().unwrap_or_default(), name = %svc.name_any(), error = %err, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
+    Action::requeue(wait)
+}
+
+/// Services in a store that reference a Customer.
+fn services_for_customer(store: &Store<CloudflareService>, ns: &str, customer: &str) -> Vec<ObjectRef<CloudflareService>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns) && s.spec.customer_ref.name == customer)
+        .map(|s| ObjectRef::from_obj(&*s))
+        .collect()
+}
+
+/// Does a service reference this Secret (directly or through its Customer's token)?
+fn references_secret(s: &CloudflareService, customers: &Store<Customer>, name: &str) -> bool {
+    let b = &s.spec.body;
+    let direct = b.worker.secrets.iter().any(|x| x.value_from.as_ref().is_some_and(|v| v.secret_key_ref.name == name))
+        || b.production_tests
+            .as_ref()
+            .and_then(|t| t.auth.as_ref())
+            .and_then(|a| a.with_credentials.as_ref())
+            .is_some_and(|c| c.value_from.secret_key_ref.name == name);
+    if direct {
+        return true;
+    }
+    let ns = s.namespace().unwrap_or_default();
+    customers
+        .get(&ObjectRef::new(&s.spec.customer_ref.name).within(&ns))
+        .is_some_and(|c| c.spec.api_token_secret_ref.name == name)
+}
+
+fn references_config_map(s: &CloudflareService, name: &str) -> bool {
+    let b = &s.spec.body;
+    b.worker.source.config_map_ref.name == name
+        || b.d1_databases.iter().any(|d| d.migrations.as_ref().is_some_and(|m| m.config_map_ref.name == name))
+}
+
+/// Run the controller for one namespace (or all, with `None`) until `shutdown` resolves.
+pub async fn run(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    customers: Store<Customer>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    synced: impl Fn() + Send + Sync + 'static,
+) {
+    let client = ctx.client.clone();
+    let (services, secrets, config_maps, customer_api): (Api<CloudflareService>, Api<Secret>, Api<ConfigMap>, Api<Customer>) =
+        match &namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
+        };
+    let controller = Controller::new(services, ctx.watcher_config())
+        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency));
+    let store = controller.store();
+
+    let s1 = store.clone();
+    let by_customer = move |c: Customer| services_for_customer(&s1, &c.namespace().unwrap_or_default(), &c.name_any());
+    let s2 = store.clone();
+    let c2 = customers.clone();
+    let by_secret = move |m: kube::core::PartialObjectMeta<Secret>| {
+        let ns = m.namespace().unwrap_or_default();
+        let name = m.name_any();
+        s2.state()
+            .into_iter()
+            .filter(|s| s.namespace().as_deref() == Some(ns.as_str()) && references_secret(s, &c2, &name))
+            .map(|s| ObjectRef::from_obj(&*s))
+            .collect::<Vec<_>>()
+    };
+    let s3 = store.clone();
+    let by_config_map = move |m: kube::core::PartialObjectMeta<ConfigMap>| {
+        let ns = m.namespace().unwrap_or_default();
+        let name = m.name_any();
+        s3.state()
+            .into_iter()
+            .filter(|s| s.namespace().as_deref() == Some(ns.as_str()) && references_config_map(s, &name))
+            .map(|s| ObjectRef::from_obj(&*s))
+            .collect::<Vec<_>>()
+    };
+
+    let ready_store = store.clone();
+    let gauge = ctx.metrics.resources_ready.with_label_values(&[KIND]);
+    let gauge_task = tokio::spawn(async move {
+        if ready_store.wait_until_ready().await.is_ok() {
+            synced();
+        }
+        loop {
+            let ready = ready_store
+                .state()
+                .iter()
+                .filter(|s| s.status.as_ref().is_some_and(|st| crate::crd::conditions::is_true(&st.conditions, crate::crd::conditions::READY)))
+                .count();
+            gauge.set(ready as i64);
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+
+    controller
+        .watches(customer_api, watcher::Config::default(), by_customer)
+        .watches_stream(metadata_watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
+        .watches_stream(metadata_watcher(config_maps, watcher::Config::default()).touched_objects(), by_config_map)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+    gauge_task.abort();
+}

@@ -1,0 +1,97 @@
+//! Read the Cloudflare state relevant to one service (the "observe" of observe -> plan -> act).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::desired::Desired;
+use super::ops;
+use super::plan::{Observed, ObservedDatabase};
+use crate::cloudflare::{CloudflareClient, CloudflareError};
+use crate::crd::CloudflareServiceStatus;
+use crate::crd::conditions as c;
+
+/// An observation failed: the condition it affects, what was being read, and why.
+pub type ObserveError = (&'static str, String, CloudflareError);
+
+/// Read everything the planner needs. Only reads.
+pub async fn observe(client: &CloudflareClient, d: &Desired, st: &CloudflareServiceStatus) -> Result<Observed, ObserveError> {
+    let acct = d.account_id.as_str();
+    let mut o = Observed::default();
+
+    // Zones: those declared routes and domains live in, plus zones of routes we recorded before.
+    let mut zone_names: BTreeSet<&str> = BTreeSet::new();
+    zone_names.extend(d.routes.iter().map(|r| r.zone.as_str()));
+    zone_names.extend(d.custom_domains.iter().map(|x| x.zone.as_str()));
+    for z in zone_names {
+        match ops::zone_id(client, acct, z).await {
+            Ok(Some(id)) => {
+                o.zone_ids.insert(z.to_string(), id);
+            }
+            Ok(None) => {
+                return Err((c::ROUTES_CONFIGURED, format!("zone {z} is not in account {acct}"), CloudflareError::not_found(format!("zone {z}"))));
+            }
+            Err(e) => return Err((c::ROUTES_CONFIGURED, format!("looking up zone {z}"), e)),
+        }
+    }
+
+    o.script = ops::script_state(client, acct, &d.script_name)
+        .await
+        .map_err(|e| (c::WORKER_DEPLOYED, format!("reading worker {}", d.script_name), e))?;
+
+    if d.routes.is_empty() && d.custom_domains.is_empty() {
+        o.workers_subdomain = ops::account_subdomain(client, acct)
+            .await
+            .map_err(|e| (c::ROUTES_CONFIGURED, "reading the account's workers.dev subdomain".to_string(), e))?;
+        if let Some(script) = o.script.as_mut() {
+            script.workers_dev_enabled = Some(
+                ops::workers_dev_enabled(client, acct, &d.script_name)
+                    .await
+                    .map_err(|e| (c::ROUTES_CONFIGURED, format!("reading the workers.dev state of {}", d.script_name), e))?,
+            );
+        }
+    }
+
+    for db in &d.databases {
+        let found = ops::find_database(client, acct, &db.name)
+            .await
+            .map_err(|e| (c::DATABASES_READY, format!("looking up d1 database {}", db.name), e))?;
+        let Some(id) = found else { continue };
+        let recorded = st.databases.iter().find(|x| x.binding == db.binding && x.id == id);
+        // The tracking table is read when status cannot vouch for this database's migrations.
+        let applied = if recorded.is_none() && !db.migrations.is_empty() {
+            Some(
+                ops::applied_migrations(client, acct, &id)
+                    .await
+                    .map_err(|e| (c::MIGRATIONS_APPLIED, format!("reading applied migrations of {}", db.name), e))?,
+            )
+        } else {
+            None
+        };
+        o.databases.insert(db.binding.clone(), ObservedDatabase { id, applied });
+    }
+
+    let mut zone_ids: BTreeMap<String, String> = o.zone_ids.iter().map(|(n, id)| (id.clone(), n.clone())).collect();
+    for r in &st.routes {
+        zone_ids.entry(r.zone_id.clone()).or_insert_with(|| r.zone_id.clone());
+    }
+    for (zone_id, zone) in &zone_ids {
+        let routes = ops::list_routes(client, zone_id, zone)
+            .await
+            .map_err(|e| (c::ROUTES_CONFIGURED, format!("listing routes of zone {zone}"), e))?;
+        o.routes.extend(routes);
+    }
+
+    let mut domains = ops::list_domains(client, acct, None, Some(&d.script_name))
+        .await
+        .map_err(|e| (c::ROUTES_CONFIGURED, format!("listing custom domains of {}", d.script_name), e))?;
+    for dom in &d.custom_domains {
+        if domains.iter().any(|x| x.hostname == dom.hostname) {
+            continue;
+        }
+        let found = ops::list_domains(client, acct, Some(&dom.hostname), None)
+            .await
+            .map_err(|e| (c::ROUTES_CONFIGURED, format!("looking up custom domain {}", dom.hostname), e))?;
+        domains.extend(found);
+    }
+    o.domains = domains;
+    Ok(o)
+}

@@ -1,0 +1,184 @@
+//! The real controllers against the in-process fake Kubernetes API (or a real cluster when
+//! KUBECONFIG is set) and the Cloudflare emulator, driven like a user with `kube::Api`.
+
+mod common;
+mod harness;
+
+use std::time::Duration;
+
+use clodo_operator::crd::conditions as c;
+use clodo_operator::crd::{CloudflareService, Customer};
+use harness::*;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, DeleteParams};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_lifecycle_through_the_controllers() {
+    let env = TestEnv::start(31).await;
+    let ns = env.ns.clone();
+    let op = env.start_operator("op-a", true).await;
+    env.apply_base().await;
+
+    let services: Api<CloudflareService> = Api::namespaced(env.client.clone(), &ns);
+    let svc = wait_for(&services, "data", Duration::from_secs(60), |s| is_ready(s)).await;
+    let st = svc.status.clone().unwrap();
+    assert_eq!(st.observed_generation, svc.metadata.generation);
+    let v1 = st.worker.unwrap().version_id.unwrap();
+    assert!(
+        svc.metadata
+            .finalizers
+            .clone()
+            .unwrap_or_default()
+            .contains(&"clodo.dev/cleanup".to_string())
+    );
+
+    // Customer status is filled by its controller.
+    let customers: Api<Customer> = Api::namespaced(env.client.clone(), &ns);
+    let cust = wait_for(&customers, "acme", Duration::from_secs(30), |c| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| c::is_true(&s.conditions, c::READY) && s.services == 1)
+    })
+    .await;
+    assert_eq!(cust.status.unwrap().zones[0].name, "acme.com");
+
+    // Change the code ConfigMap: a new version deploys without touching the service.
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &ns);
+    apply(
+        &cms,
+        common::config_map(
+            &ns,
+            "data-code",
+            &[(
+                "index.js",
+                "export default { fetch() { return new Response('v2') } };",
+            )],
+        ),
+    )
+    .await;
+    let svc = wait_for(&services, "data", Duration::from_secs(60), |s| {
+        is_ready(s)
+            && s.status
+                .as_ref()
+                .and_then(|x| x.worker.as_ref())
+                .and_then(|w| w.version_id.clone())
+                != Some(v1.clone())
+    })
+    .await;
+    assert_eq!(
+        svc.metadata.generation,
+        Some(1),
+        "the service spec was not touched"
+    );
+
+    // Rotate the token Secret: the next calls use the new token.
+    env.emu.clear_journal();
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
+    apply(
+        &secrets,
+        common::secret(&ns, "acme-cloudflare", "token", ROTATED_TOKEN),
+    )
+    .await;
+    apply(
+        &cms,
+        common::config_map(
+            &ns,
+            "data-code",
+            &[(
+                "index.js",
+                "export default { fetch() { return new Response('v3') } };",
+            )],
+        ),
+    )
+    .await;
+    wait_until(Duration::from_secs(60), || {
+        env.emu
+            .journal()
+            .iter()
+            .any(|e| e.token_id.as_deref() == Some(env.rotated_token_id.as_str()) && e.mutating)
+    })
+    .await;
+
+    // /metrics exposes the design's series.
+    let text = reqwest::get(format!("http://{}/metrics", op.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "clodo_reconcile_total",
+        "clodo_reconcile_duration_seconds",
+        "clodo_cloudflare_requests_total",
+        "clodo_cloudflare_request_duration_seconds",
+        "clodo_deployments_total",
+        "clodo_migrations_applied_total",
+        "clodo_resources_ready",
+    ] {
+        assert!(text.contains(series), "{series} missing from /metrics");
+    }
+    assert!(!text.contains(common::TOKEN) && !text.contains(ROTATED_TOKEN));
+    let ready = reqwest::get(format!("http://{}/readyz", op.admin_addr))
+        .await
+        .unwrap();
+    assert!(ready.status().is_success());
+
+    // Delete: the finalizer cleans Cloudflare up, then the object goes.
+    services
+        .delete("data", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_until(Duration::from_secs(60), || env.emu_scripts() == 0).await;
+    wait_gone(&services, "data", Duration::from_secs(30)).await;
+    op.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_the_leader_mutates_cloudflare() {
+    let env = TestEnv::start(32).await;
+    let a = env.start_operator("op-a", true).await;
+    let b = env.start_operator("op-b", true).await;
+    env.apply_base().await;
+    let services: Api<CloudflareService> = Api::namespaced(env.client.clone(), &env.ns);
+    wait_for(&services, "data", Duration::from_secs(60), |s| is_ready(s)).await;
+    let passes = |h: &OperatorHandle| {
+        h.metrics
+            .reconcile_total
+            .with_label_values(&["service", "ok"])
+            .get()
+            + h.metrics
+                .reconcile_total
+                .with_label_values(&["service", "error"])
+                .get()
+    };
+    let (pa, pb) = (passes(&a), passes(&b));
+    assert!(
+        (pa > 0) != (pb > 0),
+        "exactly one replica reconciles: a={pa} b={pb}"
+    );
+    // The standby is ready (standing by).
+    for h in [&a, &b] {
+        let r = reqwest::get(format!("http://{}/readyz", h.admin_addr))
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    // The leader stops and releases the lease: the standby takes over and keeps reconciling.
+    let (leader, standby) = if pa > 0 { (a, b) } else { (b, a) };
+    leader.stop().await;
+    let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), &env.ns);
+    apply(
+        &cms,
+        common::config_map(
+            &env.ns,
+            "data-code",
+            &[(
+                "index.js",
+                "export default { fetch() { return new Response('v9') } };",
+            )],
+        ),
+    )
+    .await;
+    wait_until(Duration::from_secs(60), || passes(&standby) > 0).await;
+    standby.stop().await;
+}
