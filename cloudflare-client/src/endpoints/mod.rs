@@ -1,0 +1,15 @@
+//! Typed endpoints, one file per API area. Each adds methods to [`crate::CloudflareClient`] and
+//! defines its request/response types; `EP_*` constants are the route templates used as the
+//! `endpoint` label.
+
+pub mod d1;
+pub mod deployments;
+pub mod dns;
+pub mod domains;
+pub mod routes;
+pub mod scripts;
+pub mod secrets;
+pub mod subdomain;
+pub mod tokens;
+pub mod versions;
+pub mod zones;
