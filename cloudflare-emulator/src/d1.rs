@@ -452,7 +452,11 @@ fn run_transaction(
             let schema_changed = !stmt_read_only && schema_version(&tx) != schema_before;
             let meta = StatementMeta {
                 changes,
-                last_row_id: tx.last_insert_rowid(),
+                last_row_id: if stmt_read_only {
+                    0
+                } else {
+                    tx.last_insert_rowid()
+                },
                 rows_read: (rows_out.len() as u64).max(scanned),
                 rows_written: changes,
                 changed_db: !stmt_read_only && (changes > 0 || schema_changed),
