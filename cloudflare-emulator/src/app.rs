@@ -63,10 +63,7 @@ impl App {
 
     /// Change the state; on success it is persisted (with `--state-dir`). On error the
     /// closure must not have changed anything.
-    pub(crate) fn write<T>(
-        &self,
-        f: impl FnOnce(&mut State) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut State) -> Result<T, ApiError>) -> Result<T, ApiError> {
         let mut state = self.lock();
         let out = f(&mut state)?;
         self.persist(&state);
@@ -98,16 +95,12 @@ impl App {
 }
 
 fn load_state(dir: &Path) -> Result<State, EmulatorError> {
-    std::fs::create_dir_all(dir).map_err(|source| EmulatorError::StateDir {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| EmulatorError::StateDir { path: dir.to_path_buf(), source })?;
     let file = dir.join(STATE_FILE);
     match std::fs::read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| EmulatorError::StateFile {
-            path: file,
-            message: e.to_string(),
-        }),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| EmulatorError::StateFile { path: file, message: e.to_string() })
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
         Err(source) => Err(EmulatorError::StateDir { path: file, source }),
     }

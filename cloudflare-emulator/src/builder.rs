@@ -93,11 +93,7 @@ impl EmulatorBuilder {
     }
 
     /// Register `subdomain` as the account's workers.dev subdomain.
-    pub fn workers_subdomain(
-        mut self,
-        account: impl Into<String>,
-        subdomain: impl Into<String>,
-    ) -> Self {
+    pub fn workers_subdomain(mut self, account: impl Into<String>, subdomain: impl Into<String>) -> Self {
         let account = account.into();
         self = self.account(account.clone());
         self.subdomains.insert(account, subdomain.into());
@@ -131,14 +127,8 @@ impl EmulatorBuilder {
     }
 
     fn config(self) -> Result<Config, EmulatorError> {
-        if self
-            .accounts
-            .iter()
-            .any(|a| a.is_empty() || a.contains('/'))
-        {
-            return Err(EmulatorError::Config(
-                "account ids must be non-empty and contain no '/'".into(),
-            ));
+        if self.accounts.iter().any(|a| a.is_empty() || a.contains('/')) {
+            return Err(EmulatorError::Config("account ids must be non-empty and contain no '/'".into()));
         }
         let mut zones: Vec<ZoneConfig> = Vec::new();
         for (name, account_id) in self.zones {
@@ -146,15 +136,9 @@ impl EmulatorBuilder {
                 return Err(EmulatorError::Config(format!("invalid zone name {name:?}")));
             }
             if zones.iter().any(|z| z.name == name) {
-                return Err(EmulatorError::Config(format!(
-                    "zone {name} configured twice"
-                )));
+                return Err(EmulatorError::Config(format!("zone {name} configured twice")));
             }
-            zones.push(ZoneConfig {
-                name,
-                account_id,
-                id: ids::hex32(),
-            });
+            zones.push(ZoneConfig { name, account_id, id: ids::hex32() });
         }
         let mut tokens: Vec<TokenConfig> = Vec::new();
         for (value, scope) in self.tokens {
@@ -164,11 +148,7 @@ impl EmulatorBuilder {
             if tokens.iter().any(|t| t.value == value) {
                 return Err(EmulatorError::Config("a token was configured twice".into()));
             }
-            tokens.push(TokenConfig {
-                value,
-                id: ids::hex32(),
-                scope,
-            });
+            tokens.push(TokenConfig { value, id: ids::hex32(), scope });
         }
         Ok(Config {
             accounts: self.accounts,
@@ -188,18 +168,9 @@ impl EmulatorBuilder {
         let config = self.config()?;
         let listen = config.listen;
         let app = Arc::new(App::new(config)?);
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(|source| EmulatorError::Bind {
-                addr: listen,
-                source,
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| EmulatorError::Bind {
-                addr: listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(listen).await.map_err(|source| EmulatorError::Bind { addr: listen, source })?;
+        let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: listen, source })?;
         let router = server::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -58,15 +58,7 @@ impl Config {
 
 /// Default workers.dev subdomain for an account: its first 8 alphanumeric characters.
 pub(crate) fn default_subdomain(account_id: &str) -> String {
-    let s: String = account_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(8)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if s.is_empty() {
-        "emulated".to_string()
-    } else {
-        s
-    }
+    let s: String =
+        account_id.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect::<String>().to_ascii_lowercase();
+    if s.is_empty() { "emulated".to_string() } else { s }
 }

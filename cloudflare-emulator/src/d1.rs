@@ -113,10 +113,7 @@ pub(crate) struct D1Store {
 
 impl D1Store {
     pub(crate) fn new(dir: Option<PathBuf>) -> Self {
-        Self {
-            dir,
-            dbs: Mutex::new(HashMap::new()),
-        }
+        Self { dir, dbs: Mutex::new(HashMap::new()) }
     }
 
     fn path_for(&self, uuid: &str) -> Option<PathBuf> {
@@ -137,17 +134,11 @@ impl D1Store {
                 }
                 Connection::open(&path).map_err(|source| D1Error::Open { path, source })?
             }
-            None => Connection::open_in_memory().map_err(|source| D1Error::Open {
-                path: PathBuf::from(":memory:"),
-                source,
-            })?,
+            None => Connection::open_in_memory()
+                .map_err(|source| D1Error::Open { path: PathBuf::from(":memory:"), source })?,
         };
-        conn.execute_batch("PRAGMA foreign_keys = ON;")
-            .map_err(|e| D1Error::Storage(e.to_string()))?;
-        let db = Arc::new(D1Db {
-            conn: Mutex::new(conn),
-            tt: Mutex::new(TimeTravel::new()),
-        });
+        conn.execute_batch("PRAGMA foreign_keys = ON;").map_err(|e| D1Error::Storage(e.to_string()))?;
+        let db = Arc::new(D1Db { conn: Mutex::new(conn), tt: Mutex::new(TimeTravel::new()) });
         dbs.insert(uuid.to_string(), db.clone());
         Ok(db)
     }
@@ -229,10 +220,7 @@ impl D1Db {
                 if statements.iter().any(|s| s.meta.changed_db) {
                     self.record_write(&conn);
                 }
-                Ok(Outcome {
-                    statements,
-                    read_only,
-                })
+                Ok(Outcome { statements, read_only })
             }
             Err(error) => Err(Failure { error, read_only }),
         }
@@ -266,16 +254,9 @@ impl D1Db {
             Some(at) => {
                 let first = tt.history.first().map(|h| h.1);
                 if first.is_some_and(|f| at < f) {
-                    return Err(D1Error::BadBookmark(format!(
-                        "timestamp {at} is before the database was created"
-                    )));
+                    return Err(D1Error::BadBookmark(format!("timestamp {at} is before the database was created")));
                 }
-                tt.history
-                    .iter()
-                    .rev()
-                    .find(|(_, t)| *t <= at)
-                    .map(|(v, _)| *v)
-                    .unwrap_or(tt.version)
+                tt.history.iter().rev().find(|(_, t)| *t <= at).map(|(v, _)| *v).unwrap_or(tt.version)
             }
         };
         if version == tt.version && !tt.snapshots.contains_key(&version) {
@@ -295,9 +276,7 @@ impl D1Db {
         let mut conn = lock(&self.conn);
         let mut tt = lock(&self.tt);
         if target > tt.version {
-            return Err(D1Error::BadBookmark(format!(
-                "bookmark {bookmark} is in the future of this database"
-            )));
+            return Err(D1Error::BadBookmark(format!("bookmark {bookmark} is in the future of this database")));
         }
         if !tt.snapshots.contains_key(&target) {
             return Err(D1Error::NoSnapshot(format!(
@@ -356,12 +335,8 @@ fn copy_db(src: &Connection, dst: &mut Connection) -> rusqlite::Result<()> {
 }
 
 fn size_of(conn: &Connection) -> u64 {
-    let pages: i64 = conn
-        .query_row("PRAGMA page_count", [], |r| r.get(0))
-        .unwrap_or(0);
-    let size: i64 = conn
-        .query_row("PRAGMA page_size", [], |r| r.get(0))
-        .unwrap_or(0);
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap_or(0);
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap_or(0);
     (pages.max(0) as u64) * (size.max(0) as u64)
 }
 
@@ -370,11 +345,7 @@ fn size_of(conn: &Connection) -> u64 {
 fn format_bookmark(version: u64) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(format!("d1-bookmark-{version}").as_bytes());
-    format!(
-        "{:08x}-00000000-00004e3f-{}",
-        version,
-        hex::encode(&digest[..16])
-    )
+    format!("{:08x}-00000000-00004e3f-{}", version, hex::encode(&digest[..16]))
 }
 
 fn parse_bookmark(bookmark: &str) -> Result<u64, D1Error> {
@@ -382,8 +353,7 @@ fn parse_bookmark(bookmark: &str) -> Result<u64, D1Error> {
     if bookmark.split('-').count() != 4 || head.len() != 8 {
         return Err(D1Error::BadBookmark(bookmark.to_string()));
     }
-    let v =
-        u64::from_str_radix(head, 16).map_err(|_| D1Error::BadBookmark(bookmark.to_string()))?;
+    let v = u64::from_str_radix(head, 16).map_err(|_| D1Error::BadBookmark(bookmark.to_string()))?;
     if format_bookmark(v) != bookmark {
         return Err(D1Error::BadBookmark(bookmark.to_string()));
     }
@@ -431,8 +401,7 @@ fn run_transaction(
                 });
             }
             for (i, p) in item.params.iter().take(count).enumerate() {
-                stmt.raw_bind_parameter(i + 1, json_to_sql(p))
-                    .map_err(sql_error)?;
+                stmt.raw_bind_parameter(i + 1, json_to_sql(p)).map_err(sql_error)?;
             }
             let schema_before = schema_version(&tx);
             let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
@@ -452,11 +421,7 @@ fn run_transaction(
             let schema_changed = !stmt_read_only && schema_version(&tx) != schema_before;
             let meta = StatementMeta {
                 changes,
-                last_row_id: if stmt_read_only {
-                    0
-                } else {
-                    tx.last_insert_rowid()
-                },
+                last_row_id: if stmt_read_only { 0 } else { tx.last_insert_rowid() },
                 rows_read: (rows_out.len() as u64).max(scanned),
                 rows_written: changes,
                 changed_db: !stmt_read_only && (changes > 0 || schema_changed),
@@ -464,11 +429,7 @@ fn run_transaction(
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
                 read_only: stmt_read_only,
             };
-            pending.push(StatementResult {
-                columns,
-                rows: rows_out,
-                meta,
-            });
+            pending.push(StatementResult { columns, rows: rows_out, meta });
         }
         if in_item == 1 && item.params.len() != first_param_count {
             return Err(D1Error::Sql {
@@ -481,17 +442,14 @@ fn run_transaction(
         results.extend(pending);
     }
     if results.is_empty() {
-        return Err(D1Error::Sql {
-            message: "No SQL statements detected.".to_string(),
-        });
+        return Err(D1Error::Sql { message: "No SQL statements detected.".to_string() });
     }
     tx.commit().map_err(sql_error)?;
     Ok(results)
 }
 
 fn schema_version(conn: &Connection) -> i64 {
-    conn.query_row("PRAGMA schema_version", [], |r| r.get(0))
-        .unwrap_or(0)
+    conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).unwrap_or(0)
 }
 
 /// First keyword of a statement if it is transaction control (D1 forbids those).
@@ -515,9 +473,7 @@ fn first_keyword(sql: &str) -> &str {
             break;
         }
     }
-    let end = rest
-        .find(|c: char| !c.is_ascii_alphabetic())
-        .unwrap_or(rest.len());
+    let end = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
     &rest[..end]
 }
 
@@ -538,9 +494,7 @@ fn value_to_json(v: ValueRef<'_>) -> Value {
     match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => Value::Number(i.into()),
-        ValueRef::Real(f) => Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        ValueRef::Real(f) => Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
         ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Array(b.iter().map(|x| Value::Number((*x).into())).collect()),
     }
@@ -549,12 +503,9 @@ fn value_to_json(v: ValueRef<'_>) -> Value {
 /// Format a SQLite error the way D1 reports it: message, then the primary result code name.
 fn sql_error(e: rusqlite::Error) -> D1Error {
     let message = match &e {
-        rusqlite::Error::SqlInputError {
-            error, msg, offset, ..
-        } => format!(
-            "{msg} at offset {offset}: {}",
-            code_name(error.extended_code)
-        ),
+        rusqlite::Error::SqlInputError { error, msg, offset, .. } => {
+            format!("{msg} at offset {offset}: {}", code_name(error.extended_code))
+        }
         rusqlite::Error::SqliteFailure(error, Some(msg)) => {
             format!("{msg}: {}", code_name(error.extended_code))
         }
@@ -608,10 +559,7 @@ mod tests {
     }
 
     fn sql(s: &str) -> SqlStatement {
-        SqlStatement {
-            sql: s.into(),
-            params: vec![],
-        }
+        SqlStatement { sql: s.into(), params: vec![] }
     }
 
     fn message(f: Failure) -> String {
@@ -622,20 +570,15 @@ mod tests {
     fn splits_statements_with_sqlite_tokenizer() {
         let d = db();
         let out = d
-            .execute(&[sql(
-                "CREATE TABLE t(a TEXT); -- a comment; with semicolon\n\
+            .execute(&[sql("CREATE TABLE t(a TEXT); -- a comment; with semicolon\n\
                  INSERT INTO t VALUES ('x;y'); \
                  CREATE TRIGGER tr AFTER INSERT ON t BEGIN INSERT INTO t SELECT 'trig' WHERE NEW.a <> 'trig'; END; \
-                 INSERT INTO t VALUES ('z'); SELECT a FROM t ORDER BY rowid;",
-            )])
+                 INSERT INTO t VALUES ('z'); SELECT a FROM t ORDER BY rowid;")])
             .unwrap();
         assert_eq!(out.statements.len(), 5);
         assert!(!out.read_only);
         let rows = out.statements[4].row_objects();
-        assert_eq!(
-            rows,
-            vec![json!({"a":"x;y"}), json!({"a":"z"}), json!({"a":"trig"})]
-        );
+        assert_eq!(rows, vec![json!({"a":"x;y"}), json!({"a":"z"}), json!({"a":"trig"})]);
         assert_eq!(out.statements[1].meta.changes, 1);
         assert!(out.statements[0].meta.changed_db, "DDL changes the db");
         assert!(!out.statements[4].meta.changed_db);
@@ -645,17 +588,9 @@ mod tests {
     #[test]
     fn failure_rolls_back_everything() {
         let d = db();
-        d.execute(&[sql("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT UNIQUE)")])
-            .unwrap();
-        let err = d
-            .execute(&[sql(
-                "INSERT INTO t(b) VALUES ('1'); INSERT INTO t(b) VALUES ('1');",
-            )])
-            .unwrap_err();
-        assert_eq!(
-            message(err),
-            "UNIQUE constraint failed: t.b: SQLITE_CONSTRAINT"
-        );
+        d.execute(&[sql("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT UNIQUE)")]).unwrap();
+        let err = d.execute(&[sql("INSERT INTO t(b) VALUES ('1'); INSERT INTO t(b) VALUES ('1');")]).unwrap_err();
+        assert_eq!(message(err), "UNIQUE constraint failed: t.b: SQLITE_CONSTRAINT");
         let out = d.execute(&[sql("SELECT count(*) AS n FROM t")]).unwrap();
         assert_eq!(out.statements[0].row_objects(), vec![json!({"n": 0})]);
         assert!(out.read_only);
@@ -665,10 +600,7 @@ mod tests {
     fn syntax_errors_read_like_d1() {
         let d = db();
         let err = d.execute(&[sql("SELEC 1")]).unwrap_err();
-        assert_eq!(
-            message(err),
-            "near \"SELEC\": syntax error at offset 0: SQLITE_ERROR"
-        );
+        assert_eq!(message(err), "near \"SELEC\": syntax error at offset 0: SQLITE_ERROR");
         let err = d.execute(&[sql("SELECT * FROM nope")]).unwrap_err();
         assert!(message(err).starts_with("no such table: nope"));
         let err = d.execute(&[sql("BEGIN TRANSACTION")]).unwrap_err();
@@ -680,58 +612,36 @@ mod tests {
     #[test]
     fn params_bind_all_json_types() {
         let d = db();
-        d.execute(&[sql(
-            "CREATE TABLE p(s TEXT, i INTEGER, r REAL, n, b INTEGER)",
-        )])
-        .unwrap();
+        d.execute(&[sql("CREATE TABLE p(s TEXT, i INTEGER, r REAL, n, b INTEGER)")]).unwrap();
         let out = d
             .execute(&[
                 SqlStatement {
                     sql: "INSERT INTO p VALUES (?1, ?2, ?3, ?4, ?5)".into(),
                     params: vec![json!("x"), json!(7), json!(1.5), Value::Null, json!(true)],
                 },
-                SqlStatement {
-                    sql: "SELECT * FROM p WHERE s = ?".into(),
-                    params: vec![json!("x")],
-                },
+                SqlStatement { sql: "SELECT * FROM p WHERE s = ?".into(), params: vec![json!("x")] },
             ])
             .unwrap();
         assert_eq!(out.statements[0].meta.last_row_id, 1);
-        assert_eq!(
-            out.statements[1].row_objects(),
-            vec![json!({"s":"x","i":7,"r":1.5,"n":null,"b":1})]
-        );
-        let err = d
-            .execute(&[SqlStatement {
-                sql: "SELECT ?1, ?2".into(),
-                params: vec![json!(1)],
-            }])
-            .unwrap_err();
+        assert_eq!(out.statements[1].row_objects(), vec![json!({"s":"x","i":7,"r":1.5,"n":null,"b":1})]);
+        let err = d.execute(&[SqlStatement { sql: "SELECT ?1, ?2".into(), params: vec![json!(1)] }]).unwrap_err();
         assert!(message(err).contains("Wrong number of parameter bindings"));
     }
 
     #[test]
     fn bookmarks_restore_data() {
         let d = db();
-        d.execute(&[sql("CREATE TABLE t(a); INSERT INTO t VALUES (1)")])
-            .unwrap();
+        d.execute(&[sql("CREATE TABLE t(a); INSERT INTO t VALUES (1)")]).unwrap();
         let b = d.bookmark(None).unwrap();
         d.execute(&[sql("INSERT INTO t VALUES (2)")]).unwrap();
         let (_new, prev) = d.restore(&b).unwrap();
         let count = |d: &D1Db| {
-            d.execute(&[sql("SELECT count(*) AS n FROM t")])
-                .unwrap()
-                .statements[0]
-                .row_objects()[0]["n"]
-                .clone()
+            d.execute(&[sql("SELECT count(*) AS n FROM t")]).unwrap().statements[0].row_objects()[0]["n"].clone()
         };
         assert_eq!(count(&d), json!(1));
         d.restore(&prev).unwrap();
         assert_eq!(count(&d), json!(2));
         assert!(matches!(d.restore("garbage"), Err(D1Error::BadBookmark(_))));
-        assert!(
-            d.bookmark(Some(Utc::now() - chrono::Duration::days(1)))
-                .is_err()
-        );
+        assert!(d.bookmark(Some(Utc::now() - chrono::Duration::days(1))).is_err());
     }
 }

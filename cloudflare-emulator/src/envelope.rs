@@ -23,21 +23,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            errors: vec![ApiMessage {
-                code,
-                message: message.into(),
-            }],
-            retry_after_secs: None,
-        }
+        Self { status, errors: vec![ApiMessage { code, message: message.into() }], retry_after_secs: None }
     }
 
     pub fn with_error(mut self, code: u32, message: impl Into<String>) -> Self {
-        self.errors.push(ApiMessage {
-            code,
-            message: message.into(),
-        });
+        self.errors.push(ApiMessage { code, message: message.into() });
         self
     }
 
@@ -55,10 +45,7 @@ impl ApiError {
 
     /// 404 code 10007, the Workers "script not found" error.
     pub fn script_not_found(name: &str) -> Self {
-        Self::not_found(
-            10007,
-            format!("This Worker does not exist on your account. (script: {name})"),
-        )
+        Self::not_found(10007, format!("This Worker does not exist on your account. (script: {name})"))
     }
 
     /// Invalid request body (unparsable JSON or a field of the wrong type).
@@ -73,11 +60,8 @@ impl ApiError {
 
     /// Unknown path (real API: 7003 + 7000).
     pub fn no_route(path: &str) -> Self {
-        Self::not_found(
-            7003,
-            format!("Could not route to {path}, perhaps your object identifier is invalid?"),
-        )
-        .with_error(7000, "No route for that URI")
+        Self::not_found(7003, format!("Could not route to {path}, perhaps your object identifier is invalid?"))
+            .with_error(7000, "No route for that URI")
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
@@ -92,11 +76,7 @@ impl ApiError {
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let msgs: Vec<String> = self
-            .errors
-            .iter()
-            .map(|e| format!("{} {}", e.code, e.message))
-            .collect();
+        let msgs: Vec<String> = self.errors.iter().map(|e| format!("{} {}", e.code, e.message)).collect();
         write!(f, "HTTP {}: {}", self.status.as_u16(), msgs.join("; "))
     }
 }
@@ -182,13 +162,7 @@ pub fn paginate<T: Clone>(items: &[T], page: usize, per_page: usize) -> (Vec<T>,
     let total_pages = total_count.div_ceil(per_page);
     let start = (page - 1).saturating_mul(per_page);
     let slice: Vec<T> = items.iter().skip(start).take(per_page).cloned().collect();
-    let info = ResultInfo {
-        page,
-        per_page,
-        count: slice.len(),
-        total_count,
-        total_pages,
-    };
+    let info = ResultInfo { page, per_page, count: slice.len(), total_count, total_pages };
     (slice, info)
 }
 

@@ -70,29 +70,21 @@ impl FaultState {
     }
 
     pub(crate) fn get(&self) -> Faults {
-        self.faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.faults.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Decide the fate of one call to `path` (consumes one `fail_next` if set).
     pub(crate) fn decide(&self, path: &str) -> FaultDecision {
         let mut f = self.faults.lock().unwrap_or_else(|e| e.into_inner());
         let latency = Duration::from_millis(f.added_latency_ms);
-        let fail = |status: u16, f: &Faults| FaultOutcome::Fail {
-            status,
-            retry_after_secs: f.retry_after_secs,
-        };
+        let fail = |status: u16, f: &Faults| FaultOutcome::Fail { status, retry_after_secs: f.retry_after_secs };
         let outcome = if f.fail_next > 0 {
             f.fail_next -= 1;
             fail(f.error_status, &f)
         } else if let Some(status) = prefix_status(&f.path_prefix_failures, path) {
             fail(status, &f)
         } else if f.timeout_rate > 0.0 && rand::rng().random_bool(f.timeout_rate.clamp(0.0, 1.0)) {
-            FaultOutcome::Timeout {
-                hold: Duration::from_millis(f.timeout_ms),
-            }
+            FaultOutcome::Timeout { hold: Duration::from_millis(f.timeout_ms) }
         } else if f.error_rate > 0.0 && rand::rng().random_bool(f.error_rate.clamp(0.0, 1.0)) {
             fail(f.error_status, &f)
         } else {
@@ -106,9 +98,7 @@ fn prefix_status(rules: &[(String, u16)], path: &str) -> Option<u16> {
     let short = path.strip_prefix(crate::API_PREFIX).unwrap_or(path);
     rules
         .iter()
-        .find(|(prefix, _)| {
-            !prefix.is_empty() && (path.starts_with(prefix) || short.starts_with(prefix))
-        })
+        .find(|(prefix, _)| !prefix.is_empty() && (path.starts_with(prefix) || short.starts_with(prefix)))
         .map(|(_, status)| *status)
 }
 
@@ -119,15 +109,8 @@ mod tests {
     #[test]
     fn fail_next_counts_down() {
         let s = FaultState::default();
-        s.set(Faults {
-            fail_next: 2,
-            error_status: 503,
-            ..Faults::default()
-        });
-        let failed = FaultOutcome::Fail {
-            status: 503,
-            retry_after_secs: 1,
-        };
+        s.set(Faults { fail_next: 2, error_status: 503, ..Faults::default() });
+        let failed = FaultOutcome::Fail { status: 503, retry_after_secs: 1 };
         assert_eq!(s.decide("/client/v4/zones").outcome, failed);
         assert_eq!(s.decide("/client/v4/zones").outcome, failed);
         assert_eq!(s.decide("/client/v4/zones").outcome, FaultOutcome::Pass);
@@ -135,53 +118,28 @@ mod tests {
 
     #[test]
     fn prefix_matches_with_or_without_api_prefix() {
-        let rules = vec![
-            ("/zones".to_string(), 502),
-            ("/client/v4/accounts/a/d1".to_string(), 503),
-        ];
+        let rules = vec![("/zones".to_string(), 502), ("/client/v4/accounts/a/d1".to_string(), 503)];
         assert_eq!(prefix_status(&rules, "/client/v4/zones/x"), Some(502));
-        assert_eq!(
-            prefix_status(&rules, "/client/v4/accounts/a/d1/database"),
-            Some(503)
-        );
+        assert_eq!(prefix_status(&rules, "/client/v4/accounts/a/d1/database"), Some(503));
         assert_eq!(prefix_status(&rules, "/client/v4/accounts/a/workers"), None);
     }
 
     #[test]
     fn rates_of_one_and_zero_are_deterministic() {
         let s = FaultState::default();
-        s.set(Faults {
-            error_rate: 1.0,
-            error_status: 502,
-            ..Faults::default()
-        });
-        assert!(matches!(
-            s.decide("/x").outcome,
-            FaultOutcome::Fail { status: 502, .. }
-        ));
-        s.set(Faults {
-            timeout_rate: 1.0,
-            timeout_ms: 5,
-            added_latency_ms: 7,
-            ..Faults::default()
-        });
+        s.set(Faults { error_rate: 1.0, error_status: 502, ..Faults::default() });
+        assert!(matches!(s.decide("/x").outcome, FaultOutcome::Fail { status: 502, .. }));
+        s.set(Faults { timeout_rate: 1.0, timeout_ms: 5, added_latency_ms: 7, ..Faults::default() });
         let d = s.decide("/x");
         assert_eq!(d.latency, Duration::from_millis(7));
-        assert_eq!(
-            d.outcome,
-            FaultOutcome::Timeout {
-                hold: Duration::from_millis(5)
-            }
-        );
+        assert_eq!(d.outcome, FaultOutcome::Timeout { hold: Duration::from_millis(5) });
         s.set(Faults::default());
         assert_eq!(s.decide("/x").outcome, FaultOutcome::Pass);
     }
 
     #[test]
     fn json_defaults_fill_missing_fields() {
-        let f: Faults =
-            serde_json::from_str(r#"{"fail_next":1,"path_prefix_failures":[["/zones",503]]}"#)
-                .unwrap();
+        let f: Faults = serde_json::from_str(r#"{"fail_next":1,"path_prefix_failures":[["/zones",503]]}"#).unwrap();
         assert_eq!(f.error_status, 500);
         assert_eq!(f.fail_next, 1);
         assert_eq!(f.path_prefix_failures, vec![("/zones".to_string(), 503)]);

@@ -22,18 +22,8 @@ pub struct EmulatorHandle {
 }
 
 impl EmulatorHandle {
-    pub(crate) fn new(
-        app: SharedApp,
-        addr: SocketAddr,
-        shutdown: oneshot::Sender<()>,
-        task: JoinHandle<()>,
-    ) -> Self {
-        Self {
-            app,
-            addr,
-            shutdown: Some(shutdown),
-            task: Some(task),
-        }
+    pub(crate) fn new(app: SharedApp, addr: SocketAddr, shutdown: oneshot::Sender<()>, task: JoinHandle<()>) -> Self {
+        Self { app, addr, shutdown: Some(shutdown), task: Some(task) }
     }
 
     /// `http://127.0.0.1:PORT/client/v4`, the value for `CLOUDFLARE_API_BASE_URL`.
@@ -76,12 +66,7 @@ impl EmulatorHandle {
     /// Id of a zone by name.
     pub fn zone_id(&self, name: &str) -> Option<String> {
         let name = name.to_ascii_lowercase();
-        self.app.read(|s| {
-            s.zones
-                .values()
-                .find(|z| z.name == name)
-                .map(|z| z.id.clone())
-        })
+        self.app.read(|s| s.zones.values().find(|z| z.name == name).map(|z| z.id.clone()))
     }
 
     /// The public id of a configured token (what token verify and the journal report).
@@ -101,107 +86,58 @@ impl EmulatorHandle {
     /// The account's scripts with their tags, versions (modules, bindings, annotations)
     /// and deployments.
     pub fn scripts(&self, account_id: &str) -> Vec<Script> {
-        self.app.read(|s| {
-            s.accounts
-                .get(account_id)
-                .map(|a| a.scripts.values().cloned().collect())
-                .unwrap_or_default()
-        })
+        self.app.read(|s| s.accounts.get(account_id).map(|a| a.scripts.values().cloned().collect()).unwrap_or_default())
     }
 
     pub fn script(&self, account_id: &str, name: &str) -> Option<Script> {
-        self.app.read(|s| {
-            s.accounts
-                .get(account_id)
-                .and_then(|a| a.scripts.get(name).cloned())
-        })
+        self.app.read(|s| s.accounts.get(account_id).and_then(|a| a.scripts.get(name).cloned()))
     }
 
     fn zone_by(&self, s: &State, zone: &str) -> Option<Zone> {
         let lower = zone.to_ascii_lowercase();
-        s.zones
-            .get(zone)
-            .or_else(|| s.zones.values().find(|z| z.name == lower))
-            .cloned()
+        s.zones.get(zone).or_else(|| s.zones.values().find(|z| z.name == lower)).cloned()
     }
 
     /// Worker routes of a zone (by name or id).
     pub fn routes(&self, zone: &str) -> Vec<Route> {
-        self.app
-            .read(|s| self.zone_by(s, zone).map(|z| z.routes).unwrap_or_default())
+        self.app.read(|s| self.zone_by(s, zone).map(|z| z.routes).unwrap_or_default())
     }
 
     /// DNS records of a zone (by name or id).
     pub fn dns_records(&self, zone: &str) -> Vec<DnsRecord> {
-        self.app.read(|s| {
-            self.zone_by(s, zone)
-                .map(|z| z.dns_records)
-                .unwrap_or_default()
-        })
+        self.app.read(|s| self.zone_by(s, zone).map(|z| z.dns_records).unwrap_or_default())
     }
 
     pub fn custom_domains(&self, account_id: &str) -> Vec<CustomDomain> {
-        self.app.read(|s| {
-            s.accounts
-                .get(account_id)
-                .map(|a| a.custom_domains.clone())
-                .unwrap_or_default()
-        })
+        self.app.read(|s| s.accounts.get(account_id).map(|a| a.custom_domains.clone()).unwrap_or_default())
     }
 
     pub fn d1_databases(&self, account_id: &str) -> Vec<D1Database> {
         self.app.read(|s| {
-            s.accounts
-                .get(account_id)
-                .map(|a| a.d1_databases.values().cloned().collect())
-                .unwrap_or_default()
+            s.accounts.get(account_id).map(|a| a.d1_databases.values().cloned().collect()).unwrap_or_default()
         })
     }
 
     pub fn workers_subdomain(&self, account_id: &str) -> Option<String> {
-        self.app.read(|s| {
-            s.accounts
-                .get(account_id)
-                .and_then(|a| a.workers_subdomain.clone())
-        })
+        self.app.read(|s| s.accounts.get(account_id).and_then(|a| a.workers_subdomain.clone()))
     }
 
     /// Run SQL directly on a D1 database (by uuid or name), bypassing the API and the
     /// journal. Returns the rows of the last statement as a JSON array of objects.
-    pub fn d1_query(
-        &self,
-        account_id: &str,
-        database: &str,
-        sql: &str,
-    ) -> Result<Value, EmulatorError> {
+    pub fn d1_query(&self, account_id: &str, database: &str, sql: &str) -> Result<Value, EmulatorError> {
         let uuid = self.app.read(|s| {
-            let a = s
-                .accounts
-                .get(account_id)
-                .ok_or_else(|| EmulatorError::UnknownAccount(account_id.to_string()))?;
+            let a = s.accounts.get(account_id).ok_or_else(|| EmulatorError::UnknownAccount(account_id.to_string()))?;
             a.d1_databases
                 .get(database)
                 .or_else(|| a.d1_databases.values().find(|d| d.name == database))
                 .map(|d| d.uuid.clone())
                 .ok_or_else(|| EmulatorError::UnknownDatabase(database.to_string()))
         })?;
-        let db = self
-            .app
-            .d1
-            .get(&uuid)
-            .map_err(|e| EmulatorError::D1(e.to_string()))?;
+        let db = self.app.d1.get(&uuid).map_err(|e| EmulatorError::D1(e.to_string()))?;
         let out = db
-            .execute(&[SqlStatement {
-                sql: sql.to_string(),
-                params: Vec::new(),
-            }])
+            .execute(&[SqlStatement { sql: sql.to_string(), params: Vec::new() }])
             .map_err(|f| EmulatorError::D1(f.error.to_string()))?;
-        Ok(Value::Array(
-            out.statements
-                .last()
-                .map(|s| s.row_objects())
-                .unwrap_or_default(),
-        ))
+        Ok(Value::Array(out.statements.last().map(|s| s.row_objects()).unwrap_or_default()))
     }
 
     /// Stop serving and wait for the server task.

@@ -43,10 +43,7 @@ mod tests {
     fn ids_have_real_formats() {
         let h = hex32();
         assert_eq!(h.len(), 32);
-        assert!(
-            h.chars()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        );
+        assert!(h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
         let u = uuid();
         assert_eq!(u.len(), 36);
         assert_eq!(u.matches('-').count(), 4);

@@ -45,19 +45,11 @@ impl Journal {
     }
 
     pub(crate) fn entries(&self) -> Vec<JournalEntry> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entries
-            .clone()
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).entries.clone()
     }
 
     pub(crate) fn clear(&self) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entries
-            .clear();
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).entries.clear();
     }
 }
 
@@ -84,10 +76,7 @@ mod tests {
         let j = Journal::default();
         j.record(entry("/a"));
         j.record(entry("/b"));
-        assert_eq!(
-            j.entries().iter().map(|e| e.seq).collect::<Vec<_>>(),
-            [1, 2]
-        );
+        assert_eq!(j.entries().iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
         j.clear();
         assert!(j.entries().is_empty());
         j.record(entry("/c"));

@@ -39,13 +39,8 @@ struct Cli {
 }
 
 fn parse_rate(s: &str) -> Result<(u32, Duration)> {
-    let (n, secs) = s
-        .split_once('/')
-        .context("--rate-limit must look like REQUESTS/SECONDS, e.g. 1200/300")?;
-    let n: u32 = n
-        .trim()
-        .parse()
-        .context("--rate-limit: bad request count")?;
+    let (n, secs) = s.split_once('/').context("--rate-limit must look like REQUESTS/SECONDS, e.g. 1200/300")?;
+    let n: u32 = n.trim().parse().context("--rate-limit: bad request count")?;
     let secs: u64 = secs.trim().parse().context("--rate-limit: bad seconds")?;
     if secs == 0 {
         bail!("--rate-limit: the window must be at least one second");
@@ -58,13 +53,7 @@ fn parse_token(s: &str) -> (String, Option<Vec<String>>) {
     match s.split_once('=') {
         Some((t, accs)) if !t.is_empty() && !accs.is_empty() && !accs.contains('=') => (
             t.to_string(),
-            Some(
-                accs.split(',')
-                    .map(str::trim)
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_string)
-                    .collect(),
-            ),
+            Some(accs.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_string).collect()),
         ),
         _ => (s.to_string(), None),
     }
@@ -73,9 +62,7 @@ fn parse_token(s: &str) -> (String, Option<Vec<String>>) {
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
@@ -98,10 +85,8 @@ async fn main() -> Result<()> {
         let (name, account) = match z.split_once('=') {
             Some((n, a)) => (n.to_string(), a.to_string()),
             None => {
-                let first = cli
-                    .accounts
-                    .first()
-                    .context("--zone NAME without =ACCOUNT_ID needs at least one --account")?;
+                let first =
+                    cli.accounts.first().context("--zone NAME without =ACCOUNT_ID needs at least one --account")?;
                 (z.clone(), first.clone())
             }
         };
@@ -113,9 +98,7 @@ async fn main() -> Result<()> {
         writeln!(out, "listening on http://{}", emu.addr())?;
         out.flush()?;
     }
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for Ctrl-C")?;
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     emu.shutdown().await;
     Ok(())
 }
@@ -127,10 +110,7 @@ mod tests {
     #[test]
     fn token_flags() {
         assert_eq!(parse_token("T"), ("T".into(), None));
-        assert_eq!(
-            parse_token("T=a,b"),
-            ("T".into(), Some(vec!["a".into(), "b".into()]))
-        );
+        assert_eq!(parse_token("T=a,b"), ("T".into(), Some(vec!["a".into(), "b".into()])));
         assert_eq!(parse_token("abc=="), ("abc==".into(), None));
     }
 

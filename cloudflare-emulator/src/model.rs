@@ -119,9 +119,7 @@ pub struct Version {
 
 impl Version {
     pub fn binding(&self, name: &str) -> Option<&Value> {
-        self.bindings
-            .iter()
-            .find(|b| b.get("name").and_then(Value::as_str) == Some(name))
+        self.bindings.iter().find(|b| b.get("name").and_then(Value::as_str) == Some(name))
     }
 
     pub fn module(&self, name: &str) -> Option<&Module> {

@@ -12,11 +12,7 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub(crate) fn new(limit: u32, window: Duration) -> Self {
-        Self {
-            limit,
-            window,
-            hits: Mutex::new(HashMap::new()),
-        }
+        Self { limit, window, hits: Mutex::new(HashMap::new()) }
     }
 
     /// Count one request for `key`. `Err(retry_after_secs)` (whole seconds, rounded up)

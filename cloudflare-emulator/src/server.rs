@@ -43,11 +43,7 @@ async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        10405,
-        "Method not allowed for this endpoint",
-    )
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, 10405, "Method not allowed for this endpoint")
 }
 
 async fn pipeline(State(app): State<SharedApp>, mut req: Request, next: Next) -> Response {
@@ -111,11 +107,8 @@ async fn admit(
     let caller = auth::authenticate(app, headers, api_path).map_err(|e| (None, e))?;
     let id = Some(caller.token_id.clone());
     if let Err(secs) = app.limiter.check(&caller.token_id, Instant::now()) {
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            971,
-            "Please wait and consider throttling your request speed",
-        );
+        let mut e =
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, 971, "Please wait and consider throttling your request speed");
         e.retry_after_secs = Some(secs);
         return Err((id, e));
     }
@@ -125,23 +118,12 @@ async fn admit(
     }
     match decision.outcome {
         FaultOutcome::Pass => {}
-        FaultOutcome::Fail {
-            status,
-            retry_after_secs,
-        } => {
+        FaultOutcome::Fail { status, retry_after_secs } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut e = if status == StatusCode::TOO_MANY_REQUESTS {
-                ApiError::new(
-                    status,
-                    971,
-                    "Please wait and consider throttling your request speed",
-                )
+                ApiError::new(status, 971, "Please wait and consider throttling your request speed")
             } else {
-                ApiError::new(
-                    status,
-                    10013,
-                    format!("emulator: injected fault (HTTP {})", status.as_u16()),
-                )
+                ApiError::new(status, 10013, format!("emulator: injected fault (HTTP {})", status.as_u16()))
             };
             if status == StatusCode::TOO_MANY_REQUESTS {
                 e.retry_after_secs = Some(retry_after_secs);
@@ -150,14 +132,7 @@ async fn admit(
         }
         FaultOutcome::Timeout { hold } => {
             tokio::time::sleep(hold).await;
-            return Err((
-                id,
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    10013,
-                    "emulator: injected timeout",
-                ),
-            ));
+            return Err((id, ApiError::new(StatusCode::GATEWAY_TIMEOUT, 10013, "emulator: injected timeout")));
         }
     }
     auth::check_scope(app, &caller, api_path).map_err(|e| (id, e))?;

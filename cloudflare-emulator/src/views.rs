@@ -3,9 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::ids::ts;
-use crate::model::{
-    Account, CustomDomain, D1Database, Deployment, DnsRecord, Route, Script, Version, Zone,
-};
+use crate::model::{Account, CustomDomain, D1Database, Deployment, DnsRecord, Route, Script, Version, Zone};
 
 /// A binding as reported by the API: secret values removed.
 pub(crate) fn binding(b: &Value) -> Value {
@@ -30,11 +28,7 @@ pub(crate) fn bindings(v: &Version) -> Vec<Value> {
 }
 
 fn tags_value(script: &Script) -> Value {
-    if script.tags.is_empty() {
-        Value::Null
-    } else {
-        json!(script.tags)
-    }
+    if script.tags.is_empty() { Value::Null } else { json!(script.tags) }
 }
 
 /// The script object (PUT script result, list items, `default_environment.script`).
@@ -63,11 +57,8 @@ pub(crate) fn script(script: &Script, routes: Option<Vec<Route>>) -> Value {
         "tail_consumers": script.tail_consumers,
     });
     if let Some(routes) = routes {
-        out["routes"] = if routes.is_empty() {
-            Value::Null
-        } else {
-            json!(routes.iter().map(route).collect::<Vec<_>>())
-        };
+        out["routes"] =
+            if routes.is_empty() { Value::Null } else { json!(routes.iter().map(route).collect::<Vec<_>>()) };
     }
     out
 }
@@ -294,10 +285,7 @@ pub(crate) fn d1_database(db: &D1Database, file_size: u64, num_tables: u64) -> V
 }
 
 fn region(db: &D1Database) -> String {
-    db.primary_location_hint
-        .as_deref()
-        .unwrap_or("weur")
-        .to_ascii_uppercase()
+    db.primary_location_hint.as_deref().unwrap_or("weur").to_ascii_uppercase()
 }
 
 pub(crate) fn account(a: &Account) -> Value {

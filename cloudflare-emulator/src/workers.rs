@@ -43,49 +43,28 @@ pub(crate) async fn read_multipart(mut mp: Multipart, json_part: &str) -> Result
             Ok(Some(f)) => f,
             Ok(None) => break,
             Err(e) => {
-                return Err(ApiError::bad_request(
-                    10021,
-                    format!("could not parse multipart body: {e}"),
-                ));
+                return Err(ApiError::bad_request(10021, format!("could not parse multipart body: {e}")));
             }
         };
         let name = field.name().unwrap_or_default().to_string();
         let filename = field.file_name().map(str::to_string);
         let content_type = field.content_type().map(str::to_string);
-        let data = field.bytes().await.map_err(|e| {
-            ApiError::bad_request(
-                10021,
-                format!("could not read content for part {name}: {e}"),
-            )
-        })?;
+        let data = field
+            .bytes()
+            .await
+            .map_err(|e| ApiError::bad_request(10021, format!("could not read content for part {name}: {e}")))?;
         if name == json_part {
-            let v: Value = serde_json::from_slice(&data).map_err(|e| {
-                ApiError::bad_request(
-                    10021,
-                    format!("could not parse JSON in part {json_part}: {e}"),
-                )
-            })?;
+            let v: Value = serde_json::from_slice(&data)
+                .map_err(|e| ApiError::bad_request(10021, format!("could not parse JSON in part {json_part}: {e}")))?;
             metadata = Some(v);
         } else {
-            parts.push(UploadPart {
-                name,
-                filename,
-                content_type,
-                data,
-            });
+            parts.push(UploadPart { name, filename, content_type, data });
         }
     }
-    let metadata = metadata.ok_or_else(|| {
-        ApiError::bad_request(
-            10021,
-            format!("could not read content for part {json_part}"),
-        )
-    })?;
+    let metadata =
+        metadata.ok_or_else(|| ApiError::bad_request(10021, format!("could not read content for part {json_part}")))?;
     if !metadata.is_object() {
-        return Err(ApiError::bad_request(
-            10021,
-            format!("part {json_part} must be a JSON object"),
-        ));
+        return Err(ApiError::bad_request(10021, format!("part {json_part} must be a JSON object")));
     }
     Ok(Upload { metadata, parts })
 }
@@ -97,9 +76,7 @@ pub(crate) fn validate_script_name(name: &str) -> Result<(), ApiError> {
         && bytes.len() <= 63
         && bytes[0].is_ascii_alphabetic()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-');
     if ok {
         Ok(())
     } else {
@@ -116,10 +93,7 @@ pub(crate) fn validate_script_name(name: &str) -> Result<(), ApiError> {
 /// unnamed) takes its filename, and so does a part whose filename is the entry point named
 /// in `metadata` when no part carries that name.
 pub(crate) fn modules_from_parts(parts: Vec<UploadPart>, metadata: &Value) -> Vec<Module> {
-    let entry = metadata
-        .get("main_module")
-        .or_else(|| metadata.get("body_part"))
-        .and_then(Value::as_str);
+    let entry = metadata.get("main_module").or_else(|| metadata.get("body_part")).and_then(Value::as_str);
     let entry_is_part_name = entry.is_some_and(|e| parts.iter().any(|p| p.name == e));
     parts
         .into_iter()
@@ -129,15 +103,9 @@ pub(crate) fn modules_from_parts(parts: Vec<UploadPart>, metadata: &Value) -> Ve
                 (Some(f), _) if !entry_is_part_name && Some(f.as_str()) == entry => f.clone(),
                 _ => p.name.clone(),
             };
-            let content_type = p
-                .content_type
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| guess_content_type(&name).to_string());
-            Module {
-                name,
-                content_type,
-                content: p.data.to_vec(),
-            }
+            let content_type =
+                p.content_type.filter(|c| !c.is_empty()).unwrap_or_else(|| guess_content_type(&name).to_string());
+            Module { name, content_type, content: p.data.to_vec() }
         })
         .collect()
 }
@@ -194,10 +162,7 @@ pub(crate) fn new_version(
     let mut seen = HashSet::new();
     for m in &modules {
         if !seen.insert(m.name.clone()) {
-            return Err(err(format!(
-                "module {:?} was uploaded more than once",
-                m.name
-            )));
+            return Err(err(format!("module {:?} was uploaded more than once", m.name)));
         }
     }
     let total: usize = modules.iter().map(|m| m.content.len()).sum();
@@ -247,12 +212,7 @@ pub(crate) fn new_version(
 
 /// A copy of `base` as a new version (secret writes, settings changes): new id, number,
 /// time and annotations; same code.
-pub(crate) fn derived_version(
-    script: &Script,
-    base: &Version,
-    source: &str,
-    triggered_by: &str,
-) -> Version {
+pub(crate) fn derived_version(script: &Script, base: &Version, source: &str, triggered_by: &str) -> Version {
     let prev = script.latest_version();
     let mut annotations = BTreeMap::new();
     annotations.insert("workers/triggered_by".to_string(), triggered_by.to_string());
@@ -268,16 +228,11 @@ pub(crate) fn derived_version(
 }
 
 fn validate_compat_date(d: &str) -> Result<String, ApiError> {
-    let date = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-        err(format!(
-            "Invalid compatibility date {d:?}: expected YYYY-MM-DD"
-        ))
-    })?;
+    let date = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+        .map_err(|_| err(format!("Invalid compatibility date {d:?}: expected YYYY-MM-DD")))?;
     let tomorrow = chrono::Utc::now().date_naive() + chrono::Duration::days(1);
     if date > tomorrow {
-        return Err(err(format!(
-            "Can't set compatibility date in the future: {d}"
-        )));
+        return Err(err(format!("Can't set compatibility date in the future: {d}")));
     }
     Ok(d.to_string())
 }
@@ -295,11 +250,7 @@ pub(crate) fn string_list(meta: &Value, key: &str) -> Result<Vec<String>, ApiErr
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| err(format!("{key} must be a list of strings")))
-            })
+            .map(|v| v.as_str().map(str::to_string).ok_or_else(|| err(format!("{key} must be a list of strings"))))
             .collect(),
         Some(_) => Err(err(format!("{key} must be a list of strings"))),
     }
@@ -307,10 +258,7 @@ pub(crate) fn string_list(meta: &Value, key: &str) -> Result<Vec<String>, ApiErr
 
 /// Version annotations: `workers/message` (truncated to 1000 bytes), `workers/tag`
 /// (at most 100 bytes), `workers/alias`; `workers/triggered_by` is set by the emulator.
-pub(crate) fn annotations_from(
-    v: Option<&Value>,
-    triggered_by: &str,
-) -> Result<BTreeMap<String, String>, ApiError> {
+pub(crate) fn annotations_from(v: Option<&Value>, triggered_by: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut out = BTreeMap::new();
     if let Some(Value::Object(map)) = v {
         for (k, val) in map {
@@ -438,39 +386,26 @@ pub(crate) fn resolve_bindings(
     Ok(out)
 }
 
-fn validate_binding(
-    account: &Account,
-    prev: Option<&Version>,
-    mut b: Value,
-) -> Result<Value, ApiError> {
+fn validate_binding(account: &Account, prev: Option<&Version>, mut b: Value) -> Result<Value, ApiError> {
     let name = binding_name(&b).unwrap_or_default().to_string();
     let kind = binding_type(&b).unwrap_or_default().to_string();
     match kind.as_str() {
         "plain_text" => {
             if !b.get("text").is_some_and(Value::is_string) {
-                return Err(err(format!(
-                    "binding {name} of type plain_text must have a string `text`"
-                )));
+                return Err(err(format!("binding {name} of type plain_text must have a string `text`")));
             }
         }
         "json" => {
             if b.get("json").is_none() {
-                return Err(err(format!(
-                    "binding {name} of type json must have a `json` value"
-                )));
+                return Err(err(format!("binding {name} of type json must have a `json` value")));
             }
         }
         "secret_text" => {
             if !b.get("text").is_some_and(Value::is_string) {
-                match prev
-                    .and_then(|v| v.binding(&name))
-                    .filter(|p| binding_type(p) == Some("secret_text"))
-                {
+                match prev.and_then(|v| v.binding(&name)).filter(|p| binding_type(p) == Some("secret_text")) {
                     Some(p) => b["text"] = p["text"].clone(),
                     None => {
-                        return Err(err(format!(
-                            "binding {name} of type secret_text must have a string `text`"
-                        )));
+                        return Err(err(format!("binding {name} of type secret_text must have a string `text`")));
                     }
                 }
             }
@@ -491,10 +426,7 @@ fn validate_binding(
             b["database_id"] = Value::String(id);
         }
         "kv_namespace" => {
-            let id = b
-                .get("namespace_id")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let id = b.get("namespace_id").and_then(Value::as_str).unwrap_or_default();
             if !account.kv_namespaces.iter().any(|ns| ns.id == id) {
                 return Err(ApiError::bad_request(
                     10041,
@@ -595,11 +527,7 @@ pub(crate) fn apply_script_settings(script: &mut Script, settings: &Value) -> Re
 }
 
 /// Store `version` and deploy it at 100%.
-pub(crate) fn push_and_deploy(
-    script: &mut Script,
-    version: Version,
-    triggered_by: &str,
-) -> Deployment {
+pub(crate) fn push_and_deploy(script: &mut Script, version: Version, triggered_by: &str) -> Deployment {
     let source = version.source.clone();
     let id = version.id.clone();
     script.modified_on = ids::now_after(Some(&script.modified_on));
@@ -607,15 +535,7 @@ pub(crate) fn push_and_deploy(
     script.versions.push(version);
     let mut annotations = BTreeMap::new();
     annotations.insert("workers/triggered_by".to_string(), triggered_by.to_string());
-    push_deployment(
-        script,
-        vec![DeploymentVersion {
-            version_id: id,
-            percentage: 100.0,
-        }],
-        annotations,
-        &source,
-    )
+    push_deployment(script, vec![DeploymentVersion { version_id: id, percentage: 100.0 }], annotations, &source)
 }
 
 pub(crate) fn push_deployment(
@@ -639,46 +559,27 @@ pub(crate) fn push_deployment(
 }
 
 /// Validate a deployment request (`strategy`, 1 or 2 versions of this script summing to 100).
-pub(crate) fn parse_deployment_versions(
-    script: &Script,
-    body: &Value,
-) -> Result<Vec<DeploymentVersion>, ApiError> {
+pub(crate) fn parse_deployment_versions(script: &Script, body: &Value) -> Result<Vec<DeploymentVersion>, ApiError> {
     let bad = |m: String| ApiError::bad_request(10021, m);
     match body.get("strategy").and_then(Value::as_str) {
         Some("percentage") => {}
         other => {
             return Err(bad(format!(
                 "strategy must be \"percentage\" (got {})",
-                other
-                    .map(|s| format!("{s:?}"))
-                    .unwrap_or_else(|| "nothing".into())
+                other.map(|s| format!("{s:?}")).unwrap_or_else(|| "nothing".into())
             )));
         }
     }
     let Some(items) = body.get("versions").and_then(Value::as_array) else {
-        return Err(bad(
-            "versions must be a list of {version_id, percentage}".into()
-        ));
+        return Err(bad("versions must be a list of {version_id, percentage}".into()));
     };
     if items.is_empty() || items.len() > 2 {
-        return Err(bad(format!(
-            "a deployment holds 1 or 2 versions, got {}",
-            items.len()
-        )));
+        return Err(bad(format!("a deployment holds 1 or 2 versions, got {}", items.len())));
     }
-    let deployable: Vec<&str> = script
-        .versions
-        .iter()
-        .rev()
-        .take(DEPLOYABLE_VERSIONS)
-        .map(|v| v.id.as_str())
-        .collect();
+    let deployable: Vec<&str> = script.versions.iter().rev().take(DEPLOYABLE_VERSIONS).map(|v| v.id.as_str()).collect();
     let mut out = Vec::new();
     for item in items {
-        let id = item
-            .get("version_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let id = item.get("version_id").and_then(Value::as_str).unwrap_or_default();
         let pct = item
             .get("percentage")
             .and_then(Value::as_f64)
@@ -700,16 +601,11 @@ pub(crate) fn parse_deployment_versions(
         if out.iter().any(|d: &DeploymentVersion| d.version_id == id) {
             return Err(bad(format!("version {id} is listed twice")));
         }
-        out.push(DeploymentVersion {
-            version_id: id.to_string(),
-            percentage: pct,
-        });
+        out.push(DeploymentVersion { version_id: id.to_string(), percentage: pct });
     }
     let sum: f64 = out.iter().map(|d| d.percentage).sum();
     if (sum - 100.0).abs() > 1e-9 {
-        return Err(bad(format!(
-            "version percentages must sum to 100, got {sum}"
-        )));
+        return Err(bad(format!("version percentages must sum to 100, got {sum}")));
     }
     Ok(out)
 }
@@ -724,12 +620,9 @@ pub(crate) fn deployment_trigger(script: &Script, versions: &[DeploymentVersion]
             .iter()
             .take(n.saturating_sub(1))
             .any(|d| d.versions.iter().any(|v| v.version_id == only.version_id));
-        let is_latest = script
-            .latest_version()
-            .is_some_and(|v| v.id == only.version_id);
-        let is_current = script
-            .active_deployment()
-            .is_some_and(|d| d.versions.iter().any(|v| v.version_id == only.version_id));
+        let is_latest = script.latest_version().is_some_and(|v| v.id == only.version_id);
+        let is_current =
+            script.active_deployment().is_some_and(|d| d.versions.iter().any(|v| v.version_id == only.version_id));
         if served_before && !is_latest && !is_current {
             return "rollback";
         }
@@ -763,10 +656,7 @@ pub(crate) fn write_secrets(
     };
     let mut version = derived_version(script, &base, source, "secret");
     for (name, value) in changes {
-        let existing = version
-            .bindings
-            .iter()
-            .position(|b| binding_name(b) == Some(&name));
+        let existing = version.bindings.iter().position(|b| binding_name(b) == Some(&name));
         match (value, existing) {
             (Some(v), Some(i)) => {
                 let kind = binding_type(&version.bindings[i]).unwrap_or_default();
@@ -782,18 +672,12 @@ pub(crate) fn write_secrets(
             (None, Some(i)) => {
                 let kind = binding_type(&version.bindings[i]).unwrap_or_default();
                 if !is_secret_type(kind) {
-                    return Err(ApiError::not_found(
-                        10056,
-                        format!("Secret {name} not found"),
-                    ));
+                    return Err(ApiError::not_found(10056, format!("Secret {name} not found")));
                 }
                 version.bindings.remove(i);
             }
             (None, None) => {
-                return Err(ApiError::not_found(
-                    10056,
-                    format!("Secret {name} not found"),
-                ));
+                return Err(ApiError::not_found(10056, format!("Secret {name} not found")));
             }
         }
     }
@@ -807,17 +691,13 @@ pub(crate) fn secret_binding(name: &str, body: &Value) -> Result<Value, ApiError
     if name.is_empty() {
         return Err(err("secret name must not be empty"));
     }
-    let kind = body
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("secret_text");
+    let kind = body.get("type").and_then(Value::as_str).unwrap_or("secret_text");
     match kind {
         "secret_text" => {
-            let text = body.get("text").and_then(Value::as_str).ok_or_else(|| {
-                err(format!(
-                    "secret {name} of type secret_text needs a string `text`"
-                ))
-            })?;
+            let text = body
+                .get("text")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err(format!("secret {name} of type secret_text needs a string `text`")))?;
             Ok(json!({"name": name, "type": "secret_text", "text": text}))
         }
         "secret_key" => {
@@ -825,9 +705,7 @@ pub(crate) fn secret_binding(name: &str, body: &Value) -> Result<Value, ApiError
             b["name"] = Value::String(name.to_string());
             Ok(b)
         }
-        other => Err(err(format!(
-            "secret type must be secret_text or secret_key, got {other:?}"
-        ))),
+        other => Err(err(format!("secret type must be secret_text or secret_key, got {other:?}"))),
     }
 }
 
@@ -850,8 +728,7 @@ pub(crate) fn referencing_scripts(account: &Account, target: &str) -> Vec<String
         .filter(|s| {
             s.latest_version().is_some_and(|v| {
                 v.bindings.iter().any(|b| {
-                    binding_type(b) == Some("service")
-                        && b.get("service").and_then(Value::as_str) == Some(target)
+                    binding_type(b) == Some("service") && b.get("service").and_then(Value::as_str) == Some(target)
                 })
             })
         })
@@ -904,41 +781,30 @@ mod tests {
             assert!(validate_script_name(ok).is_ok(), "{ok}");
         }
         for bad in ["", "1abc", "-a", "a-", "a.b", "a b", &"a".repeat(64)] {
-            assert_eq!(
-                validate_script_name(bad).unwrap_err().first_code(),
-                10016,
-                "{bad}"
-            );
+            assert_eq!(validate_script_name(bad).unwrap_err().first_code(), 10016, "{bad}");
         }
     }
 
     #[test]
     fn upload_validates_entry_and_bindings() {
-        let v = upload(
-            json!({"main_module": "index.js", "compatibility_date": "2025-01-01"}),
-            None,
-        )
-        .unwrap();
+        let v = upload(json!({"main_module": "index.js", "compatibility_date": "2025-01-01"}), None).unwrap();
         assert_eq!(v.number, 1);
         assert_eq!(v.handlers, vec!["fetch"]);
         assert_eq!(v.annotations["workers/triggered_by"], "upload");
         let e = upload(json!({"main_module": "missing.js"}), None).unwrap_err();
         assert_eq!(e.first_code(), 10021);
-        let e = upload(
-            json!({"main_module": "index.js", "bindings": [{"type":"d1","name":"DB","id":"nope"}]}),
-            None,
-        )
-        .unwrap_err();
+        let e = upload(json!({"main_module": "index.js", "bindings": [{"type":"d1","name":"DB","id":"nope"}]}), None)
+            .unwrap_err();
         assert_eq!(e.first_code(), 10021);
         assert!(e.errors[0].message.contains("DB"));
-        let e = upload(json!({"main_module": "index.js", "bindings": [
-            {"type":"plain_text","name":"A","text":"1"},{"type":"plain_text","name":"A","text":"2"}]}), None).unwrap_err();
-        assert_eq!(e.first_code(), 10021);
         let e = upload(
-            json!({"main_module": "index.js", "compatibility_date": "2999-01-01"}),
+            json!({"main_module": "index.js", "bindings": [
+            {"type":"plain_text","name":"A","text":"1"},{"type":"plain_text","name":"A","text":"2"}]}),
             None,
         )
         .unwrap_err();
+        assert_eq!(e.first_code(), 10021);
+        let e = upload(json!({"main_module": "index.js", "compatibility_date": "2999-01-01"}), None).unwrap_err();
         assert_eq!(e.first_code(), 10021);
         let v = upload(json!({"main_module": "index.js"}), None).unwrap();
         assert_eq!(v.compatibility_date, OLDEST_COMPAT_DATE);
@@ -964,11 +830,9 @@ mod tests {
         assert_eq!(v2.binding("NEW").unwrap()["text"], "x");
         assert_eq!(v2.binding("S").unwrap()["text"], "v");
         assert!(v2.binding("OLD").is_none());
-        let e = upload(
-            json!({"main_module": "index.js", "bindings": [{"type":"inherit","name":"NOPE"}]}),
-            Some(&script),
-        )
-        .unwrap_err();
+        let e =
+            upload(json!({"main_module": "index.js", "bindings": [{"type":"inherit","name":"NOPE"}]}), Some(&script))
+                .unwrap_err();
         assert_eq!(e.first_code(), 10057);
     }
 
@@ -984,17 +848,10 @@ mod tests {
         assert!(!latest_is_deployed(&script));
         let ok = json!({"strategy":"percentage","versions":[{"version_id":id1,"percentage":90},{"version_id":id2,"percentage":10}]});
         assert_eq!(parse_deployment_versions(&script, &ok).unwrap().len(), 2);
-        let bad_sum =
-            json!({"strategy":"percentage","versions":[{"version_id":id1,"percentage":90}]});
+        let bad_sum = json!({"strategy":"percentage","versions":[{"version_id":id1,"percentage":90}]});
         assert!(parse_deployment_versions(&script, &bad_sum).is_err());
-        let foreign =
-            json!({"strategy":"percentage","versions":[{"version_id":"x","percentage":100}]});
-        assert_eq!(
-            parse_deployment_versions(&script, &foreign)
-                .unwrap_err()
-                .first_code(),
-            10221
-        );
+        let foreign = json!({"strategy":"percentage","versions":[{"version_id":"x","percentage":100}]});
+        assert_eq!(parse_deployment_versions(&script, &foreign).unwrap_err().first_code(), 10221);
         let dv = parse_deployment_versions(
             &script,
             &json!({"strategy":"percentage","versions":[{"version_id":id2,"percentage":100}]}),
@@ -1002,24 +859,16 @@ mod tests {
         .unwrap();
         assert_eq!(deployment_trigger(&script, &dv), "deployment");
         push_deployment(&mut script, dv, BTreeMap::new(), "api");
-        let back = vec![DeploymentVersion {
-            version_id: id1,
-            percentage: 100.0,
-        }];
+        let back = vec![DeploymentVersion { version_id: id1, percentage: 100.0 }];
         assert_eq!(deployment_trigger(&script, &back), "rollback");
     }
 
     #[test]
     fn handler_detection() {
         assert_eq!(
-            detect_handlers(Some(&module(
-                "a.js",
-                "export default { fetch: f, async scheduled(e) {} }"
-            ))),
+            detect_handlers(Some(&module("a.js", "export default { fetch: f, async scheduled(e) {} }"))),
             vec!["fetch", "scheduled"]
         );
-        assert!(
-            detect_handlers(Some(&module("a.js", "const prefetch = 1; x.fetch(1)"))).is_empty()
-        );
+        assert!(detect_handlers(Some(&module("a.js", "const prefetch = 1; x.fetch(1)"))).is_empty());
     }
 }

@@ -21,10 +21,7 @@ const WORKER: &str = "conf-worker";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(240);
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("crate lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("crate lives in the workspace").to_path_buf()
 }
 
 fn cache_dir() -> PathBuf {
@@ -55,10 +52,7 @@ async fn ensure_wrangler(cache: &Path) -> PathBuf {
         return entry;
     }
     std::fs::create_dir_all(cache).expect("create wrangler cache dir");
-    eprintln!(
-        "installing wrangler@{WRANGLER_VERSION} into {}",
-        cache.display()
-    );
+    eprintln!("installing wrangler@{WRANGLER_VERSION} into {}", cache.display());
     let started = Instant::now();
     let out = tokio::time::timeout(
         Duration::from_secs(600),
@@ -118,11 +112,7 @@ impl Wrangler<'_> {
             .env_remove("CLOUDFLARE_API_KEY")
             .env_remove("CLOUDFLARE_EMAIL")
             .env_remove("CF_API_BASE_URL")
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -140,11 +130,7 @@ impl Wrangler<'_> {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
-        eprintln!(
-            "wrangler {args:?}: {:?} in {:?}",
-            out.status,
-            started.elapsed()
-        );
+        eprintln!("wrangler {args:?}: {:?} in {:?}", out.status, started.elapsed());
         assert!(
             out.status.success(),
             "wrangler {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
@@ -164,9 +150,7 @@ fn write(path: &Path, text: &str) {
 }
 
 fn count(emu: &EmulatorHandle, db: &str, sql: &str) -> i64 {
-    emu.d1_query(ACCOUNT, db, sql).expect("query")[0]["n"]
-        .as_i64()
-        .expect("count")
+    emu.d1_query(ACCOUNT, db, sql).expect("query")[0]["n"].as_i64().expect("count")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,9 +158,7 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     let started = Instant::now();
     if !(tool_present("node").await && tool_present("npm").await) {
         if std::env::var_os("CI").is_some() {
-            panic!(
-                "node/npm not found but CI is set: the wrangler conformance test must run in CI"
-            );
+            panic!("node/npm not found but CI is set: the wrangler conformance test must run in CI");
         }
         println!("SKIPPED: node not found (wrangler conformance test needs node and npm)");
         return;
@@ -195,12 +177,7 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&project).expect("mkdir project");
     std::fs::create_dir_all(&home).expect("mkdir home");
-    let w = Wrangler {
-        entry,
-        emu: &emu,
-        project: project.clone(),
-        home,
-    };
+    let w = Wrangler { entry, emu: &emu, project: project.clone(), home };
 
     // --- d1 create
     let out = w.run(&["d1", "create", "conf-db"], None).await;
@@ -208,11 +185,7 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     assert_eq!(dbs.len(), 1, "one database created");
     let db = dbs[0].clone();
     assert_eq!(db.name, "conf-db");
-    assert!(
-        out.stdout.contains(&db.uuid),
-        "wrangler printed the new uuid:\n{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains(&db.uuid), "wrangler printed the new uuid:\n{}", out.stdout);
 
     // --- project with two migrations
     let config = serde_json::json!({
@@ -228,10 +201,7 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
         ],
         "triggers": {"crons": ["*/30 * * * *"]}
     });
-    write(
-        &project.join("wrangler.json"),
-        &serde_json::to_string_pretty(&config).unwrap(),
-    );
+    write(&project.join("wrangler.json"), &serde_json::to_string_pretty(&config).unwrap());
     write(
         &project.join("src/index.js"),
         "export default {\n  async fetch(request, env) {\n    const row = await env.DB.prepare(\"SELECT count(*) AS n FROM users\").first();\n    return new Response(`${env.GREETING} ${row.n}`);\n  },\n};\n",
@@ -246,44 +216,21 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     );
 
     // --- migrations apply: 2
-    w.run(&["d1", "migrations", "apply", "conf-db", "--remote"], None)
-        .await;
+    w.run(&["d1", "migrations", "apply", "conf-db", "--remote"], None).await;
+    assert_eq!(count(&emu, &db.uuid, "SELECT count(*) AS n FROM d1_migrations"), 2);
     assert_eq!(
-        count(&emu, &db.uuid, "SELECT count(*) AS n FROM d1_migrations"),
-        2
-    );
-    assert_eq!(
-        count(
-            &emu,
-            &db.uuid,
-            "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('users','posts','posts_touch')"
-        ),
+        count(&emu, &db.uuid, "SELECT count(*) AS n FROM sqlite_master WHERE name IN ('users','posts','posts_touch')"),
         3,
         "tables and trigger exist"
     );
-    let users = emu
-        .d1_query(ACCOUNT, &db.uuid, "SELECT email FROM users")
-        .unwrap();
+    let users = emu.d1_query(ACCOUNT, &db.uuid, "SELECT email FROM users").unwrap();
     assert_eq!(users, serde_json::json!([{"email": "a@example.com;b"}]));
 
     // --- a third migration
-    write(
-        &project.join("migrations/0003_index.sql"),
-        "CREATE INDEX posts_by_user ON posts(user_id);\n",
-    );
-    w.run(&["d1", "migrations", "apply", "conf-db", "--remote"], None)
-        .await;
-    assert_eq!(
-        count(&emu, &db.uuid, "SELECT count(*) AS n FROM d1_migrations"),
-        3
-    );
-    let names = emu
-        .d1_query(
-            ACCOUNT,
-            &db.uuid,
-            "SELECT name FROM d1_migrations ORDER BY id",
-        )
-        .unwrap();
+    write(&project.join("migrations/0003_index.sql"), "CREATE INDEX posts_by_user ON posts(user_id);\n");
+    w.run(&["d1", "migrations", "apply", "conf-db", "--remote"], None).await;
+    assert_eq!(count(&emu, &db.uuid, "SELECT count(*) AS n FROM d1_migrations"), 3);
+    let names = emu.d1_query(ACCOUNT, &db.uuid, "SELECT name FROM d1_migrations ORDER BY id").unwrap();
     assert_eq!(
         names,
         serde_json::json!([{"name": "0001_create_users.sql"}, {"name": "0002_posts.sql"}, {"name": "0003_index.sql"}])
@@ -296,18 +243,13 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
         ),
         1
     );
-    let again = w
-        .run(&["d1", "migrations", "apply", "conf-db", "--remote"], None)
-        .await;
+    let again = w.run(&["d1", "migrations", "apply", "conf-db", "--remote"], None).await;
     assert!(
         format!("{}{}", again.stdout, again.stderr).contains("No migrations to apply"),
         "a repeated apply does nothing:\n{}",
         again.stdout
     );
-    assert_eq!(
-        count(&emu, &db.uuid, "SELECT count(*) AS n FROM d1_migrations"),
-        3
-    );
+    assert_eq!(count(&emu, &db.uuid, "SELECT count(*) AS n FROM d1_migrations"), 3);
 
     // --- first deploy (PUT script)
     emu.clear_journal();
@@ -315,11 +257,7 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     let script = emu.script(ACCOUNT, WORKER).expect("script deployed");
     assert_eq!(script.versions.len(), 1);
     let v1 = &script.versions[0];
-    assert!(
-        out.stdout.contains(&v1.id),
-        "Current Version ID printed:\n{}",
-        out.stdout
-    );
+    assert!(out.stdout.contains(&v1.id), "Current Version ID printed:\n{}", out.stdout);
     assert_eq!(v1.main_module.as_deref(), Some("index.js"));
     assert_eq!(v1.compatibility_date, "2025-01-01");
     let db_binding = v1.binding("DB").expect("DB binding");
@@ -328,18 +266,13 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     let var = v1.binding("GREETING").expect("GREETING var");
     assert_eq!(var["type"], "plain_text");
     assert_eq!(var["text"], "hello");
-    assert!(
-        String::from_utf8_lossy(&v1.modules[0].content).contains("SELECT count(*) AS n FROM users")
-    );
+    assert!(String::from_utf8_lossy(&v1.modules[0].content).contains("SELECT count(*) AS n FROM users"));
     assert_eq!(v1.annotations["workers/triggered_by"], "upload");
     let d = script.active_deployment().expect("deployment");
     assert_eq!(d.versions.len(), 1);
     assert_eq!(d.versions[0].version_id, v1.id);
     assert_eq!(d.versions[0].percentage, 100.0);
-    assert!(
-        script.workers_dev_enabled,
-        "workers.dev enabled by wrangler"
-    );
+    assert!(script.workers_dev_enabled, "workers.dev enabled by wrangler");
     assert_eq!(script.schedules.len(), 1);
     assert_eq!(script.schedules[0].cron, "*/30 * * * *");
     let routes = emu.routes("example.com");
@@ -355,28 +288,14 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     assert!(journal.iter().any(|e| e.method == "PUT"
         && e.path == format!("/client/v4/accounts/{ACCOUNT}/workers/scripts/{WORKER}")
         && e.status == 200));
-    assert!(
-        journal
-            .iter()
-            .all(|e| e.token_id.as_deref() == Some(token_id.as_str()))
-    );
-    assert!(
-        journal.iter().all(|e| e.status < 500),
-        "no server errors: {journal:#?}"
-    );
+    assert!(journal.iter().all(|e| e.token_id.as_deref() == Some(token_id.as_str())));
+    assert!(journal.iter().all(|e| e.status < 500), "no server errors: {journal:#?}");
 
     // --- a secret, then a second deploy through the versions API (secret must survive)
-    w.run(
-        &["secret", "put", "API_KEY"],
-        Some("s3cr3t-value-for-conformance\n"),
-    )
-    .await;
+    w.run(&["secret", "put", "API_KEY"], Some("s3cr3t-value-for-conformance\n")).await;
     let script = emu.script(ACCOUNT, WORKER).unwrap();
     assert_eq!(script.versions.len(), 2);
-    assert_eq!(
-        script.versions[1].annotations["workers/triggered_by"],
-        "secret"
-    );
+    assert_eq!(script.versions[1].annotations["workers/triggered_by"], "secret");
     write(
         &project.join("src/index.js"),
         "export default {\n  async fetch(request, env) {\n    return new Response(`${env.GREETING} v2`);\n  },\n};\n",
@@ -385,37 +304,20 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     let out = w.run(&["deploy", "--message", "second deploy"], None).await;
     let journal = emu.journal();
     let versions_path = format!("/client/v4/accounts/{ACCOUNT}/workers/scripts/{WORKER}/versions");
-    let deployments_path =
-        format!("/client/v4/accounts/{ACCOUNT}/workers/scripts/{WORKER}/deployments");
+    let deployments_path = format!("/client/v4/accounts/{ACCOUNT}/workers/scripts/{WORKER}/deployments");
     assert!(
-        journal
-            .iter()
-            .any(|e| e.method == "POST" && e.path == versions_path && e.status == 200),
+        journal.iter().any(|e| e.method == "POST" && e.path == versions_path && e.status == 200),
         "second deploy used POST versions: {journal:#?}"
     );
-    assert!(
-        journal
-            .iter()
-            .any(|e| e.method == "POST" && e.path == deployments_path && e.status == 200)
-    );
+    assert!(journal.iter().any(|e| e.method == "POST" && e.path == deployments_path && e.status == 200));
     assert!(journal.iter().all(|e| e.status < 500));
     let script = emu.script(ACCOUNT, WORKER).unwrap();
     assert_eq!(script.versions.len(), 3);
     let v3 = script.versions.last().unwrap();
-    assert!(
-        out.stdout.contains(&v3.id),
-        "Current Version ID printed:\n{}",
-        out.stdout
-    );
-    assert_eq!(
-        v3.annotations.get("workers/message").map(String::as_str),
-        Some("second deploy")
-    );
+    assert!(out.stdout.contains(&v3.id), "Current Version ID printed:\n{}", out.stdout);
+    assert_eq!(v3.annotations.get("workers/message").map(String::as_str), Some("second deploy"));
     assert!(String::from_utf8_lossy(&v3.modules[0].content).contains("v2"));
-    assert_eq!(
-        v3.binding("API_KEY").expect("secret kept")["text"],
-        "s3cr3t-value-for-conformance"
-    );
+    assert_eq!(v3.binding("API_KEY").expect("secret kept")["text"], "s3cr3t-value-for-conformance");
     assert_eq!(v3.binding("DB").unwrap()["database_id"], db.uuid.as_str());
     let d = script.active_deployment().unwrap();
     assert_eq!(d.versions.len(), 1);

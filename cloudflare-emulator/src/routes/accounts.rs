@@ -21,10 +21,7 @@ pub(crate) fn router() -> Router<SharedApp> {
         .route("/accounts", get(list_accounts))
         .route("/accounts/{account_id}", get(get_account))
         .route("/memberships", get(memberships))
-        .route(
-            "/accounts/{account_id}/storage/kv/namespaces",
-            get(list_kv).post(create_kv),
-        )
+        .route("/accounts/{account_id}/storage/kv/namespaces", get(list_kv).post(create_kv))
         .route(
             "/accounts/{account_id}/storage/kv/namespaces/{namespace_id}",
             get(get_kv).put(rename_kv).delete(delete_kv),
@@ -34,10 +31,7 @@ pub(crate) fn router() -> Router<SharedApp> {
 async fn verify(Extension(caller): Extension<Caller>) -> ApiResult {
     ok_with_messages(
         json!({"id": caller.token_id, "status": "active"}),
-        vec![ApiMessage {
-            code: 10000,
-            message: "This API Token is valid and active".into(),
-        }],
+        vec![ApiMessage { code: 10000, message: "This API Token is valid and active".into() }],
     )
 }
 
@@ -89,11 +83,7 @@ async fn get_account(State(app): State<SharedApp>, Path(account_id): Path<String
     ok(a)
 }
 
-async fn memberships(
-    State(app): State<SharedApp>,
-    Extension(caller): Extension<Caller>,
-    params: Params,
-) -> ApiResult {
+async fn memberships(State(app): State<SharedApp>, Extension(caller): Extension<Caller>, params: Params) -> ApiResult {
     let (page, per_page) = params.paging(20, 50)?;
     let items: Vec<Value> = visible_accounts(&app, &caller, None)
         .into_iter()
@@ -115,11 +105,7 @@ fn kv_view(ns: &KvNamespace) -> Value {
     json!({"id": ns.id, "title": ns.title, "supports_url_encoding": true})
 }
 
-async fn list_kv(
-    State(app): State<SharedApp>,
-    Path(account_id): Path<String>,
-    params: Params,
-) -> ApiResult {
+async fn list_kv(State(app): State<SharedApp>, Path(account_id): Path<String>, params: Params) -> ApiResult {
     let (page, per_page) = params.paging(20, 1000)?;
     let mut items = app.read(|s| account(s, &account_id).map(|a| a.kv_namespaces.clone()))?;
     match params.get("order") {
@@ -151,15 +137,9 @@ async fn create_kv(
     let ns = app.write(|s| {
         let a = account_mut(s, &account_id)?;
         if a.kv_namespaces.iter().any(|n| n.title == title) {
-            return Err(ApiError::bad_request(
-                10014,
-                "A namespace with this account ID and title already exists",
-            ));
+            return Err(ApiError::bad_request(10014, "A namespace with this account ID and title already exists"));
         }
-        let ns = KvNamespace {
-            id: ids::hex32(),
-            title,
-        };
+        let ns = KvNamespace { id: ids::hex32(), title };
         a.kv_namespaces.push(ns.clone());
         Ok(ns)
     })?;
@@ -170,17 +150,9 @@ fn kv_not_found() -> ApiError {
     ApiError::not_found(10013, "namespace not found")
 }
 
-async fn get_kv(
-    State(app): State<SharedApp>,
-    Path((account_id, ns_id)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_kv(State(app): State<SharedApp>, Path((account_id, ns_id)): Path<(String, String)>) -> ApiResult {
     let ns = app.read(|s| {
-        account(s, &account_id)?
-            .kv_namespaces
-            .iter()
-            .find(|n| n.id == ns_id)
-            .cloned()
-            .ok_or_else(kv_not_found)
+        account(s, &account_id)?.kv_namespaces.iter().find(|n| n.id == ns_id).cloned().ok_or_else(kv_not_found)
     })?;
     ok(kv_view(&ns))
 }
@@ -193,30 +165,17 @@ async fn rename_kv(
     let title = title_of(&body)?;
     app.write(|s| {
         let a = account_mut(s, &account_id)?;
-        if a.kv_namespaces
-            .iter()
-            .any(|n| n.title == title && n.id != ns_id)
-        {
-            return Err(ApiError::bad_request(
-                10014,
-                "A namespace with this account ID and title already exists",
-            ));
+        if a.kv_namespaces.iter().any(|n| n.title == title && n.id != ns_id) {
+            return Err(ApiError::bad_request(10014, "A namespace with this account ID and title already exists"));
         }
-        let ns = a
-            .kv_namespaces
-            .iter_mut()
-            .find(|n| n.id == ns_id)
-            .ok_or_else(kv_not_found)?;
+        let ns = a.kv_namespaces.iter_mut().find(|n| n.id == ns_id).ok_or_else(kv_not_found)?;
         ns.title = title;
         Ok(())
     })?;
     ok(Value::Null)
 }
 
-async fn delete_kv(
-    State(app): State<SharedApp>,
-    Path((account_id, ns_id)): Path<(String, String)>,
-) -> ApiResult {
+async fn delete_kv(State(app): State<SharedApp>, Path((account_id, ns_id)): Path<(String, String)>) -> ApiResult {
     app.write(|s| {
         let a = account_mut(s, &account_id)?;
         let before = a.kv_namespaces.len();

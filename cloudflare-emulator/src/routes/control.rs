@@ -31,10 +31,7 @@ async fn get_faults(State(app): State<SharedApp>) -> Json<Faults> {
     Json(app.faults.get())
 }
 
-async fn set_faults(
-    State(app): State<SharedApp>,
-    JsonBody(body): JsonBody<Value>,
-) -> Result<Json<Faults>, ApiError> {
+async fn set_faults(State(app): State<SharedApp>, JsonBody(body): JsonBody<Value>) -> Result<Json<Faults>, ApiError> {
     let faults: Faults = if body.is_null() {
         Faults::default()
     } else {

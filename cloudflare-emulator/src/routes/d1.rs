@@ -22,17 +22,8 @@ use crate::views;
 pub(crate) fn router() -> Router<SharedApp> {
     let db = "/accounts/{account_id}/d1/database/{database_id}";
     Router::new()
-        .route(
-            "/accounts/{account_id}/d1/database",
-            get(list_databases).post(create_database),
-        )
-        .route(
-            db,
-            get(get_database)
-                .delete(delete_database)
-                .put(update_database)
-                .patch(update_database),
-        )
+        .route("/accounts/{account_id}/d1/database", get(list_databases).post(create_database))
+        .route(db, get(get_database).delete(delete_database).put(update_database).patch(update_database))
         .route(&format!("{db}/query"), post(query))
         .route(&format!("{db}/raw"), post(raw))
         .route(&format!("{db}/time_travel/bookmark"), get(bookmark))
@@ -47,11 +38,7 @@ fn db_not_found(id: &str) -> ApiError {
 }
 
 /// Find a database by uuid or by name.
-pub(crate) fn find_db<'a>(
-    s: &'a Model,
-    account_id: &str,
-    id_or_name: &str,
-) -> Result<&'a D1Database, ApiError> {
+pub(crate) fn find_db<'a>(s: &'a Model, account_id: &str, id_or_name: &str) -> Result<&'a D1Database, ApiError> {
     let a = account(s, account_id)?;
     a.d1_databases
         .get(id_or_name)
@@ -65,19 +52,11 @@ fn storage_error(e: D1Error) -> ApiError {
 
 fn view(app: &SharedApp, db: &D1Database) -> Result<Value, ApiError> {
     let handle = app.d1.get(&db.uuid).map_err(storage_error)?;
-    Ok(views::d1_database(
-        db,
-        handle.file_size(),
-        handle.num_tables(),
-    ))
+    Ok(views::d1_database(db, handle.file_size(), handle.num_tables()))
 }
 
 fn valid_db_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 async fn create_database(
@@ -85,61 +64,36 @@ async fn create_database(
     Path(account_id): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult {
-    let name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     if !valid_db_name(&name) {
         return Err(ApiError::bad_request(
             7400,
-            format!(
-                "Invalid database name {name:?}: use letters, digits, '-' and '_' (at most 64)"
-            ),
+            format!("Invalid database name {name:?}: use letters, digits, '-' and '_' (at most 64)"),
         ));
     }
-    let hint = body
-        .get("primary_location_hint")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
+    let hint = body.get("primary_location_hint").and_then(Value::as_str).map(str::to_ascii_lowercase);
     if let Some(h) = &hint
         && !LOCATIONS.contains(&h.as_str())
     {
-        return Err(ApiError::bad_request(
-            7400,
-            format!("Invalid location hint {h:?}"),
-        ));
+        return Err(ApiError::bad_request(7400, format!("Invalid location hint {h:?}")));
     }
-    let jurisdiction = body
-        .get("jurisdiction")
-        .and_then(Value::as_str)
-        .map(str::to_ascii_lowercase);
+    let jurisdiction = body.get("jurisdiction").and_then(Value::as_str).map(str::to_ascii_lowercase);
     if let Some(j) = &jurisdiction
         && !JURISDICTIONS.contains(&j.as_str())
     {
-        return Err(ApiError::bad_request(
-            7400,
-            format!("Invalid jurisdiction {j:?}"),
-        ));
+        return Err(ApiError::bad_request(7400, format!("Invalid jurisdiction {j:?}")));
     }
     let mode = replication_mode(&body)?.unwrap_or_else(|| "disabled".to_string());
     let db = app.write(|s| {
         let a = account_mut(s, &account_id)?;
         if a.d1_databases.values().any(|d| d.name == name) {
-            return Err(ApiError::bad_request(
-                7502,
-                format!("A database with that name already exists: {name}"),
-            ));
+            return Err(ApiError::bad_request(7502, format!("A database with that name already exists: {name}")));
         }
         let db = D1Database {
             uuid: ids::uuid(),
             name: name.clone(),
             created_at: ids::now(),
-            primary_location_hint: if jurisdiction.is_some() {
-                None
-            } else {
-                hint.clone()
-            },
+            primary_location_hint: if jurisdiction.is_some() { None } else { hint.clone() },
             jurisdiction: jurisdiction.clone(),
             read_replication_mode: mode.clone(),
         };
@@ -155,39 +109,26 @@ fn replication_mode(body: &Value) -> Result<Option<String>, ApiError> {
         None | Some(Value::Null) => Ok(None),
         Some(r) => match r.get("mode").and_then(Value::as_str) {
             Some(m @ ("auto" | "disabled")) => Ok(Some(m.to_string())),
-            _ => Err(ApiError::bad_request(
-                7400,
-                "read_replication.mode must be \"auto\" or \"disabled\"",
-            )),
+            _ => Err(ApiError::bad_request(7400, "read_replication.mode must be \"auto\" or \"disabled\"")),
         },
     }
 }
 
-async fn list_databases(
-    State(app): State<SharedApp>,
-    Path(account_id): Path<String>,
-    params: Params,
-) -> ApiResult {
+async fn list_databases(State(app): State<SharedApp>, Path(account_id): Path<String>, params: Params) -> ApiResult {
     let (page, per_page) = params.paging(1000, 10_000)?;
     let name = params.get("name").map(str::to_lowercase);
     let mut dbs: Vec<D1Database> = app.read(|s| {
         account(s, &account_id).map(|a| {
             a.d1_databases
                 .values()
-                .filter(|d| {
-                    name.as_ref()
-                        .is_none_or(|n| d.name.to_lowercase().contains(n))
-                })
+                .filter(|d| name.as_ref().is_none_or(|n| d.name.to_lowercase().contains(n)))
                 .cloned()
                 .collect()
         })
     })?;
     dbs.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.name.cmp(&b.name)));
     let (slice, info) = paginate(&dbs, page, per_page);
-    let items = slice
-        .iter()
-        .map(|d| view(&app, d))
-        .collect::<Result<Vec<_>, _>>()?;
+    let items = slice.iter().map(|d| view(&app, d)).collect::<Result<Vec<_>, _>>()?;
     ok_paged(items, info)
 }
 
@@ -207,10 +148,7 @@ async fn get_database(
     ok(v)
 }
 
-async fn delete_database(
-    State(app): State<SharedApp>,
-    Path((account_id, id)): Path<(String, String)>,
-) -> ApiResult {
+async fn delete_database(State(app): State<SharedApp>, Path((account_id, id)): Path<(String, String)>) -> ApiResult {
     let uuid = app.write(|s| {
         let uuid = find_db(s, &account_id, &id)?.uuid.clone();
         account_mut(s, &account_id)?.d1_databases.remove(&uuid);
@@ -229,10 +167,7 @@ async fn update_database(
     let db = app.write(|s| {
         let uuid = find_db(s, &account_id, &id)?.uuid.clone();
         let a = account_mut(s, &account_id)?;
-        let db = a
-            .d1_databases
-            .get_mut(&uuid)
-            .ok_or_else(|| db_not_found(&id))?;
+        let db = a.d1_databases.get_mut(&uuid).ok_or_else(|| db_not_found(&id))?;
         if let Some(m) = mode {
             db.read_replication_mode = m;
         }
@@ -263,10 +198,7 @@ fn statements(body: &Value) -> Result<Vec<SqlStatement>, ApiError> {
             Some(_) => Err(ApiError::bad_request(7400, "batch must be a list")),
             None => Ok(vec![one(body)?]),
         },
-        _ => Err(ApiError::bad_request(
-            7400,
-            "expected {sql, params} or {batch}",
-        )),
+        _ => Err(ApiError::bad_request(7400, "expected {sql, params} or {batch}")),
     }
 }
 
@@ -323,10 +255,7 @@ fn meta(m: &crate::d1::StatementMeta) -> Value {
 }
 
 fn render_objects(out: &Outcome) -> Vec<Value> {
-    out.statements
-        .iter()
-        .map(|s| json!({"success": true, "results": s.row_objects(), "meta": meta(&s.meta)}))
-        .collect()
+    out.statements.iter().map(|s| json!({"success": true, "results": s.row_objects(), "meta": meta(&s.meta)})).collect()
 }
 
 fn render_raw(out: &Outcome) -> Vec<Value> {
@@ -361,20 +290,13 @@ async fn raw(
 fn parse_timestamp(t: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(t)
         .map(|d| d.with_timezone(&Utc))
-        .or_else(|_| {
-            t.parse::<i64>()
-                .ok()
-                .and_then(|secs| DateTime::from_timestamp(secs, 0))
-                .ok_or(())
-        })
+        .or_else(|_| t.parse::<i64>().ok().and_then(|secs| DateTime::from_timestamp(secs, 0)).ok_or(()))
         .map_err(|_| ApiError::bad_request(7400, format!("Invalid timestamp {t:?}")))
 }
 
 fn tt_error(e: D1Error) -> ApiError {
     match e {
-        D1Error::BadBookmark(_) | D1Error::NoSnapshot(_) => {
-            ApiError::bad_request(7400, e.to_string())
-        }
+        D1Error::BadBookmark(_) | D1Error::NoSnapshot(_) => ApiError::bad_request(7400, e.to_string()),
         other => storage_error(other),
     }
 }
@@ -412,10 +334,7 @@ async fn restore(
                 .map_err(tt_error)?
         }
         (None, None) => {
-            return Err(ApiError::bad_request(
-                7400,
-                "restore needs a bookmark or timestamp query parameter",
-            ));
+            return Err(ApiError::bad_request(7400, "restore needs a bookmark or timestamp query parameter"));
         }
     };
     let (bookmark, previous) = tokio::task::spawn_blocking(move || db.restore(&target))

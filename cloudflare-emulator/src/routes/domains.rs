@@ -16,29 +16,13 @@ use crate::views;
 
 pub(crate) fn router() -> Router<SharedApp> {
     Router::new()
-        .route(
-            "/accounts/{account_id}/workers/domains",
-            get(list_domains).put(put_domain),
-        )
-        .route(
-            "/accounts/{account_id}/workers/domains/{domain_id}",
-            get(get_domain).delete(delete_domain),
-        )
-        .route(
-            "/accounts/{account_id}/workers/scripts/{script_name}/domains/records",
-            put(put_script_domains),
-        )
-        .route(
-            "/accounts/{account_id}/workers/scripts/{script_name}/domains/changeset",
-            post(changeset),
-        )
+        .route("/accounts/{account_id}/workers/domains", get(list_domains).put(put_domain))
+        .route("/accounts/{account_id}/workers/domains/{domain_id}", get(get_domain).delete(delete_domain))
+        .route("/accounts/{account_id}/workers/scripts/{script_name}/domains/records", put(put_script_domains))
+        .route("/accounts/{account_id}/workers/scripts/{script_name}/domains/changeset", post(changeset))
 }
 
-async fn list_domains(
-    State(app): State<SharedApp>,
-    Path(account_id): Path<String>,
-    params: Params,
-) -> ApiResult {
+async fn list_domains(State(app): State<SharedApp>, Path(account_id): Path<String>, params: Params) -> ApiResult {
     let list = app.read(|s| {
         Ok::<_, ApiError>(
             account(s, &account_id)?
@@ -60,10 +44,7 @@ fn domain_not_found(id: &str) -> ApiError {
     ApiError::not_found(100114, format!("Custom domain {id} not found"))
 }
 
-async fn get_domain(
-    State(app): State<SharedApp>,
-    Path((account_id, domain_id)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_domain(State(app): State<SharedApp>, Path((account_id, domain_id)): Path<(String, String)>) -> ApiResult {
     let d = app.read(|s| {
         account(s, &account_id)?
             .custom_domains
@@ -104,16 +85,11 @@ fn domain_request(v: &Value) -> Result<DomainRequest, ApiError> {
         .and_then(Value::as_str)
         .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
         .filter(|h| !h.is_empty() && !h.contains('/') && !h.contains('*'))
-        .ok_or_else(|| {
-            ApiError::bad_request(100101, "hostname is required and must be a plain host name")
-        })?;
+        .ok_or_else(|| ApiError::bad_request(100101, "hostname is required and must be a plain host name"))?;
     Ok(DomainRequest {
         hostname,
         zone_id: v.get("zone_id").and_then(Value::as_str).map(str::to_string),
-        zone_name: v
-            .get("zone_name")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        zone_name: v.get("zone_name").and_then(Value::as_str).map(str::to_string),
     })
 }
 
@@ -129,21 +105,12 @@ fn plan_attach(
     let a = account(s, account_id)?;
     let z = match (&req.zone_id, &req.zone_name) {
         (Some(id), _) => s.zones.get(id).filter(|z| z.account_id == account_id),
-        (None, Some(n)) => s
-            .zones
-            .values()
-            .find(|z| z.account_id == account_id && z.name.eq_ignore_ascii_case(n)),
+        (None, Some(n)) => s.zones.values().find(|z| z.account_id == account_id && z.name.eq_ignore_ascii_case(n)),
         (None, None) => zone_for_host(s, account_id, &req.hostname),
     }
     .filter(|z| host_in_zone(&req.hostname, &z.name))
     .ok_or_else(|| {
-        ApiError::bad_request(
-            100109,
-            format!(
-                "Hostname {} is not in any zone of this account",
-                req.hostname
-            ),
-        )
+        ApiError::bad_request(100109, format!("Hostname {} is not in any zone of this account", req.hostname))
     })?;
     if let Some(existing) = a.custom_domains.iter().find(|d| d.hostname == req.hostname) {
         if existing.service == service {
@@ -162,9 +129,7 @@ fn plan_attach(
         moved.service = service.to_string();
         return Ok(moved);
     }
-    if z.dns_records
-        .iter()
-        .any(|r| r.name == req.hostname && matches!(r.record_type.as_str(), "A" | "AAAA" | "CNAME"))
+    if z.dns_records.iter().any(|r| r.name == req.hostname && matches!(r.record_type.as_str(), "A" | "AAAA" | "CNAME"))
     {
         return Err(ApiError::conflict(
             100117,
@@ -246,8 +211,7 @@ async fn put_script_domains(
         if override_scope {
             let keep: Vec<&str> = planned.iter().map(|d| d.hostname.as_str()).collect();
             let a = account_mut(s, &account_id)?;
-            a.custom_domains
-                .retain(|d| d.service != name || keep.contains(&d.hostname.as_str()));
+            a.custom_domains.retain(|d| d.service != name || keep.contains(&d.hostname.as_str()));
         }
         for d in &planned {
             store(s, &account_id, d.clone())?;

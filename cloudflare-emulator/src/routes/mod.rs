@@ -39,18 +39,11 @@ pub(crate) struct Params(pub Vec<(String, String)>);
 
 impl Params {
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     pub(crate) fn all(&self, key: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
     }
 
     pub(crate) fn flag(&self, key: &str) -> bool {
@@ -62,20 +55,13 @@ impl Params {
         match self.get(key) {
             None | Some("") => Ok(default),
             Some(v) => v.parse::<usize>().map_err(|_| {
-                ApiError::bad_request(
-                    1001,
-                    format!("Invalid {key} parameter {v:?}: expected a positive integer"),
-                )
+                ApiError::bad_request(1001, format!("Invalid {key} parameter {v:?}: expected a positive integer"))
             }),
         }
     }
 
     /// `page` (default 1) and `per_page` (default `per_page_default`, capped at `max`).
-    pub(crate) fn paging(
-        &self,
-        per_page_default: usize,
-        max: usize,
-    ) -> Result<(usize, usize), ApiError> {
+    pub(crate) fn paging(&self, per_page_default: usize, max: usize) -> Result<(usize, usize), ApiError> {
         let page = self.number("page", 1)?.max(1);
         let per_page = self.number("per_page", per_page_default)?.clamp(1, max);
         Ok((page, per_page))
@@ -101,31 +87,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::invalid_body(e.to_string()))?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"null"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(text)
-            .map(JsonBody)
-            .map_err(ApiError::invalid_body)
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::invalid_body(e.to_string()))?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"null" } else { &bytes };
+        serde_json::from_slice(text).map(JsonBody).map_err(ApiError::invalid_body)
     }
 }
 
 /// `wrangler` when the client is wrangler (by User-Agent), `api` otherwise.
 pub(crate) fn source_of(headers: &HeaderMap) -> &'static str {
-    let ua = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if ua.starts_with("wrangler") {
-        "wrangler"
-    } else {
-        "api"
-    }
+    let ua = headers.get(axum::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if ua.starts_with("wrangler") { "wrangler" } else { "api" }
 }
 
 pub(crate) fn account<'a>(state: &'a State, id: &str) -> Result<&'a Account, ApiError> {
@@ -137,18 +108,9 @@ pub(crate) fn account_mut<'a>(state: &'a mut State, id: &str) -> Result<&'a mut 
 }
 
 pub(crate) fn script<'a>(account: &'a Account, name: &str) -> Result<&'a Script, ApiError> {
-    account
-        .scripts
-        .get(name)
-        .ok_or_else(|| ApiError::script_not_found(name))
+    account.scripts.get(name).ok_or_else(|| ApiError::script_not_found(name))
 }
 
-pub(crate) fn script_mut<'a>(
-    account: &'a mut Account,
-    name: &str,
-) -> Result<&'a mut Script, ApiError> {
-    account
-        .scripts
-        .get_mut(name)
-        .ok_or_else(|| ApiError::script_not_found(name))
+pub(crate) fn script_mut<'a>(account: &'a mut Account, name: &str) -> Result<&'a mut Script, ApiError> {
+    account.scripts.get_mut(name).ok_or_else(|| ApiError::script_not_found(name))
 }

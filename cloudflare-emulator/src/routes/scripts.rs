@@ -16,63 +16,36 @@ use crate::ids;
 use crate::model::{Account, Schedule, Script, State as Model};
 use crate::views;
 use crate::workers::{
-    self, VersionInput, apply_script_settings, modules_from_parts, new_script, new_version,
-    push_and_deploy, read_multipart, resolve_bindings, validate_script_name,
+    self, VersionInput, apply_script_settings, modules_from_parts, new_script, new_version, push_and_deploy,
+    read_multipart, resolve_bindings, validate_script_name,
 };
 
 pub(crate) fn router() -> Router<SharedApp> {
     let s = "/accounts/{account_id}/workers/scripts/{script_name}";
     Router::new()
         .route("/accounts/{account_id}/workers/scripts", get(list_scripts))
-        .route(
-            s,
-            put(upload_script)
-                .get(download_script)
-                .delete(delete_script),
-        )
+        .route(s, put(upload_script).get(download_script).delete(delete_script))
         .route(&format!("{s}/content"), put(put_content))
         .route(&format!("{s}/content/v2"), get(download_multipart))
-        .route(
-            &format!("{s}/settings"),
-            get(get_settings).patch(patch_settings),
-        )
-        .route(
-            &format!("{s}/script-settings"),
-            get(get_script_settings).patch(patch_script_settings),
-        )
-        .route(
-            &format!("{s}/schedules"),
-            get(get_schedules).put(put_schedules),
-        )
+        .route(&format!("{s}/settings"), get(get_settings).patch(patch_settings))
+        .route(&format!("{s}/script-settings"), get(get_script_settings).patch(patch_script_settings))
+        .route(&format!("{s}/schedules"), get(get_schedules).put(put_schedules))
         .route(&format!("{s}/references"), get(references))
         .route(
             &format!("{s}/subdomain"),
-            get(get_script_subdomain)
-                .post(post_script_subdomain)
-                .delete(delete_script_subdomain),
+            get(get_script_subdomain).post(post_script_subdomain).delete(delete_script_subdomain),
         )
-        .route(
-            "/accounts/{account_id}/workers/services/{script_name}",
-            get(get_service).delete(delete_script),
-        )
-        .route(
-            "/accounts/{account_id}/workers/tails/by-consumer/{script_name}",
-            get(tails_by_consumer),
-        )
+        .route("/accounts/{account_id}/workers/services/{script_name}", get(get_service).delete(delete_script))
+        .route("/accounts/{account_id}/workers/tails/by-consumer/{script_name}", get(tails_by_consumer))
         .route(
             "/accounts/{account_id}/workers/subdomain",
-            get(get_subdomain)
-                .put(put_subdomain)
-                .delete(delete_subdomain),
+            get(get_subdomain).put(put_subdomain).delete(delete_subdomain),
         )
 }
 
 fn multipart(mp: Result<Multipart, MultipartRejection>) -> Result<Multipart, ApiError> {
     mp.map_err(|e| {
-        ApiError::bad_request(
-            10021,
-            format!("expected a multipart/form-data body with a metadata part: {e}"),
-        )
+        ApiError::bad_request(10021, format!("expected a multipart/form-data body with a metadata part: {e}"))
     })
 }
 
@@ -88,11 +61,7 @@ fn script_routes(state: &Model, account_id: &str, name: &str) -> Vec<crate::mode
         .collect()
 }
 
-async fn list_scripts(
-    State(app): State<SharedApp>,
-    Path(account_id): Path<String>,
-    params: Params,
-) -> ApiResult {
+async fn list_scripts(State(app): State<SharedApp>, Path(account_id): Path<String>, params: Params) -> ApiResult {
     let filters: Vec<(String, bool)> = params
         .get("tags")
         .unwrap_or_default()
@@ -109,11 +78,7 @@ async fn list_scripts(
         Ok::<_, ApiError>(
             a.scripts
                 .values()
-                .filter(|sc| {
-                    filters
-                        .iter()
-                        .all(|(tag, want)| sc.tags.iter().any(|t| t == tag) == *want)
-                })
+                .filter(|sc| filters.iter().all(|(tag, want)| sc.tags.iter().any(|t| t == tag) == *want))
                 .map(|sc| views::script(sc, Some(script_routes(s, &account_id, &sc.name))))
                 .collect::<Vec<_>>(),
         )
@@ -136,29 +101,15 @@ async fn upload_script(
     let meta = upload.metadata;
     let (script_obj, version_id) = app.write(|s| {
         let a = account_mut(s, &account_id)?;
-        let mut sc = a
-            .scripts
-            .get(&name)
-            .cloned()
-            .unwrap_or_else(|| new_script(&name, source));
+        let mut sc = a.scripts.get(&name).cloned().unwrap_or_else(|| new_script(&name, source));
         apply_script_settings(&mut sc, &meta)?;
-        if let Some(tag) = meta
-            .get("migrations")
-            .and_then(|m| m.get("new_tag"))
-            .and_then(Value::as_str)
-        {
+        if let Some(tag) = meta.get("migrations").and_then(|m| m.get("new_tag")).and_then(Value::as_str) {
             sc.migration_tag = Some(tag.to_string());
         }
         let version = new_version(
             a,
             a.scripts.get(&name),
-            VersionInput {
-                metadata: &meta,
-                modules,
-                source,
-                triggered_by: "upload",
-                strict,
-            },
+            VersionInput { metadata: &meta, modules, source, triggered_by: "upload", strict },
         )?;
         let version_id = version.id.clone();
         push_and_deploy(&mut sc, version, "upload");
@@ -176,9 +127,7 @@ async fn download_script(
 ) -> Result<Response, ApiError> {
     let module = app.read(|s| {
         let sc = script(account(s, &account_id)?, &name)?;
-        let v = sc
-            .primary_version()
-            .ok_or_else(|| ApiError::script_not_found(&name))?;
+        let v = sc.primary_version().ok_or_else(|| ApiError::script_not_found(&name))?;
         let entry = v.main_module.clone().or_else(|| v.body_part.clone());
         entry
             .and_then(|e| v.module(&e).cloned())
@@ -198,20 +147,12 @@ async fn download_multipart(
 ) -> Result<Response, ApiError> {
     let version = app.read(|s| {
         let sc = script(account(s, &account_id)?, &name)?;
-        sc.primary_version()
-            .cloned()
-            .ok_or_else(|| ApiError::script_not_found(&name))
+        sc.primary_version().cloned().ok_or_else(|| ApiError::script_not_found(&name))
     })?;
     if let (None, Some(body_part)) = (&version.main_module, &version.body_part) {
-        let content = version
-            .module(body_part)
-            .map(|m| m.content.clone())
-            .unwrap_or_default();
+        let content = version.module(body_part).map(|m| m.content.clone()).unwrap_or_default();
         let mut resp = content.into_response();
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/javascript"),
-        );
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/javascript"));
         return Ok(resp);
     }
     let boundary = format!("----emulator{}", ids::hex32());
@@ -254,10 +195,7 @@ async fn put_content(
     let sc = app.write(|s| {
         let a = account_mut(s, &account_id)?;
         let mut sc = script(a, &name)?.clone();
-        let base = sc
-            .latest_version()
-            .cloned()
-            .ok_or_else(|| ApiError::script_not_found(&name))?;
+        let base = sc.latest_version().cloned().ok_or_else(|| ApiError::script_not_found(&name))?;
         // Validate entry and modules like an upload, then keep the previous configuration.
         let mut full_meta = json!({
             "bindings": [],
@@ -273,13 +211,7 @@ async fn put_content(
         let mut version = new_version(
             a,
             Some(&sc),
-            VersionInput {
-                metadata: &full_meta,
-                modules,
-                source,
-                triggered_by: "upload",
-                strict: false,
-            },
+            VersionInput { metadata: &full_meta, modules, source, triggered_by: "upload", strict: false },
         )?;
         version.bindings = base.bindings.clone();
         version.limits = base.limits.clone();
@@ -322,18 +254,12 @@ async fn delete_script(
     ok(Value::Null)
 }
 
-async fn get_service(
-    State(app): State<SharedApp>,
-    Path((account_id, name)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_service(State(app): State<SharedApp>, Path((account_id, name)): Path<(String, String)>) -> ApiResult {
     let v = app.read(|s| script(account(s, &account_id)?, &name).map(views::service))?;
     ok(v)
 }
 
-async fn get_settings(
-    State(app): State<SharedApp>,
-    Path((account_id, name)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_settings(State(app): State<SharedApp>, Path((account_id, name)): Path<(String, String)>) -> ApiResult {
     let v = app.read(|s| script(account(s, &account_id)?, &name).map(views::settings))?;
     ok(v)
 }
@@ -346,10 +272,8 @@ async fn patch_settings(
     headers: HeaderMap,
     req: Request,
 ) -> ApiResult {
-    let is_multipart = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("multipart/"));
+    let is_multipart =
+        headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("multipart/"));
     let settings = if is_multipart {
         let mp = Multipart::from_request(req, &()).await;
         read_multipart(multipart(mp)?, "settings").await?.metadata
@@ -371,24 +295,15 @@ async fn patch_settings(
     ok(views::settings(&sc))
 }
 
-fn apply_settings_version(
-    a: &Account,
-    sc: &mut Script,
-    settings: &Value,
-    source: &str,
-) -> Result<(), ApiError> {
-    let base = sc
-        .latest_version()
-        .cloned()
-        .ok_or_else(|| ApiError::script_not_found(&sc.name))?;
+fn apply_settings_version(a: &Account, sc: &mut Script, settings: &Value, source: &str) -> Result<(), ApiError> {
+    let base = sc.latest_version().cloned().ok_or_else(|| ApiError::script_not_found(&sc.name))?;
     let mut v = workers::derived_version(sc, &base, source, "settings");
     if settings.get("bindings").is_some() {
         v.bindings = resolve_bindings(a, Some(sc), settings, false)?;
     }
     if let Some(d) = settings.get("compatibility_date").and_then(Value::as_str) {
-        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-            ApiError::bad_request(10021, format!("Invalid compatibility date {d:?}"))
-        })?;
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| ApiError::bad_request(10021, format!("Invalid compatibility date {d:?}")))?;
         v.compatibility_date = d.to_string();
     }
     if settings.get("compatibility_flags").is_some() {
@@ -423,9 +338,7 @@ async fn patch_script_settings(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult {
     if !body.is_object() {
-        return Err(ApiError::invalid_body(
-            "script settings must be a JSON object",
-        ));
+        return Err(ApiError::invalid_body("script settings must be a JSON object"));
     }
     let v = app.write(|s| {
         let sc = script_mut(account_mut(s, &account_id)?, &name)?;
@@ -448,10 +361,7 @@ fn schedules_view(sc: &Script) -> Value {
     })
 }
 
-async fn get_schedules(
-    State(app): State<SharedApp>,
-    Path((account_id, name)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_schedules(State(app): State<SharedApp>, Path((account_id, name)): Path<(String, String)>) -> ApiResult {
     let v = app.read(|s| script(account(s, &account_id)?, &name).map(schedules_view))?;
     ok(v)
 }
@@ -460,10 +370,7 @@ async fn get_schedules(
 fn valid_cron(cron: &str) -> bool {
     let fields = cron.split_whitespace().count();
     (5..=6).contains(&fields)
-        || matches!(
-            cron.trim(),
-            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight" | "@hourly"
-        )
+        || matches!(cron.trim(), "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight" | "@hourly")
 }
 
 async fn put_schedules(
@@ -471,17 +378,12 @@ async fn put_schedules(
     Path((account_id, name)): Path<(String, String)>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult {
-    let items = body
-        .as_array()
-        .ok_or_else(|| ApiError::invalid_body("expected a list of {cron}"))?;
+    let items = body.as_array().ok_or_else(|| ApiError::invalid_body("expected a list of {cron}"))?;
     let mut crons = Vec::new();
     for item in items {
         let cron = item.get("cron").and_then(Value::as_str).unwrap_or_default();
         if !valid_cron(cron) {
-            return Err(ApiError::bad_request(
-                10100,
-                format!("Invalid cron expression {cron:?}"),
-            ));
+            return Err(ApiError::bad_request(10100, format!("Invalid cron expression {cron:?}")));
         }
         crons.push(cron.to_string());
     }
@@ -492,16 +394,8 @@ async fn put_schedules(
         sc.schedules = crons
             .into_iter()
             .map(|cron| {
-                let created_on = old
-                    .iter()
-                    .find(|o| o.cron == cron)
-                    .map(|o| o.created_on)
-                    .unwrap_or(now);
-                Schedule {
-                    cron,
-                    created_on,
-                    modified_on: now,
-                }
+                let created_on = old.iter().find(|o| o.cron == cron).map(|o| o.created_on).unwrap_or(now);
+                Schedule { cron, created_on, modified_on: now }
             })
             .collect();
         Ok(schedules_view(sc))
@@ -509,10 +403,7 @@ async fn put_schedules(
     ok(v)
 }
 
-async fn references(
-    State(app): State<SharedApp>,
-    Path((account_id, name)): Path<(String, String)>,
-) -> ApiResult {
+async fn references(State(app): State<SharedApp>, Path((account_id, name)): Path<(String, String)>) -> ApiResult {
     let incoming = app.read(|s| {
         let a = account(s, &account_id)?;
         script(a, &name)?;
@@ -552,20 +443,14 @@ async fn post_script_subdomain(
     let enabled = match body.get("enabled") {
         Some(Value::Bool(b)) => *b,
         _ => {
-            return Err(ApiError::bad_request(
-                10021,
-                "enabled (boolean) is required",
-            ));
+            return Err(ApiError::bad_request(10021, "enabled (boolean) is required"));
         }
     };
     let previews = match body.get("previews_enabled") {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
-            return Err(ApiError::bad_request(
-                10021,
-                "previews_enabled must be a boolean",
-            ));
+            return Err(ApiError::bad_request(10021, "previews_enabled must be a boolean"));
         }
     };
     let v = app.write(|s| {
@@ -596,10 +481,7 @@ async fn get_subdomain(State(app): State<SharedApp>, Path(account_id): Path<Stri
     let sub = app.read(|s| account(s, &account_id).map(|a| a.workers_subdomain.clone()))?;
     match sub {
         Some(subdomain) => ok(json!({"subdomain": subdomain})),
-        None => Err(ApiError::not_found(
-            10007,
-            "This account does not have a workers.dev subdomain registered",
-        )),
+        None => Err(ApiError::not_found(10007, "This account does not have a workers.dev subdomain registered")),
     }
 }
 
@@ -608,8 +490,7 @@ fn valid_subdomain(s: &str) -> bool {
         && s.len() <= 63
         && !s.starts_with('-')
         && !s.ends_with('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 async fn put_subdomain(
@@ -617,11 +498,7 @@ async fn put_subdomain(
     Path(account_id): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult {
-    let sub = body
-        .get("subdomain")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let sub = body.get("subdomain").and_then(Value::as_str).unwrap_or_default().to_string();
     if !valid_subdomain(&sub) {
         return Err(ApiError::bad_request(
             10032,
@@ -629,14 +506,8 @@ async fn put_subdomain(
         ));
     }
     app.write(|s| {
-        if s.accounts
-            .values()
-            .any(|a| a.id != account_id && a.workers_subdomain.as_deref() == Some(sub.as_str()))
-        {
-            return Err(ApiError::conflict(
-                10032,
-                format!("The subdomain {sub} is already taken"),
-            ));
+        if s.accounts.values().any(|a| a.id != account_id && a.workers_subdomain.as_deref() == Some(sub.as_str())) {
+            return Err(ApiError::conflict(10032, format!("The subdomain {sub} is already taken")));
         }
         account_mut(s, &account_id)?.workers_subdomain = Some(sub.clone());
         Ok(())
@@ -644,10 +515,7 @@ async fn put_subdomain(
     ok(json!({"subdomain": sub}))
 }
 
-async fn delete_subdomain(
-    State(app): State<SharedApp>,
-    Path(account_id): Path<String>,
-) -> ApiResult {
+async fn delete_subdomain(State(app): State<SharedApp>, Path(account_id): Path<String>) -> ApiResult {
     app.write(|s| {
         account_mut(s, &account_id)?.workers_subdomain = None;
         Ok(())

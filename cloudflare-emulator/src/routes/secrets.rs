@@ -16,27 +16,18 @@ pub(crate) fn router() -> Router<SharedApp> {
     let s = "/accounts/{account_id}/workers/scripts/{script_name}";
     Router::new()
         .route(&format!("{s}/secrets"), get(list_secrets).put(put_secret))
-        .route(
-            &format!("{s}/secrets/{{secret_name}}"),
-            get(get_secret).delete(delete_secret),
-        )
+        .route(&format!("{s}/secrets/{{secret_name}}"), get(get_secret).delete(delete_secret))
         .route(&format!("{s}/secrets-bulk"), patch(bulk_secrets))
 }
 
 fn current_secrets(app: &SharedApp, account_id: &str, name: &str) -> Result<Vec<Value>, ApiError> {
     app.read(|s| {
         let sc = script(account(s, account_id)?, name)?;
-        Ok(sc
-            .latest_version()
-            .map(workers::secrets_of)
-            .unwrap_or_default())
+        Ok(sc.latest_version().map(workers::secrets_of).unwrap_or_default())
     })
 }
 
-async fn list_secrets(
-    State(app): State<SharedApp>,
-    Path((account_id, name)): Path<(String, String)>,
-) -> ApiResult {
+async fn list_secrets(State(app): State<SharedApp>, Path((account_id, name)): Path<(String, String)>) -> ApiResult {
     ok(current_secrets(&app, &account_id, &name)?)
 }
 
@@ -61,22 +52,14 @@ async fn put_secret(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult {
-    let secret_name = body
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let secret_name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
     let binding = workers::secret_binding(&secret_name, &body)?;
     let source = source_of(&headers);
     let kind = binding["type"].clone();
     app.write(|s| {
         let sc = script_mut(account_mut(s, &account_id)?, &name)?;
         let mut updated = sc.clone();
-        workers::write_secrets(
-            &mut updated,
-            vec![(secret_name.clone(), Some(binding))],
-            source,
-        )?;
+        workers::write_secrets(&mut updated, vec![(secret_name.clone(), Some(binding))], source)?;
         *sc = updated;
         Ok(())
     })?;
@@ -108,9 +91,7 @@ async fn bulk_secrets(
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult {
     let Some(map) = body.get("secrets").and_then(Value::as_object) else {
-        return Err(ApiError::invalid_body(
-            "expected {\"secrets\": {NAME: {...} | null}}",
-        ));
+        return Err(ApiError::invalid_body("expected {\"secrets\": {NAME: {...} | null}}"));
     };
     let mut changes = Vec::new();
     for (secret, value) in map {
@@ -131,21 +112,13 @@ async fn bulk_secrets(
             .iter()
             .filter_map(|s| s["name"].as_str().map(str::to_string))
             .collect();
-        let changes: Vec<_> = changes
-            .iter()
-            .filter(|(n, v)| v.is_some() || present.contains(n))
-            .cloned()
-            .collect();
+        let changes: Vec<_> = changes.iter().filter(|(n, v)| v.is_some() || present.contains(n)).cloned().collect();
         if !changes.is_empty() {
             workers::write_secrets(&mut updated, changes, source)?;
         }
         *sc = updated;
         let mut out = Map::new();
-        for s in sc
-            .latest_version()
-            .map(workers::secrets_of)
-            .unwrap_or_default()
-        {
+        for s in sc.latest_version().map(workers::secrets_of).unwrap_or_default() {
             if let Some(n) = s["name"].as_str() {
                 out.insert(n.to_string(), s.clone());
             }

@@ -15,26 +15,15 @@ use crate::app::SharedApp;
 use crate::envelope::{ApiError, ApiResult, ResultInfo, ok, ok_object_paged};
 use crate::model::{Account, Script};
 use crate::views;
-use crate::workers::{
-    self, DEPLOYABLE_VERSIONS, VersionInput, modules_from_parts, new_version, read_multipart,
-};
+use crate::workers::{self, DEPLOYABLE_VERSIONS, VersionInput, modules_from_parts, new_version, read_multipart};
 
 pub(crate) fn router() -> Router<SharedApp> {
     let s = "/accounts/{account_id}/workers/scripts/{script_name}";
     Router::new()
-        .route(
-            &format!("{s}/versions"),
-            get(list_versions).post(upload_version),
-        )
+        .route(&format!("{s}/versions"), get(list_versions).post(upload_version))
         .route(&format!("{s}/versions/{{version_id}}"), get(get_version))
-        .route(
-            &format!("{s}/deployments"),
-            get(list_deployments).post(create_deployment),
-        )
-        .route(
-            &format!("{s}/deployments/{{deployment_id}}"),
-            get(get_deployment).delete(delete_deployment),
-        )
+        .route(&format!("{s}/deployments"), get(list_deployments).post(create_deployment))
+        .route(&format!("{s}/deployments/{{deployment_id}}"), get(get_deployment).delete(delete_deployment))
 }
 
 fn has_preview(a: &Account, sc: &Script) -> bool {
@@ -49,16 +38,9 @@ async fn upload_version(
     headers: HeaderMap,
     mp: Result<Multipart, MultipartRejection>,
 ) -> ApiResult {
-    let mp = mp.map_err(|e| {
-        ApiError::bad_request(10021, format!("expected a multipart/form-data body: {e}"))
-    })?;
+    let mp = mp.map_err(|e| ApiError::bad_request(10021, format!("expected a multipart/form-data body: {e}")))?;
     let upload = read_multipart(mp, "metadata").await?;
-    if upload
-        .metadata
-        .get("main_module")
-        .and_then(Value::as_str)
-        .is_none()
-    {
+    if upload.metadata.get("main_module").and_then(Value::as_str).is_none() {
         return Err(ApiError::bad_request(
             10021,
             "main_module is required for version uploads (ES module Workers only)",
@@ -74,13 +56,7 @@ async fn upload_version(
         let version = new_version(
             a,
             Some(sc),
-            VersionInput {
-                metadata: &meta,
-                modules,
-                source,
-                triggered_by: "upload",
-                strict,
-            },
+            VersionInput { metadata: &meta, modules, source, triggered_by: "upload", strict },
         )?;
         let preview = has_preview(a, sc);
         let sc = super::script_mut(a, &name)?;
@@ -104,10 +80,7 @@ async fn list_versions(
         let preview = has_preview(a, sc);
         let newest_first = sc.versions.iter().rev();
         let chosen: Vec<Value> = if deployable {
-            newest_first
-                .take(DEPLOYABLE_VERSIONS)
-                .map(|v| views::version_item(sc, v, preview))
-                .collect()
+            newest_first.take(DEPLOYABLE_VERSIONS).map(|v| views::version_item(sc, v, preview)).collect()
         } else {
             newest_first
                 .skip((page - 1) * per_page)
@@ -119,18 +92,10 @@ async fn list_versions(
     })?;
     let info = ResultInfo {
         page: if deployable { 1 } else { page },
-        per_page: if deployable {
-            items.len().max(1)
-        } else {
-            per_page
-        },
+        per_page: if deployable { items.len().max(1) } else { per_page },
         count: items.len(),
         total_count: if deployable { items.len() } else { total },
-        total_pages: if deployable {
-            1
-        } else {
-            total.div_ceil(per_page)
-        },
+        total_pages: if deployable { 1 } else { total.div_ceil(per_page) },
     };
     ok_object_paged(json!({"items": items}), info)
 }
@@ -156,9 +121,7 @@ fn parse_time(params: &Params, key: &str) -> Result<Option<DateTime<Utc>>, ApiEr
         .map(|t| {
             DateTime::parse_from_rfc3339(t)
                 .map(|d| d.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::bad_request(10021, format!("{key} must be an RFC3339 timestamp"))
-                })
+                .map_err(|_| ApiError::bad_request(10021, format!("{key} must be an RFC3339 timestamp")))
         })
         .transpose()
 }
@@ -183,11 +146,7 @@ async fn list_deployments(
             .map(views::deployment)
             .collect();
         if paged {
-            items = items
-                .into_iter()
-                .skip((page - 1) * per_page)
-                .take(per_page)
-                .collect();
+            items = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
         }
         Ok::<_, ApiError>(items)
     })?;
@@ -205,8 +164,7 @@ async fn create_deployment(
         let sc = super::script_mut(account_mut(s, &account_id)?, &name)?;
         let versions = workers::parse_deployment_versions(sc, &body)?;
         let trigger = workers::deployment_trigger(sc, &versions);
-        let mut annotations: BTreeMap<String, String> =
-            workers::annotations_from(body.get("annotations"), trigger)?;
+        let mut annotations: BTreeMap<String, String> = workers::annotations_from(body.get("annotations"), trigger)?;
         annotations.retain(|k, _| k == "workers/message" || k == "workers/triggered_by");
         sc.last_deployed_from = source.to_string();
         Ok(workers::push_deployment(sc, versions, annotations, source))
@@ -245,10 +203,7 @@ async fn delete_deployment(
             .position(|d| d.id == deployment_id)
             .ok_or_else(|| deployment_not_found(&deployment_id))?;
         if pos + 1 == sc.deployments.len() {
-            return Err(ApiError::bad_request(
-                10223,
-                "The active deployment cannot be deleted",
-            ));
+            return Err(ApiError::bad_request(10223, "The active deployment cannot be deleted"));
         }
         sc.deployments.remove(pos);
         Ok(())

@@ -18,14 +18,8 @@ pub(crate) fn router() -> Router<SharedApp> {
     Router::new()
         .route("/zones", get(list_zones))
         .route("/zones/{zone_id}", get(get_zone))
-        .route(
-            "/zones/{zone_id}/workers/routes",
-            get(list_routes).post(create_route),
-        )
-        .route(
-            "/zones/{zone_id}/workers/routes/{route_id}",
-            get(get_route).put(update_route).delete(delete_route),
-        )
+        .route("/zones/{zone_id}/workers/routes", get(list_routes).post(create_route))
+        .route("/zones/{zone_id}/workers/routes/{route_id}", get(get_route).put(update_route).delete(delete_route))
         .route(
             "/accounts/{account_id}/workers/scripts/{script_name}/routes",
             get(list_script_routes).put(put_script_routes),
@@ -48,37 +42,24 @@ fn filter_matches(filter: &str, value: &str) -> bool {
     }
 }
 
-async fn list_zones(
-    State(app): State<SharedApp>,
-    Extension(caller): Extension<Caller>,
-    params: Params,
-) -> ApiResult {
+async fn list_zones(State(app): State<SharedApp>, Extension(caller): Extension<Caller>, params: Params) -> ApiResult {
     let (page, per_page) = params.paging(20, 50)?;
     let mut items: Vec<Value> = app.read(|s| {
         let mut zones: Vec<&Zone> = s
             .zones
             .values()
             .filter(|z| caller.allows(&z.account_id))
-            .filter(|z| {
-                params
-                    .get("name")
-                    .is_none_or(|n| filter_matches(n, &z.name))
-            })
+            .filter(|z| params.get("name").is_none_or(|n| filter_matches(n, &z.name)))
             .filter(|z| params.get("account.id").is_none_or(|a| a == z.account_id))
             .filter(|z| {
-                params.get("account.name").is_none_or(|n| {
-                    s.accounts
-                        .get(&z.account_id)
-                        .is_some_and(|a| filter_matches(n, &a.name))
-                })
+                params
+                    .get("account.name")
+                    .is_none_or(|n| s.accounts.get(&z.account_id).is_some_and(|a| filter_matches(n, &a.name)))
             })
             .filter(|_| params.get("status").is_none_or(|st| st == "active"))
             .collect();
         zones.sort_by(|a, b| a.name.cmp(&b.name));
-        zones
-            .into_iter()
-            .map(|z| views::zone(z, s.accounts.get(&z.account_id)))
-            .collect()
+        zones.into_iter().map(|z| views::zone(z, s.accounts.get(&z.account_id))).collect()
     });
     if params.get("direction") == Some("desc") {
         items.reverse();
@@ -88,21 +69,16 @@ async fn list_zones(
 }
 
 async fn get_zone(State(app): State<SharedApp>, Path(zone_id): Path<String>) -> ApiResult {
-    let z =
-        app.read(|s| zone(s, &zone_id).map(|z| views::zone(z, s.accounts.get(&z.account_id))))?;
+    let z = app.read(|s| zone(s, &zone_id).map(|z| views::zone(z, s.accounts.get(&z.account_id))))?;
     ok(z)
 }
 
 pub(crate) fn zone<'a>(s: &'a Model, zone_id: &str) -> Result<&'a Zone, ApiError> {
-    s.zones
-        .get(zone_id)
-        .ok_or_else(|| ApiError::no_route(&format!("/zones/{zone_id}")))
+    s.zones.get(zone_id).ok_or_else(|| ApiError::no_route(&format!("/zones/{zone_id}")))
 }
 
 fn zone_mut<'a>(s: &'a mut Model, zone_id: &str) -> Result<&'a mut Zone, ApiError> {
-    s.zones
-        .get_mut(zone_id)
-        .ok_or_else(|| ApiError::no_route(&format!("/zones/{zone_id}")))
+    s.zones.get_mut(zone_id).ok_or_else(|| ApiError::no_route(&format!("/zones/{zone_id}")))
 }
 
 /// Host part of a route pattern (without leading `*` / `*.`); patterns carry no scheme.
@@ -114,10 +90,7 @@ pub(crate) fn pattern_host(pattern: &str) -> Result<String, ApiError> {
         ));
     }
     let host = pattern.split('/').next().unwrap_or_default();
-    let host = host
-        .strip_prefix("*.")
-        .or_else(|| host.strip_prefix('*'))
-        .unwrap_or(host);
+    let host = host.strip_prefix("*.").or_else(|| host.strip_prefix('*')).unwrap_or(host);
     let host = host.split(':').next().unwrap_or_default();
     Ok(host.to_ascii_lowercase())
 }
@@ -133,13 +106,7 @@ fn check_pattern_in_zone(pattern: &str, zone: &Zone) -> Result<(), ApiError> {
     if host_in_zone(&host, &zone.name) {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            10022,
-            format!(
-                "Route pattern {pattern:?} does not belong to zone {}",
-                zone.name
-            ),
-        ))
+        Err(ApiError::bad_request(10022, format!("Route pattern {pattern:?} does not belong to zone {}", zone.name)))
     }
 }
 
@@ -161,9 +128,7 @@ fn check_script_exists(s: &Model, account_id: &str, name: Option<&str>) -> Resul
 }
 
 async fn list_routes(State(app): State<SharedApp>, Path(zone_id): Path<String>) -> ApiResult {
-    let routes = app.read(|s| {
-        zone(s, &zone_id).map(|z| z.routes.iter().map(views::route).collect::<Vec<_>>())
-    })?;
+    let routes = app.read(|s| zone(s, &zone_id).map(|z| z.routes.iter().map(views::route).collect::<Vec<_>>()))?;
     ok(routes)
 }
 
@@ -171,10 +136,7 @@ fn route_not_found(id: &str) -> ApiError {
     ApiError::not_found(10005, format!("Route {id} not found"))
 }
 
-async fn get_route(
-    State(app): State<SharedApp>,
-    Path((zone_id, route_id)): Path<(String, String)>,
-) -> ApiResult {
+async fn get_route(State(app): State<SharedApp>, Path((zone_id, route_id)): Path<(String, String)>) -> ApiResult {
     let r = app.read(|s| {
         zone(s, &zone_id)?
             .routes
@@ -191,9 +153,7 @@ async fn create_route(
     Path(zone_id): Path<String>,
     JsonBody(body): JsonBody<RouteBody>,
 ) -> ApiResult {
-    let pattern = body
-        .pattern
-        .ok_or_else(|| ApiError::bad_request(10022, "pattern is required"))?;
+    let pattern = body.pattern.ok_or_else(|| ApiError::bad_request(10022, "pattern is required"))?;
     let script_name = body.script.filter(|s| !s.is_empty());
     let r = app.write(|s| {
         let account_id = zone(s, &zone_id)?.account_id.clone();
@@ -203,11 +163,7 @@ async fn create_route(
         if z.routes.iter().any(|r| r.pattern == pattern) {
             return Err(duplicate_pattern());
         }
-        let r = Route {
-            id: ids::hex32(),
-            pattern: pattern.clone(),
-            script: script_name.clone(),
-        };
+        let r = Route { id: ids::hex32(), pattern: pattern.clone(), script: script_name.clone() };
         z.routes.push(r.clone());
         Ok(r)
     })?;
@@ -219,26 +175,17 @@ async fn update_route(
     Path((zone_id, route_id)): Path<(String, String)>,
     JsonBody(body): JsonBody<RouteBody>,
 ) -> ApiResult {
-    let pattern = body
-        .pattern
-        .ok_or_else(|| ApiError::bad_request(10022, "pattern is required"))?;
+    let pattern = body.pattern.ok_or_else(|| ApiError::bad_request(10022, "pattern is required"))?;
     let script_name = body.script.filter(|s| !s.is_empty());
     let r = app.write(|s| {
         let account_id = zone(s, &zone_id)?.account_id.clone();
         check_script_exists(s, &account_id, script_name.as_deref())?;
         let z = zone_mut(s, &zone_id)?;
         check_pattern_in_zone(&pattern, z)?;
-        if z.routes
-            .iter()
-            .any(|r| r.pattern == pattern && r.id != route_id)
-        {
+        if z.routes.iter().any(|r| r.pattern == pattern && r.id != route_id) {
             return Err(duplicate_pattern());
         }
-        let r = z
-            .routes
-            .iter_mut()
-            .find(|r| r.id == route_id)
-            .ok_or_else(|| route_not_found(&route_id))?;
+        let r = z.routes.iter_mut().find(|r| r.id == route_id).ok_or_else(|| route_not_found(&route_id))?;
         r.pattern = pattern.clone();
         r.script = script_name.clone();
         Ok(r.clone())
@@ -246,10 +193,7 @@ async fn update_route(
     ok(views::route(&r))
 }
 
-async fn delete_route(
-    State(app): State<SharedApp>,
-    Path((zone_id, route_id)): Path<(String, String)>,
-) -> ApiResult {
+async fn delete_route(State(app): State<SharedApp>, Path((zone_id, route_id)): Path<(String, String)>) -> ApiResult {
     app.write(|s| {
         let z = zone_mut(s, &zone_id)?;
         let before = z.routes.len();
@@ -264,10 +208,7 @@ async fn delete_route(
 
 /// The account's zone that best contains `host` (longest name wins).
 pub(crate) fn zone_for_host<'a>(s: &'a Model, account_id: &str, host: &str) -> Option<&'a Zone> {
-    s.zones
-        .values()
-        .filter(|z| z.account_id == account_id && host_in_zone(host, &z.name))
-        .max_by_key(|z| z.name.len())
+    s.zones.values().filter(|z| z.account_id == account_id && host_in_zone(host, &z.name)).max_by_key(|z| z.name.len())
 }
 
 fn script_route_view(r: &Route, z: &Zone) -> Value {
@@ -329,49 +270,27 @@ async fn put_script_routes(
                 (None, None) => zone_for_host(s, &account_id, &host).ok_or_else(|| {
                     ApiError::bad_request(
                         10022,
-                        format!(
-                            "No zone of this account contains route pattern {:?}",
-                            item.pattern
-                        ),
+                        format!("No zone of this account contains route pattern {:?}", item.pattern),
                     )
                 })?,
             };
             check_pattern_in_zone(&item.pattern, z)?;
-            if z.routes
-                .iter()
-                .any(|r| r.pattern == item.pattern && r.script.as_deref() != Some(name.as_str()))
-            {
+            if z.routes.iter().any(|r| r.pattern == item.pattern && r.script.as_deref() != Some(name.as_str())) {
                 return Err(duplicate_pattern());
             }
-            if wanted
-                .iter()
-                .any(|(zid, p)| zid == &z.id && p == &item.pattern)
-            {
+            if wanted.iter().any(|(zid, p)| zid == &z.id && p == &item.pattern) {
                 return Err(duplicate_pattern());
             }
             wanted.push((z.id.clone(), item.pattern.clone()));
         }
         let mut out = Vec::new();
         for z in s.zones.values_mut().filter(|z| z.account_id == account_id) {
-            let old: Vec<Route> = z
-                .routes
-                .iter()
-                .filter(|r| r.script.as_deref() == Some(name.as_str()))
-                .cloned()
-                .collect();
-            z.routes
-                .retain(|r| r.script.as_deref() != Some(name.as_str()));
+            let old: Vec<Route> =
+                z.routes.iter().filter(|r| r.script.as_deref() == Some(name.as_str())).cloned().collect();
+            z.routes.retain(|r| r.script.as_deref() != Some(name.as_str()));
             for (_, pattern) in wanted.iter().filter(|(zid, _)| zid == &z.id) {
-                let id = old
-                    .iter()
-                    .find(|r| &r.pattern == pattern)
-                    .map(|r| r.id.clone())
-                    .unwrap_or_else(ids::hex32);
-                let r = Route {
-                    id,
-                    pattern: pattern.clone(),
-                    script: Some(name.clone()),
-                };
+                let id = old.iter().find(|r| &r.pattern == pattern).map(|r| r.id.clone()).unwrap_or_else(ids::hex32);
+                let r = Route { id, pattern: pattern.clone(), script: Some(name.clone()) };
                 out.push(script_route_view(&r, z));
                 z.routes.push(r);
             }
@@ -389,10 +308,7 @@ mod tests {
     fn patterns_must_lie_in_zone() {
         assert_eq!(pattern_host("*.example.com/*").unwrap(), "example.com");
         assert_eq!(pattern_host("*example.com/*").unwrap(), "example.com");
-        assert_eq!(
-            pattern_host("api.example.com/v1/*").unwrap(),
-            "api.example.com"
-        );
+        assert_eq!(pattern_host("api.example.com/v1/*").unwrap(), "api.example.com");
         assert!(pattern_host("https://example.com/*").is_err());
         assert!(host_in_zone("api.example.com", "example.com"));
         assert!(host_in_zone("example.com", "example.com"));
