@@ -68,25 +68,19 @@ fn dns_subdomain() -> &'static Regex {
 
 fn dns_label() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-            .unwrap_or_else(|_| unreachable!("static regex"))
-    })
+    RE.get_or_init(|| Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$").unwrap_or_else(|_| unreachable!("static regex")))
 }
 
 fn qualified_name_part() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     RE.get_or_init(|| {
-        Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-            .unwrap_or_else(|_| unreachable!("static regex"))
+        Regex::new(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$").unwrap_or_else(|_| unreachable!("static regex"))
     })
 }
 
 fn config_key() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        Regex::new(r"^[-._a-zA-Z0-9]+$").unwrap_or_else(|_| unreachable!("static regex"))
-    })
+    RE.get_or_init(|| Regex::new(r"^[-._a-zA-Z0-9]+$").unwrap_or_else(|_| unreachable!("static regex")))
 }
 
 /// A `prefix/name` key (labels, annotations, finalizers).
@@ -157,11 +151,7 @@ pub(crate) fn validate_metadata(rd: &ResourceDef, obj: &Value, errs: &mut Vec<Fi
         for (i, f) in fins.iter().enumerate() {
             let f = f.as_str().unwrap_or_default();
             if let Some(why) = qualified_name_error(f) {
-                errs.push(FieldError::invalid(
-                    format!("metadata.finalizers[{i}]"),
-                    &json!(f),
-                    &why,
-                ));
+                errs.push(FieldError::invalid(format!("metadata.finalizers[{i}]"), &json!(f), &why));
             }
         }
     }
@@ -169,13 +159,8 @@ pub(crate) fn validate_metadata(rd: &ResourceDef, obj: &Value, errs: &mut Vec<Fi
         let mut controllers = 0;
         for (i, r) in refs.iter().enumerate() {
             for field in ["apiVersion", "kind", "name", "uid"] {
-                if r.get(field)
-                    .and_then(Value::as_str)
-                    .is_none_or(str::is_empty)
-                {
-                    errs.push(FieldError::required(format!(
-                        "metadata.ownerReferences[{i}].{field}"
-                    )));
+                if r.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+                    errs.push(FieldError::required(format!("metadata.ownerReferences[{i}].{field}")));
                 }
             }
             if r.get("controller").and_then(Value::as_bool) == Some(true) {
@@ -216,16 +201,11 @@ fn fold_string_data(obj: &mut Value) {
     let Some(Value::Object(sd)) = map.remove("stringData") else {
         return;
     };
-    let data = map
-        .entry("data")
-        .or_insert_with(|| Value::Object(Map::new()));
+    let data = map.entry("data").or_insert_with(|| Value::Object(Map::new()));
     if let Some(d) = data.as_object_mut() {
         for (k, v) in sd {
             let raw = v.as_str().unwrap_or_default();
-            d.insert(
-                k,
-                json!(base64::engine::general_purpose::STANDARD.encode(raw)),
-            );
+            d.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(raw)));
         }
     }
 }
@@ -238,17 +218,8 @@ fn immutable_data_changed(obj: &Value, old: &Value) -> bool {
 }
 
 fn validate_events_v1(obj: &Value, errs: &mut Vec<FieldError>) {
-    for field in [
-        "eventTime",
-        "reportingController",
-        "reportingInstance",
-        "action",
-        "reason",
-    ] {
-        if obj
-            .get(field)
-            .is_none_or(|v| v.is_null() || v.as_str() == Some(""))
-        {
+    for field in ["eventTime", "reportingController", "reportingInstance", "action", "reason"] {
+        if obj.get(field).is_none_or(|v| v.is_null() || v.as_str() == Some("")) {
             errs.push(FieldError::required(field));
         }
     }
@@ -277,11 +248,7 @@ pub(crate) fn admit(
 ) -> Result<Vec<String>, ApiError> {
     let mut warnings = Vec::new();
     let mut errs = Vec::new();
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default().to_string();
     let q = rd.qualified();
     match rd.builtin {
         Some(b) => {
@@ -317,10 +284,7 @@ pub(crate) fn admit(
                 && let Some(old) = old
                 && immutable_data_changed(obj, old)
             {
-                errs.push(FieldError::forbidden(
-                    "data",
-                    "field is immutable when `immutable` is set",
-                ));
+                errs.push(FieldError::forbidden("data", "field is immutable when `immutable` is set"));
             }
         }
         None => {
@@ -329,22 +293,13 @@ pub(crate) fn admit(
                 obj["metadata"] = decoded;
             }
             let Some(schema) = rd.schemas.get(version) else {
-                return Err(ApiError::internal(format!(
-                    "no schema for {}/{version}",
-                    rd.group
-                )));
+                return Err(ApiError::internal(format!("no schema for {}/{version}", rd.group)));
             };
             let unknown = schema.prune(obj);
             match validation {
                 FieldValidation::Strict if !unknown.is_empty() => {
-                    let list: Vec<String> = unknown
-                        .iter()
-                        .map(|u| format!("unknown field \"{u}\""))
-                        .collect();
-                    return Err(ApiError::bad_request(format!(
-                        "strict decoding error: {}",
-                        list.join(", ")
-                    )));
+                    let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+                    return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
                 }
                 FieldValidation::Warn => {
                     warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
@@ -356,11 +311,7 @@ pub(crate) fn admit(
         }
     }
     validate_metadata(rd, obj, &mut errs);
-    if errs.is_empty() {
-        Ok(warnings)
-    } else {
-        Err(ApiError::invalid(&q, &name, &errs))
-    }
+    if errs.is_empty() { Ok(warnings) } else { Err(ApiError::invalid(&q, &name, &errs)) }
 }
 
 #[cfg(test)]
@@ -369,45 +320,25 @@ mod tests {
     use crate::registry::builtins;
 
     fn def(b: Builtin) -> ResourceDef {
-        builtins()
-            .into_iter()
-            .find(|d| d.builtin == Some(b))
-            .expect("builtin exists")
+        builtins().into_iter().find(|d| d.builtin == Some(b)).expect("builtin exists")
     }
 
     #[test]
     fn secret_string_data_is_folded_into_data() {
         let mut s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "d"},
             "stringData": {"token": "abc"}, "bogus": 1});
-        admit(
-            &def(Builtin::Secret),
-            "v1",
-            &mut s,
-            None,
-            FieldValidation::Warn,
-        )
-        .expect("valid");
+        admit(&def(Builtin::Secret), "v1", &mut s, None, FieldValidation::Warn).expect("valid");
         assert_eq!(s["data"]["token"], "YWJj");
         assert_eq!(s["type"], "Opaque");
         assert!(s.get("stringData").is_none());
-        assert!(
-            s.get("bogus").is_none(),
-            "unknown fields are dropped by decoding"
-        );
+        assert!(s.get("bogus").is_none(), "unknown fields are dropped by decoding");
     }
 
     #[test]
     fn bad_names_and_labels_are_invalid() {
         let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "Bad_Name", "labels": {"ok": "bad value!"}}});
-        let e = admit(
-            &def(Builtin::ConfigMap),
-            "v1",
-            &mut cm,
-            None,
-            FieldValidation::Warn,
-        )
-        .unwrap_err();
+        let e = admit(&def(Builtin::ConfigMap), "v1", &mut cm, None, FieldValidation::Warn).unwrap_err();
         assert_eq!(e.code, 422);
         assert!(e.message.contains("metadata.name"), "{}", e.message);
         assert!(e.message.contains("metadata.labels"), "{}", e.message);
@@ -418,28 +349,14 @@ mod tests {
         let old = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}, "immutable": true});
         let mut new = old.clone();
         new["data"]["a"] = json!("2");
-        let e = admit(
-            &def(Builtin::ConfigMap),
-            "v1",
-            &mut new,
-            Some(&old),
-            FieldValidation::Warn,
-        )
-        .unwrap_err();
+        let e = admit(&def(Builtin::ConfigMap), "v1", &mut new, Some(&old), FieldValidation::Warn).unwrap_err();
         assert!(e.message.contains("field is immutable"), "{}", e.message);
     }
 
     #[test]
     fn undecodable_builtin_is_bad_request() {
         let mut s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "%%%"}});
-        let e = admit(
-            &def(Builtin::Secret),
-            "v1",
-            &mut s,
-            None,
-            FieldValidation::Warn,
-        )
-        .unwrap_err();
+        let e = admit(&def(Builtin::Secret), "v1", &mut s, None, FieldValidation::Warn).unwrap_err();
         assert_eq!(e.code, 400);
     }
 }

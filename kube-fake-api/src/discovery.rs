@@ -7,16 +7,7 @@ use serde_json::{Value, json};
 
 use crate::registry::{Registry, ResourceDef};
 
-const VERBS: [&str; 8] = [
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
+const VERBS: [&str; 8] = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 pub(crate) fn version() -> Value {
     json!({
@@ -35,11 +26,7 @@ pub(crate) fn version() -> Value {
 }
 
 fn scope(d: &ResourceDef) -> &'static str {
-    if d.namespaced {
-        "Namespaced"
-    } else {
-        "Cluster"
-    }
+    if d.namespaced { "Namespaced" } else { "Cluster" }
 }
 
 fn api_resources(d: &ResourceDef) -> Vec<Value> {
@@ -75,18 +62,12 @@ pub(crate) fn core_versions(server_address: &str) -> Value {
 
 /// `/api/v1` or `/apis/{g}/{v}` (APIResourceList); None when nothing is served there.
 pub(crate) fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value> {
-    let defs: Vec<&ResourceDef> = reg
-        .all()
-        .filter(|d| d.group == group && d.versions.iter().any(|v| v == version))
-        .collect();
+    let defs: Vec<&ResourceDef> =
+        reg.all().filter(|d| d.group == group && d.versions.iter().any(|v| v == version)).collect();
     if defs.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
     let resources: Vec<Value> = defs.into_iter().flat_map(api_resources).collect();
     Some(json!({
         "kind": "APIResourceList",
@@ -110,10 +91,8 @@ fn groups(reg: &Registry) -> BTreeMap<String, Vec<String>> {
 }
 
 fn api_group(name: &str, versions: &[String]) -> Value {
-    let vs: Vec<Value> = versions
-        .iter()
-        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
-        .collect();
+    let vs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v})).collect();
     json!({
         "kind": "APIGroup",
         "apiVersion": "v1",
@@ -165,12 +144,7 @@ pub(crate) fn aggregated(reg: &Registry, core: bool) -> Value {
                     "verbs": ["get", "patch", "update"],
                 }]);
             }
-            by_group
-                .entry(d.group.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default()
-                .push(r);
+            by_group.entry(d.group.clone()).or_default().entry(v.clone()).or_default().push(r);
         }
     }
     let items: Vec<Value> = by_group

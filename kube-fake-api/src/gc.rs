@@ -7,18 +7,13 @@ use serde_json::Value;
 
 use crate::ops::{CRD_CLEANUP, FOREGROUND, Propagation};
 use crate::registry::{Builtin, ResKey, ResourceDef};
-use crate::store::{
-    ObjKey, State, crd_key, finalizers, is_deleting, meta_str, ns_key, set_finalizers,
-};
+use crate::store::{ObjKey, State, crd_key, finalizers, is_deleting, meta_str, ns_key, set_finalizers};
 
 /// Upper bound on GC rounds per write (each round makes progress or stops).
 const MAX_ROUNDS: usize = 10_000;
 
 fn owner_refs(obj: &Value) -> Vec<Value> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default()
+    obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).cloned().unwrap_or_default()
 }
 
 impl State {
@@ -27,19 +22,13 @@ impl State {
         let dependents: Vec<(ResKey, ObjKey, Value)> = self
             .all_objects()
             .into_iter()
-            .filter(|(_, _, o)| {
-                owner_refs(o)
-                    .iter()
-                    .any(|r| r.get("uid").and_then(Value::as_str) == Some(uid))
-            })
+            .filter(|(_, _, o)| owner_refs(o).iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(uid)))
             .map(|(r, k, o)| (r, k, o.clone()))
             .collect();
         for (res, key, old) in dependents {
             let mut new = old.clone();
-            let kept: Vec<Value> = owner_refs(&old)
-                .into_iter()
-                .filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid))
-                .collect();
+            let kept: Vec<Value> =
+                owner_refs(&old).into_iter().filter(|r| r.get("uid").and_then(Value::as_str) != Some(uid)).collect();
             set_owner_refs(&mut new, kept);
             self.put(&res, key, new, Some(old));
         }
@@ -61,15 +50,10 @@ impl State {
 
     /// One round; true when something changed.
     fn gc_round(&mut self) -> bool {
-        let objects: Vec<(ResKey, ObjKey, Value)> = self
-            .all_objects()
-            .into_iter()
-            .map(|(r, k, o)| (r, k, o.clone()))
-            .collect();
-        let by_uid: HashMap<String, &Value> = objects
-            .iter()
-            .filter_map(|(_, _, o)| meta_str(o, "uid").map(|u| (u.to_string(), o)))
-            .collect();
+        let objects: Vec<(ResKey, ObjKey, Value)> =
+            self.all_objects().into_iter().map(|(r, k, o)| (r, k, o.clone())).collect();
+        let by_uid: HashMap<String, &Value> =
+            objects.iter().filter_map(|(_, _, o)| meta_str(o, "uid").map(|u| (u.to_string(), o))).collect();
 
         // Dependents whose owners are gone, or whose owner is being deleted in the foreground.
         for (res, key, obj) in &objects {
@@ -88,10 +72,7 @@ impl State {
                         }
                     }
                     None => {
-                        let av = r
-                            .get("apiVersion")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default();
+                        let av = r.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
                         let kind = r.get("kind").and_then(Value::as_str).unwrap_or_default();
                         // Owners of kinds this server does not serve cannot be verified: leave them.
                         if self.registry.by_kind(av, kind).is_some() {
@@ -110,11 +91,7 @@ impl State {
                 let mut new = obj.clone();
                 let kept: Vec<Value> = refs
                     .into_iter()
-                    .filter(|r| {
-                        !dangling
-                            .iter()
-                            .any(|d| Some(d.as_str()) == r.get("uid").and_then(Value::as_str))
-                    })
+                    .filter(|r| !dangling.iter().any(|d| Some(d.as_str()) == r.get("uid").and_then(Value::as_str)))
                     .collect();
                 set_owner_refs(&mut new, kept);
                 self.put(res, key.clone(), new, Some(obj.clone()));
@@ -168,10 +145,8 @@ impl State {
                 return true;
             }
             if content.is_empty() {
-                let spec_fins = obj
-                    .pointer("/spec/finalizers")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty());
+                let spec_fins =
+                    obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
                 if spec_fins {
                     let mut new = obj.clone();
                     new["spec"]["finalizers"] = Value::Array(Vec::new());
@@ -195,20 +170,11 @@ impl State {
             if !fins.iter().any(|f| f == CRD_CLEANUP) {
                 continue;
             }
-            let group = obj
-                .pointer("/spec/group")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let plural = obj
-                .pointer("/spec/names/plural")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let group = obj.pointer("/spec/group").and_then(Value::as_str).unwrap_or_default();
+            let plural = obj.pointer("/spec/names/plural").and_then(Value::as_str).unwrap_or_default();
             let cr_key: ResKey = (group.to_string(), plural.to_string());
-            let instances: Vec<(ObjKey, bool)> = objects
-                .iter()
-                .filter(|(r, _, _)| *r == cr_key)
-                .map(|(_, k, o)| (k.clone(), is_deleting(o)))
-                .collect();
+            let instances: Vec<(ObjKey, bool)> =
+                objects.iter().filter(|(r, _, _)| *r == cr_key).map(|(_, k, o)| (k.clone(), is_deleting(o))).collect();
             let mut changed = false;
             if let Some(rd) = self.def(&cr_key) {
                 for (k, deleting) in &instances {
@@ -236,10 +202,7 @@ impl State {
         set_finalizers(&mut new, rest);
         let Some(rd) = self.def(res) else { return };
         let blocked = rd.builtin == Some(Builtin::Namespace)
-            && new
-                .pointer("/spec/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty());
+            && new.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty());
         if rest.is_empty() && !blocked {
             self.replace_silently(res, key, new);
             if let Some(gone) = self.remove(res, key) {

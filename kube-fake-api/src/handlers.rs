@@ -45,19 +45,10 @@ pub(crate) fn verb(method: &Method, rp: &ResourcePath, q: &Query) -> &'static st
 fn manager_from_user_agent(ua: Option<&str>) -> String {
     let ua = ua.unwrap_or_default();
     let prefix = ua.split('/').next().unwrap_or_default().trim();
-    if prefix.is_empty() {
-        "unknown".to_string()
-    } else {
-        prefix.chars().take(128).collect()
-    }
+    if prefix.is_empty() { "unknown".to_string() } else { prefix.chars().take(128).collect() }
 }
 
-fn written_response(
-    rd: &crate::registry::ResourceDef,
-    version: &str,
-    w: Written,
-    meta_only: bool,
-) -> Response {
+fn written_response(rd: &crate::registry::ResourceDef, version: &str, w: Written, meta_only: bool) -> Response {
     let code = if w.created { 201 } else { 200 };
     let mut resp = json_response(code, &render(rd, version, &w.object, meta_only));
     for warning in w.warnings {
@@ -75,26 +66,17 @@ fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
     }
     match serde_json::from_slice(body) {
         Ok(v) => Ok(v),
-        Err(_) => serde_yaml::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}"))),
+        Err(_) => {
+            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
+        }
     }
 }
 
 /// Serve one request against a resource path.
-pub(crate) fn resource(
-    shared: &Arc<Shared>,
-    rp: ResourcePath,
-    req: Incoming<'_>,
-) -> Result<Response, ApiError> {
+pub(crate) fn resource(shared: &Arc<Shared>, rp: ResourcePath, req: Incoming<'_>) -> Result<Response, ApiError> {
     let mut st = shared.lock_state();
-    let rd = st
-        .registry
-        .lookup(&rp.group, &rp.version, &rp.plural)
-        .cloned()
-        .ok_or_else(ApiError::path_not_found)?;
-    if (!rd.namespaced && rp.namespace.is_some())
-        || (rd.namespaced && rp.name.is_some() && rp.namespace.is_none())
-    {
+    let rd = st.registry.lookup(&rp.group, &rp.version, &rp.plural).cloned().ok_or_else(ApiError::path_not_found)?;
+    if (!rd.namespaced && rp.namespace.is_some()) || (rd.namespaced && rp.name.is_some() && rp.namespace.is_none()) {
         return Err(ApiError::path_not_found());
     }
     let status = match rp.subresource.as_deref() {
@@ -103,9 +85,7 @@ pub(crate) fn resource(
         Some(_) => return Err(ApiError::path_not_found()),
     };
     let q = req.query;
-    let meta_only = req
-        .accept
-        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
+    let meta_only = req.accept.is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     let dry_run = match q.get("dryRun") {
         None | Some("") => false,
         Some("All") => true,
@@ -117,14 +97,10 @@ pub(crate) fn resource(
     };
     let field_manager = q.get("fieldManager").unwrap_or_default().to_string();
     if field_manager.len() > 128 {
-        return Err(ApiError::bad_request(
-            "fieldManager: Too long: may not be more than 128 bytes",
-        ));
+        return Err(ApiError::bad_request("fieldManager: Too long: may not be more than 128 bytes"));
     }
     let patch_kind = if *req.method == Method::PATCH {
-        Some(PatchKind::from_content_type(
-            req.content_type.unwrap_or_default(),
-        )?)
+        Some(PatchKind::from_content_type(req.content_type.unwrap_or_default())?)
     } else {
         None
     };
@@ -153,9 +129,8 @@ pub(crate) fn resource(
             Ok(json_response(200, &body))
         }
         ("GET", Some(name)) => {
-            let obj = st
-                .get(&rd.key(), &ctx_key(&rp, name))
-                .ok_or_else(|| ApiError::not_found(&rd.qualified(), name))?;
+            let obj =
+                st.get(&rd.key(), &ctx_key(&rp, name)).ok_or_else(|| ApiError::not_found(&rd.qualified(), name))?;
             Ok(json_response(200, &render(&rd, version, obj, meta_only)))
         }
         ("POST", None) => {
@@ -180,15 +155,11 @@ pub(crate) fn resource(
         }
         ("DELETE", Some(name)) => {
             if status {
-                return Err(ApiError::method_not_allowed(
-                    "DELETE is not supported on the status subresource",
-                ));
+                return Err(ApiError::method_not_allowed("DELETE is not supported on the status subresource"));
             }
             let opts = delete_opts(req.body, q)?;
             match st.delete(&ctx, name, &opts)? {
-                Deleted::Pending(obj) => {
-                    Ok(json_response(200, &render(&rd, version, &obj, meta_only)))
-                }
+                Deleted::Pending(obj) => Ok(json_response(200, &render(&rd, version, &obj, meta_only))),
                 Deleted::Gone(obj) => Ok(json_response(
                     200,
                     &json!({
@@ -217,14 +188,9 @@ pub(crate) fn resource(
                 .collect();
             let mut items = Vec::new();
             for (ns, name) in names {
-                let ctx = WriteCtx {
-                    namespace: if rd.namespaced { Some(ns) } else { None },
-                    ..ctx_clone(&ctx)
-                };
+                let ctx = WriteCtx { namespace: if rd.namespaced { Some(ns) } else { None }, ..ctx_clone(&ctx) };
                 match st.delete(&ctx, &name, &opts)? {
-                    Deleted::Pending(o) | Deleted::Gone(o) => {
-                        items.push(render(&rd, version, &o, meta_only))
-                    }
+                    Deleted::Pending(o) | Deleted::Gone(o) => items.push(render(&rd, version, &o, meta_only)),
                 }
             }
             Ok(json_response(
@@ -267,9 +233,7 @@ fn delete_opts(body: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
             "Foreground" => Propagation::Foreground,
             "Orphan" => Propagation::Orphan,
             other => {
-                return Err(ApiError::bad_request(format!(
-                    "propagationPolicy: Unsupported value: \"{other}\""
-                )));
+                return Err(ApiError::bad_request(format!("propagationPolicy: Unsupported value: \"{other}\"")));
             }
         });
     }

@@ -101,9 +101,7 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// A decoded query parameter.
     pub fn query_param(&self, key: &str) -> Option<String> {
-        query::Query::parse(self.query.as_deref())
-            .get(key)
-            .map(str::to_string)
+        query::Query::parse(self.query.as_deref()).get(key).map(str::to_string)
     }
 
     /// The subresource addressed, if any.
@@ -133,14 +131,7 @@ pub struct Fault {
 impl Fault {
     /// Fail the next request under `path_prefix` with `status`.
     pub fn new(path_prefix: impl Into<String>, status: u16) -> Self {
-        Self {
-            path_prefix: path_prefix.into(),
-            method: None,
-            status,
-            times: Some(1),
-            message: None,
-            retry_after: None,
-        }
+        Self { path_prefix: path_prefix.into(), method: None, status, times: Some(1), message: None, retry_after: None }
     }
 
     /// Only requests with this HTTP method (e.g. `"PATCH"`).
@@ -193,11 +184,7 @@ pub struct FakeApiServerBuilder {
 
 impl Default for FakeApiServerBuilder {
     fn default() -> Self {
-        Self {
-            strict_namespaces: false,
-            history_limit: 10_000,
-            bookmark_interval: Duration::from_secs(5),
-        }
+        Self { strict_namespaces: false, history_limit: 10_000, bookmark_interval: Duration::from_secs(5) }
     }
 }
 
@@ -227,21 +214,12 @@ impl FakeApiServerBuilder {
 
     /// Bind `127.0.0.1:0` and serve.
     pub async fn start(self) -> Result<FakeApiServer, Error> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(Error::Bind)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(Error::Bind)?;
         let addr = listener.local_addr().map_err(Error::Bind)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let state = State::new(Options {
-            strict_namespaces: self.strict_namespaces,
-            history_limit: self.history_limit,
-        });
-        let shared = Arc::new(Shared::new(
-            state,
-            stop_rx.clone(),
-            self.bookmark_interval,
-            addr,
-        ));
+        let state =
+            State::new(Options { strict_namespaces: self.strict_namespaces, history_limit: self.history_limit });
+        let shared = Arc::new(Shared::new(state, stop_rx.clone(), self.bookmark_interval, addr));
         let url = format!("http://{addr}");
         let uri: http::Uri = url.parse().map_err(Error::Url)?;
         let client = kube::Client::try_from(kube::Config::new(uri)).map_err(Error::Client)?;
@@ -255,13 +233,7 @@ impl FakeApiServerBuilder {
                 tracing::warn!(error = %e, "fake API server stopped with an error");
             }
         });
-        Ok(FakeApiServer {
-            shared,
-            url,
-            client,
-            stop: stop_tx,
-            task: Some(task),
-        })
+        Ok(FakeApiServer { shared, url, client, stop: stop_tx, task: Some(task) })
     }
 }
 
@@ -276,9 +248,7 @@ pub struct FakeApiServer {
 
 impl std::fmt::Debug for FakeApiServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeApiServer")
-            .field("url", &self.url)
-            .finish()
+        f.debug_struct("FakeApiServer").field("url", &self.url).finish()
     }
 }
 
@@ -308,10 +278,7 @@ impl FakeApiServer {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(5), task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(5), task).await.is_err() {
                 abort.abort();
             }
         }
@@ -350,26 +317,16 @@ impl FakeApiServer {
         let st = self.shared.lock_state();
         let rd = st.registry.lookup(group, version, plural)?;
         let key = (namespace.unwrap_or_default().to_string(), name.to_string());
-        st.get(&rd.key(), &key)
-            .map(|o| read::render(rd, version, o, false))
+        st.get(&rd.key(), &key).map(|o| read::render(rd, version, o, false))
     }
 
     /// All stored objects of a resource (optionally one namespace), in name order.
-    pub fn list_raw(
-        &self,
-        group: &str,
-        version: &str,
-        plural: &str,
-        namespace: Option<&str>,
-    ) -> Vec<Value> {
+    pub fn list_raw(&self, group: &str, version: &str, plural: &str, namespace: Option<&str>) -> Vec<Value> {
         let st = self.shared.lock_state();
         let Some(rd) = st.registry.lookup(group, version, plural) else {
             return Vec::new();
         };
-        st.list(&rd.key(), namespace)
-            .into_iter()
-            .map(|(_, o)| read::render(rd, version, o, false))
-            .collect()
+        st.list(&rd.key(), namespace).into_iter().map(|(_, o)| read::render(rd, version, o, false)).collect()
     }
 
     /// The current global resourceVersion.

@@ -40,18 +40,11 @@ enum ListType {
 }
 
 fn list_type(schema: Option<&Value>) -> ListType {
-    match schema
-        .and_then(|s| s.get("x-kubernetes-list-type"))
-        .and_then(Value::as_str)
-    {
+    match schema.and_then(|s| s.get("x-kubernetes-list-type")).and_then(Value::as_str) {
         Some("set") => ListType::Set,
         Some("map") => {
             let keys = schema.map(list_map_keys).unwrap_or_default();
-            if keys.is_empty() {
-                ListType::Atomic
-            } else {
-                ListType::Map(keys)
-            }
+            if keys.is_empty() { ListType::Atomic } else { ListType::Map(keys) }
         }
         _ => ListType::Atomic,
     }
@@ -59,9 +52,7 @@ fn list_type(schema: Option<&Value>) -> ListType {
 
 fn child_schema<'a>(schema: Option<&'a Value>, key: &str) -> Option<&'a Value> {
     let s = schema?;
-    s.get("properties")
-        .and_then(|p| p.get(key))
-        .or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
+    s.get("properties").and_then(|p| p.get(key)).or_else(|| s.get("additionalProperties").filter(|a| a.is_object()))
 }
 
 fn items_schema(schema: Option<&Value>) -> Option<&Value> {
@@ -85,9 +76,7 @@ fn metadata_schema() -> Value {
 pub(crate) fn navigation_schema(schema: Option<&Value>) -> Value {
     let mut nav = schema.cloned().unwrap_or_else(|| json!({"type": "object"}));
     if let Some(obj) = nav.as_object_mut() {
-        let props = obj
-            .entry("properties")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let props = obj.entry("properties").or_insert_with(|| Value::Object(Map::new()));
         if let Some(p) = props.as_object_mut() {
             p.insert("metadata".into(), metadata_schema());
         }
@@ -153,12 +142,7 @@ pub(crate) fn leaves(value: &Value, schema: Option<&Value>) -> BTreeMap<Path, Va
     out
 }
 
-fn collect(
-    value: &Value,
-    schema: Option<&Value>,
-    prefix: &mut Path,
-    out: &mut BTreeMap<Path, Value>,
-) {
+fn collect(value: &Value, schema: Option<&Value>, prefix: &mut Path, out: &mut BTreeMap<Path, Value>) {
     match value {
         Value::Object(m) if !m.is_empty() => {
             for (k, v) in m {
@@ -228,10 +212,8 @@ impl Entry {
 
 fn parse_fields(node: &Value, prefix: &mut Path, out: &mut BTreeSet<Path>) {
     let Some(m) = node.as_object() else { return };
-    if m.is_empty() || m.contains_key(".") {
-        if !prefix.is_empty() {
-            out.insert(prefix.clone());
-        }
+    if (m.is_empty() || m.contains_key(".")) && !prefix.is_empty() {
+        out.insert(prefix.clone());
     }
     for (k, v) in m {
         if k == "." {
@@ -250,9 +232,7 @@ fn to_fields_v1(set: &BTreeSet<Path>) -> Value {
                 node.insert(".".into(), Value::Object(Map::new()));
             }
             Some((first, rest)) => {
-                let child = node
-                    .entry(first.clone())
-                    .or_insert_with(|| Value::Object(Map::new()));
+                let child = node.entry(first.clone()).or_insert_with(|| Value::Object(Map::new()));
                 if let Value::Object(m) = child {
                     insert(m, rest);
                 }
@@ -282,20 +262,12 @@ fn to_fields_v1(set: &BTreeSet<Path>) -> Value {
 
 /// Read the entries stored in an object.
 pub(crate) fn entries_of(obj: &Value) -> Vec<Entry> {
-    let Some(list) = obj
-        .pointer("/metadata/managedFields")
-        .and_then(Value::as_array)
-    else {
+    let Some(list) = obj.pointer("/metadata/managedFields").and_then(Value::as_array) else {
         return Vec::new();
     };
     list.iter()
         .filter_map(|e| {
-            let s = |k: &str| {
-                e.get(k)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string()
-            };
+            let s = |k: &str| e.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
             let manager = s("manager");
             if manager.is_empty() {
                 return None;
@@ -357,30 +329,20 @@ pub(crate) struct Writer<'a> {
 /// Record an Update-operation write: the writer owns what it changed.
 pub(crate) fn record_update(old: Option<&Value>, new: &mut Value, w: &Writer<'_>) {
     let mut entries = old.map(entries_of).unwrap_or_default();
-    let old_leaves = old
-        .map(|o| leaves(&tracked(o, w.part), Some(w.nav)))
-        .unwrap_or_default();
+    let old_leaves = old.map(|o| leaves(&tracked(o, w.part), Some(w.nav))).unwrap_or_default();
     let new_leaves = leaves(&tracked(new, w.part), Some(w.nav));
     let changed: BTreeSet<Path> = new_leaves
         .iter()
         .filter(|(p, v)| !old_leaves.get(*p).is_some_and(|o| json_eq(o, v)))
         .map(|(p, _)| p.clone())
         .collect();
-    let removed: BTreeSet<Path> = old_leaves
-        .keys()
-        .filter(|p| !new_leaves.contains_key(*p))
-        .cloned()
-        .collect();
+    let removed: BTreeSet<Path> = old_leaves.keys().filter(|p| !new_leaves.contains_key(*p)).cloned().collect();
     for e in &mut entries {
-        e.fields
-            .retain(|p| !changed.contains(p) && !removed.contains(p));
+        e.fields.retain(|p| !changed.contains(p) && !removed.contains(p));
     }
     if !changed.is_empty() {
         let sub = w.part.subresource();
-        match entries
-            .iter_mut()
-            .find(|e| e.same_owner(w.manager, "Update", sub))
-        {
+        match entries.iter_mut().find(|e| e.same_owner(w.manager, "Update", sub)) {
             Some(e) => {
                 e.fields.extend(changed);
                 e.time = w.time.to_string();
@@ -460,10 +422,7 @@ pub(crate) fn apply(
             if let Some(av) = applied_leaves.get(p)
                 && !live_leaves.get(p).is_some_and(|lv| json_eq(lv, av))
             {
-                conflicts.push(Conflict {
-                    manager: e.manager.clone(),
-                    path: render_path(p),
-                });
+                conflicts.push(Conflict { manager: e.manager.clone(), path: render_path(p) });
             }
         }
     }
@@ -477,25 +436,18 @@ pub(crate) fn apply(
             }
             e.fields.retain(|p| {
                 !applied_leaves.contains_key(p)
-                    || live_leaves
-                        .get(p)
-                        .is_some_and(|lv| applied_leaves.get(p).is_some_and(|av| json_eq(lv, av)))
+                    || live_leaves.get(p).is_some_and(|lv| applied_leaves.get(p).is_some_and(|av| json_eq(lv, av)))
             });
         }
     }
 
-    let previous: BTreeSet<Path> = entries
-        .iter()
-        .find(|e| e.same_owner(w.manager, "Apply", sub))
-        .map(|e| e.fields.clone())
-        .unwrap_or_default();
+    let previous: BTreeSet<Path> =
+        entries.iter().find(|e| e.same_owner(w.manager, "Apply", sub)).map(|e| e.fields.clone()).unwrap_or_default();
     let mut to_remove: Vec<&Path> = previous
         .iter()
         .filter(|p| !applied_leaves.contains_key(*p))
         .filter(|p| {
-            !entries.iter().any(|e| {
-                !e.same_owner(w.manager, "Apply", sub) && e.fields.iter().any(|q| q.starts_with(p))
-            })
+            !entries.iter().any(|e| !e.same_owner(w.manager, "Apply", sub) && e.fields.iter().any(|q| q.starts_with(p)))
         })
         .filter(|p| !applied_leaves.keys().any(|q| q.starts_with(p)))
         .collect();
@@ -527,8 +479,7 @@ fn element_matches(item: &Value, el: &str) -> bool {
         let Ok(Value::Object(key)) = serde_json::from_str::<Value>(k) else {
             return false;
         };
-        key.iter()
-            .all(|(kk, kv)| item.get(kk).is_some_and(|x| json_eq(x, kv)))
+        key.iter().all(|(kk, kv)| item.get(kk).is_some_and(|x| json_eq(x, kv)))
     } else if let Some(v) = el.strip_prefix("v:") {
         serde_json::from_str::<Value>(v).is_ok_and(|want| json_eq(item, &want))
     } else {
@@ -543,9 +494,7 @@ fn step_mut<'a>(v: &'a mut Value, el: &str) -> Option<&'a mut Value> {
     if let Some(i) = el.strip_prefix("i:") {
         return v.as_array_mut()?.get_mut(i.parse::<usize>().ok()?);
     }
-    v.as_array_mut()?
-        .iter_mut()
-        .find(|x| element_matches(x, el))
+    v.as_array_mut()?.iter_mut().find(|x| element_matches(x, el))
 }
 
 fn remove_path(obj: &mut Value, path: &[String]) {
@@ -623,9 +572,7 @@ mod tests {
             manager,
             api_version: "x/v1",
             time: "2024-01-01T00:00:00Z",
-            part: Part::Main {
-                exclude_status: true,
-            },
+            part: Part::Main { exclude_status: true },
             nav,
         }
     }
@@ -635,23 +582,10 @@ mod tests {
         let nav = nav();
         let obj = json!({"metadata": {"labels": {"a": "1"}, "finalizers": ["x/y"]},
             "spec": {"ports": [{"name": "http", "port": 80}], "empty": {}}});
-        let set: BTreeSet<Path> = leaves(
-            &tracked(
-                &obj,
-                Part::Main {
-                    exclude_status: true,
-                },
-            ),
-            Some(&nav),
-        )
-        .keys()
-        .cloned()
-        .collect();
+        let set: BTreeSet<Path> =
+            leaves(&tracked(&obj, Part::Main { exclude_status: true }), Some(&nav)).keys().cloned().collect();
         let v1 = to_fields_v1(&set);
-        assert_eq!(
-            v1["f:spec"]["f:ports"]["k:{\"name\":\"http\"}"]["."],
-            json!({})
-        );
+        assert_eq!(v1["f:spec"]["f:ports"]["k:{\"name\":\"http\"}"]["."], json!({}));
         assert_eq!(v1["f:metadata"]["f:finalizers"]["v:\"x/y\""], json!({}));
         let mut back = BTreeSet::new();
         parse_fields(&v1, &mut Vec::new(), &mut back);
@@ -670,42 +604,12 @@ mod tests {
     #[test]
     fn apply_conflicts_with_other_manager_unless_forced() {
         let nav = nav();
-        let first = apply(
-            None,
-            &json!({"spec": {"a": 1}}),
-            &writer("one", &nav),
-            false,
-        )
-        .expect("applies");
-        let err = apply(
-            Some(&first),
-            &json!({"spec": {"a": 2}}),
-            &writer("two", &nav),
-            false,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            vec![Conflict {
-                manager: "one".into(),
-                path: ".spec.a".into()
-            }]
-        );
-        let same = apply(
-            Some(&first),
-            &json!({"spec": {"a": 1}}),
-            &writer("two", &nav),
-            false,
-        )
-        .expect("shared");
+        let first = apply(None, &json!({"spec": {"a": 1}}), &writer("one", &nav), false).expect("applies");
+        let err = apply(Some(&first), &json!({"spec": {"a": 2}}), &writer("two", &nav), false).unwrap_err();
+        assert_eq!(err, vec![Conflict { manager: "one".into(), path: ".spec.a".into() }]);
+        let same = apply(Some(&first), &json!({"spec": {"a": 1}}), &writer("two", &nav), false).expect("shared");
         assert_eq!(entries_of(&same).len(), 2);
-        let forced = apply(
-            Some(&first),
-            &json!({"spec": {"a": 2}}),
-            &writer("two", &nav),
-            true,
-        )
-        .expect("forced");
+        let forced = apply(Some(&first), &json!({"spec": {"a": 2}}), &writer("two", &nav), true).expect("forced");
         assert_eq!(forced["spec"]["a"], 2);
         let owners: Vec<String> = entries_of(&forced).into_iter().map(|e| e.manager).collect();
         assert_eq!(owners, vec!["two".to_string()]);
@@ -714,20 +618,10 @@ mod tests {
     #[test]
     fn map_lists_merge_by_key_and_update_takes_ownership() {
         let nav = nav();
-        let a = apply(
-            None,
-            &json!({"spec": {"ports": [{"name": "http", "port": 80}]}}),
-            &writer("a", &nav),
-            false,
-        )
-        .expect("a");
-        let b = apply(
-            Some(&a),
-            &json!({"spec": {"ports": [{"name": "grpc", "port": 90}]}}),
-            &writer("b", &nav),
-            false,
-        )
-        .expect("b");
+        let a = apply(None, &json!({"spec": {"ports": [{"name": "http", "port": 80}]}}), &writer("a", &nav), false)
+            .expect("a");
+        let b = apply(Some(&a), &json!({"spec": {"ports": [{"name": "grpc", "port": 90}]}}), &writer("b", &nav), false)
+            .expect("b");
         assert_eq!(b["spec"]["ports"].as_array().map(Vec::len), Some(2));
         let mut updated = b.clone();
         updated["spec"]["ports"][0]["port"] = json!(81);

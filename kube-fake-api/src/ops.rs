@@ -8,9 +8,7 @@ use crate::managed::{self, Part, Writer};
 use crate::patch::{PatchKind, apply_patch};
 use crate::registry::{Builtin, ResourceDef, resource_from_crd};
 use crate::status::{ApiError, FieldError};
-use crate::store::{
-    ObjKey, State, crd_key, finalizers, is_deleting, meta_str, now_rfc3339, ns_key, set_finalizers,
-};
+use crate::store::{ObjKey, State, crd_key, finalizers, is_deleting, meta_str, now_rfc3339, ns_key, set_finalizers};
 
 /// Request-level settings shared by every write.
 pub(crate) struct WriteCtx {
@@ -32,13 +30,7 @@ impl WriteCtx {
     }
 
     fn part(&self, status: bool) -> Part {
-        if status {
-            Part::Status
-        } else {
-            Part::Main {
-                exclude_status: self.rd.status_subresource,
-            }
-        }
+        if status { Part::Status } else { Part::Main { exclude_status: self.rd.status_subresource } }
     }
 }
 
@@ -85,19 +77,12 @@ impl DeleteOpts {
             }
         };
         let pre = body.get("preconditions");
-        let s = |k: &str| {
-            pre.and_then(|p| p.get(k))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        };
+        let s = |k: &str| pre.and_then(|p| p.get(k)).and_then(Value::as_str).map(str::to_string);
         Ok(Self {
             propagation,
             precondition_uid: s("uid"),
             precondition_rv: s("resourceVersion"),
-            dry_run: body
-                .get("dryRun")
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|x| x == "All")),
+            dry_run: body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All")),
         })
     }
 }
@@ -169,10 +154,7 @@ fn generation_content(rd: &ResourceDef, obj: &Value) -> Value {
 fn same_object(a: &Value, b: &Value) -> bool {
     fn strip(v: &Value) -> Value {
         let mut v = v.clone();
-        if let Some(list) = v
-            .pointer_mut("/metadata/managedFields")
-            .and_then(Value::as_array_mut)
-        {
+        if let Some(list) = v.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
             for e in list {
                 if let Some(m) = e.as_object_mut() {
                     m.remove("time");
@@ -230,37 +212,21 @@ fn check_namespace(ctx: &WriteCtx, body: &Value) -> Result<(), ApiError> {
 
 fn random_suffix() -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    uuid::Uuid::new_v4()
-        .as_bytes()
-        .iter()
-        .take(5)
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect()
+    uuid::Uuid::new_v4().as_bytes().iter().take(5).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
 fn conflict_error(ctx: &WriteCtx, name: &str, conflicts: &[managed::Conflict]) -> ApiError {
     let n = conflicts.len();
-    let list: Vec<String> = conflicts
-        .iter()
-        .map(|c| format!("conflict with \"{}\": {}", c.manager, c.path))
-        .collect();
+    let list: Vec<String> = conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, c.path)).collect();
     let plural = if n == 1 { "" } else { "s" };
-    let mut e = ApiError::new(
-        409,
-        "Conflict",
-        format!(
-            "Apply failed with {n} conflict{plural}: {}",
-            list.join(", ")
-        ),
-    );
+    let mut e = ApiError::new(409, "Conflict", format!("Apply failed with {n} conflict{plural}: {}", list.join(", ")));
     let causes: Vec<Value> = conflicts
         .iter()
         .map(|c| {
             json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.path})
         })
         .collect();
-    e.details =
-        Some(json!({"name": name, "group": ctx.rd.group, "kind": ctx.rd.plural, "causes": causes}));
+    e.details = Some(json!({"name": name, "group": ctx.rd.group, "kind": ctx.rd.plural, "causes": causes}));
     e
 }
 
@@ -273,13 +239,7 @@ impl State {
         part: Part,
         nav: &'a Value,
     ) -> Writer<'a> {
-        Writer {
-            manager: &ctx.manager,
-            api_version,
-            time,
-            part,
-            nav,
-        }
+        Writer { manager: &ctx.manager, api_version, time, part, nav }
     }
 
     /// Namespace checks for a create: exists (or auto-create) and not terminating.
@@ -312,25 +272,13 @@ impl State {
 
     fn crd_terminating(&self, rd: &ResourceDef) -> bool {
         rd.is_custom()
-            && self
-                .get(
-                    &crd_key(),
-                    &(String::new(), format!("{}.{}", rd.plural, rd.group)),
-                )
-                .is_some_and(is_deleting)
+            && self.get(&crd_key(), &(String::new(), format!("{}.{}", rd.plural, rd.group))).is_some_and(is_deleting)
     }
 
     /// POST to a collection (or server-side apply of a missing object).
-    pub fn create(
-        &mut self,
-        ctx: &WriteCtx,
-        mut obj: Value,
-        applied: bool,
-    ) -> Result<Written, ApiError> {
+    pub fn create(&mut self, ctx: &WriteCtx, mut obj: Value, applied: bool) -> Result<Written, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::bad_request(
-                "the body of the request must be a JSON object",
-            ));
+            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
         }
         check_type(ctx, &obj)?;
         check_namespace(ctx, &obj)?;
@@ -344,10 +292,7 @@ impl State {
                     return Err(ApiError::invalid(
                         &ctx.rd.qualified(),
                         "",
-                        &[FieldError::required_because(
-                            "metadata.name",
-                            "name or generateName is required",
-                        )],
+                        &[FieldError::required_because("metadata.name", "name or generateName is required")],
                     ));
                 }
             }
@@ -373,12 +318,7 @@ impl State {
             };
             meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
             meta.insert("creationTimestamp".into(), json!(time));
-            for k in [
-                "resourceVersion",
-                "deletionTimestamp",
-                "deletionGracePeriodSeconds",
-                "selfLink",
-            ] {
+            for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
                 meta.remove(k);
             }
             if !applied {
@@ -413,20 +353,12 @@ impl State {
             set_crd_status(&mut obj);
         }
         if ctx.dry_run {
-            return Ok(Written {
-                object: obj,
-                created: true,
-                warnings,
-            });
+            return Ok(Written { object: obj, created: true, warnings });
         }
         let stored = self.put(&ctx.rd.key(), key, obj, None);
         self.after_commit(&ctx.rd, &stored);
         self.collect_garbage();
-        Ok(Written {
-            object: stored,
-            created: true,
-            warnings,
-        })
+        Ok(Written { object: stored, created: true, warnings })
     }
 
     pub(crate) fn nav_schema(&self, rd: &ResourceDef, version: &str) -> Value {
@@ -437,23 +369,13 @@ impl State {
     }
 
     fn existing(&self, ctx: &WriteCtx, name: &str) -> Result<Value, ApiError> {
-        self.get(&ctx.rd.key(), &ctx.key(name))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&ctx.rd.qualified(), name))
+        self.get(&ctx.rd.key(), &ctx.key(name)).cloned().ok_or_else(|| ApiError::not_found(&ctx.rd.qualified(), name))
     }
 
     /// PUT of the main resource or `/status`.
-    pub fn update(
-        &mut self,
-        ctx: &WriteCtx,
-        name: &str,
-        body: Value,
-        status: bool,
-    ) -> Result<Written, ApiError> {
+    pub fn update(&mut self, ctx: &WriteCtx, name: &str, body: Value, status: bool) -> Result<Written, ApiError> {
         if !body.is_object() {
-            return Err(ApiError::bad_request(
-                "the body of the request must be a JSON object",
-            ));
+            return Err(ApiError::bad_request("the body of the request must be a JSON object"));
         }
         let old = self.existing(ctx, name)?;
         check_type(ctx, &body)?;
@@ -484,9 +406,7 @@ impl State {
             return Err(ApiError::conflict(
                 &ctx.rd.qualified(),
                 name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {cur}"
-                ),
+                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {cur}"),
             ));
         }
         let new = self.shape_update(ctx, &old, body, status);
@@ -539,10 +459,7 @@ impl State {
     ) -> Result<Written, ApiError> {
         if is_deleting(&old) {
             let before = finalizers(&old);
-            let added: Vec<String> = finalizers(&new)
-                .into_iter()
-                .filter(|f| !before.contains(f))
-                .collect();
+            let added: Vec<String> = finalizers(&new).into_iter().filter(|f| !before.contains(f)).collect();
             if !added.is_empty() {
                 return Err(ApiError::invalid(
                     &ctx.rd.qualified(),
@@ -559,19 +476,12 @@ impl State {
         if let Some(m) = new.get_mut("metadata").and_then(Value::as_object_mut) {
             m.insert(
                 "resourceVersion".into(),
-                old.pointer("/metadata/resourceVersion")
-                    .cloned()
-                    .unwrap_or(Value::Null),
+                old.pointer("/metadata/resourceVersion").cloned().unwrap_or(Value::Null),
             );
         }
         let warnings = admit(&ctx.rd, &ctx.version, &mut new, Some(&old), ctx.validation)?;
-        if ctx.rd.has_generation
-            && generation_content(&ctx.rd, &old) != generation_content(&ctx.rd, &new)
-        {
-            let g = old
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
+        if ctx.rd.has_generation && generation_content(&ctx.rd, &old) != generation_content(&ctx.rd, &new) {
+            let g = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         if record_ownership {
@@ -585,37 +495,23 @@ impl State {
             set_crd_status(&mut new);
         }
         if same_object(&old, &new) {
-            return Ok(Written {
-                object: old,
-                created: false,
-                warnings,
-            });
+            return Ok(Written { object: old, created: false, warnings });
         }
         if ctx.dry_run {
-            return Ok(Written {
-                object: new,
-                created: false,
-                warnings,
-            });
+            return Ok(Written { object: new, created: false, warnings });
         }
         let key = ctx.key(name);
         let res = ctx.rd.key();
-        let stored = if is_deleting(&new)
-            && finalizers(&new).is_empty()
-            && !self.blocked_by_spec_finalizers(&ctx.rd, &new)
-        {
-            self.replace_silently(&res, &key, new);
-            self.remove(&res, &key).unwrap_or_default()
-        } else {
-            self.put(&res, key, new, Some(old))
-        };
+        let stored =
+            if is_deleting(&new) && finalizers(&new).is_empty() && !self.blocked_by_spec_finalizers(&ctx.rd, &new) {
+                self.replace_silently(&res, &key, new);
+                self.remove(&res, &key).unwrap_or_default()
+            } else {
+                self.put(&res, key, new, Some(old))
+            };
         self.after_commit(&ctx.rd, &stored);
         self.collect_garbage();
-        Ok(Written {
-            object: stored,
-            created: false,
-            warnings,
-        })
+        Ok(Written { object: stored, created: false, warnings })
     }
 
     /// PATCH of the main resource or `/status`.
@@ -643,10 +539,7 @@ impl State {
                     kind: "PatchOptions".into(),
                 },
                 "",
-                &[FieldError::forbidden(
-                    "force",
-                    "may not be specified for non-apply patch",
-                )],
+                &[FieldError::forbidden("force", "may not be specified for non-apply patch")],
             ));
         }
         let old = self.existing(ctx, name)?;
@@ -694,27 +587,16 @@ impl State {
                     kind: "PatchOptions".into(),
                 },
                 "",
-                &[FieldError::required_because(
-                    "fieldManager",
-                    "is required for apply patch",
-                )],
+                &[FieldError::required_because("fieldManager", "is required for apply patch")],
             ));
         }
-        let applied: Value = serde_yaml::from_slice(body)
-            .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
+        let applied: Value =
+            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
         if !applied.is_object() {
-            return Err(ApiError::bad_request(
-                "the applied configuration must be an object",
-            ));
+            return Err(ApiError::bad_request("the applied configuration must be an object"));
         }
-        if applied
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty)
-            || applied
-                .get("kind")
-                .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
+        if applied.get("apiVersion").and_then(Value::as_str).is_none_or(str::is_empty)
+            || applied.get("kind").and_then(Value::as_str).is_none_or(str::is_empty)
         {
             return Err(ApiError::bad_request(
                 "invalid object type: apiVersion and kind must be set in an apply request",
@@ -722,10 +604,7 @@ impl State {
         }
         check_type(ctx, &applied)?;
         check_identity(ctx, &applied, name)?;
-        if applied
-            .pointer("/metadata/managedFields")
-            .is_some_and(|m| !m.is_null())
-        {
+        if applied.pointer("/metadata/managedFields").is_some_and(|m| !m.is_null()) {
             return Err(ApiError::bad_request("metadata.managedFields must be nil"));
         }
         let time = now_rfc3339();
@@ -741,8 +620,7 @@ impl State {
                 return Err(ApiError::stale(&ctx.rd.qualified(), name));
             }
             let w = self.writer(ctx, &av, &time, ctx.part(false), &nav);
-            let mut obj = managed::apply(None, &applied, &w, force)
-                .map_err(|c| conflict_error(ctx, name, &c))?;
+            let mut obj = managed::apply(None, &applied, &w, force).map_err(|c| conflict_error(ctx, name, &c))?;
             meta_mut(&mut obj).insert("name".into(), json!(name));
             return self.create(ctx, obj, true);
         };
@@ -752,19 +630,13 @@ impl State {
             return Err(ApiError::stale(&ctx.rd.qualified(), name));
         }
         let w = self.writer(ctx, &av, &time, ctx.part(status), &nav);
-        let mut new = managed::apply(Some(&old), &applied, &w, force)
-            .map_err(|c| conflict_error(ctx, name, &c))?;
+        let mut new = managed::apply(Some(&old), &applied, &w, force).map_err(|c| conflict_error(ctx, name, &c))?;
         new["apiVersion"] = json!(av);
         self.finish_update(ctx, name, old, std::mem::take(&mut new), status, false)
     }
 
     /// DELETE of one object.
-    pub fn delete(
-        &mut self,
-        ctx: &WriteCtx,
-        name: &str,
-        opts: &DeleteOpts,
-    ) -> Result<Deleted, ApiError> {
+    pub fn delete(&mut self, ctx: &WriteCtx, name: &str, opts: &DeleteOpts) -> Result<Deleted, ApiError> {
         let old = self.existing(ctx, name)?;
         if let Some(uid) = &opts.precondition_uid
             && Some(uid.as_str()) != meta_str(&old, "uid")
@@ -811,34 +683,22 @@ impl State {
     }
 
     /// Delete by key with a propagation policy; shared by the API and garbage collection.
-    pub(crate) fn delete_object(
-        &mut self,
-        rd: &ResourceDef,
-        key: &ObjKey,
-        policy: Propagation,
-    ) -> Option<Deleted> {
+    pub(crate) fn delete_object(&mut self, rd: &ResourceDef, key: &ObjKey, policy: Propagation) -> Option<Deleted> {
         let res = rd.key();
         let old = self.get(&res, key)?.clone();
-        if policy == Propagation::Orphan {
-            if let Some(uid) = meta_str(&old, "uid") {
-                let uid = uid.to_string();
-                self.orphan_dependents(&uid);
-            }
+        if policy == Propagation::Orphan
+            && let Some(uid) = meta_str(&old, "uid")
+        {
+            let uid = uid.to_string();
+            self.orphan_dependents(&uid);
         }
         if is_deleting(&old) {
-            if policy == Propagation::Foreground
-                && !finalizers(&old).iter().any(|f| f == FOREGROUND)
-            {
+            if policy == Propagation::Foreground && !finalizers(&old).iter().any(|f| f == FOREGROUND) {
                 let mut new = old.clone();
                 let mut f = finalizers(&new);
                 f.push(FOREGROUND.to_string());
                 set_finalizers(&mut new, &f);
-                return Some(Deleted::Pending(self.put(
-                    &res,
-                    key.clone(),
-                    new,
-                    Some(old),
-                )));
+                return Some(Deleted::Pending(self.put(&res, key.clone(), new, Some(old))));
             }
             return Some(Deleted::Pending(old));
         }
@@ -855,21 +715,13 @@ impl State {
         if rd.builtin == Some(Builtin::Namespace) {
             new["status"] = json!({"phase": "Terminating"});
         }
-        Some(Deleted::Pending(self.put(
-            &res,
-            key.clone(),
-            new,
-            Some(old),
-        )))
+        Some(Deleted::Pending(self.put(&res, key.clone(), new, Some(old))))
     }
 
     /// Namespaces are held by `spec.finalizers` until their content is gone.
     fn blocked_by_spec_finalizers(&self, rd: &ResourceDef, obj: &Value) -> bool {
         rd.builtin == Some(Builtin::Namespace)
-            && obj
-                .pointer("/spec/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty())
+            && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
     }
 
     /// Keep the registry in step with CRD objects.

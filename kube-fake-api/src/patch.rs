@@ -37,28 +37,34 @@ impl PatchKind {
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))
 }
 
 /// Apply a non-apply patch to a copy of the stored object.
 /// Errors applying a well-formed patch come back with code 422.
-pub(crate) fn apply_patch(
-    kind: PatchKind,
-    target: &mut Value,
-    body: &[u8],
-) -> Result<(), ApiError> {
+pub(crate) fn apply_patch(kind: PatchKind, target: &mut Value, body: &[u8]) -> Result<(), ApiError> {
     match kind {
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_slice(body)
                 .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
-            json_patch::patch(target, &ops).map_err(|e| {
-                ApiError::new(
-                    422,
-                    "Invalid",
-                    format!("the server rejected our request due to an error in our request: {e}"),
-                )
-            })
+            for op in ops.0.iter() {
+                // Like the Go implementation the real server uses, `test` for null
+                // succeeds on a missing path (kube's finalizer helper relies on it).
+                if let json_patch::PatchOperation::Test(t) = op
+                    && t.value.is_null()
+                    && target.pointer(t.path.as_str()).is_none()
+                {
+                    continue;
+                }
+                json_patch::patch(target, std::slice::from_ref(op)).map_err(|e| {
+                    ApiError::new(
+                        422,
+                        "Invalid",
+                        format!("the server rejected our request due to an error in our request: {e}"),
+                    )
+                })?;
+            }
+            Ok(())
         }
         PatchKind::Merge => {
             let p = parse_json(body)?;
@@ -71,16 +77,12 @@ pub(crate) fn apply_patch(
         PatchKind::Strategic => {
             let p = parse_json(body)?;
             if !p.is_object() {
-                return Err(ApiError::bad_request(
-                    "a strategic merge patch must be a JSON object",
-                ));
+                return Err(ApiError::bad_request("a strategic merge patch must be a JSON object"));
             }
             strategic_merge(target, &p);
             Ok(())
         }
-        PatchKind::Apply => Err(ApiError::internal(
-            "apply patches go through server-side apply",
-        )),
+        PatchKind::Apply => Err(ApiError::internal("apply patches go through server-side apply")),
     }
 }
 
@@ -89,13 +91,8 @@ pub(crate) fn apply_patch(
 fn strategic_merge(target: &mut Value, patch: &Value) {
     let mut p = patch.clone();
     let mut merged_lists = Vec::new();
-    if let (Some(pm), Some(tm)) = (
-        p.get_mut("metadata").and_then(Value::as_object_mut),
-        target.get("metadata"),
-    ) {
-        if let (Some(Value::Array(add)), Some(Value::Array(cur))) =
-            (pm.get("finalizers"), tm.get("finalizers"))
-        {
+    if let (Some(pm), Some(tm)) = (p.get_mut("metadata").and_then(Value::as_object_mut), target.get("metadata")) {
+        if let (Some(Value::Array(add)), Some(Value::Array(cur))) = (pm.get("finalizers"), tm.get("finalizers")) {
             let mut out = cur.clone();
             for f in add {
                 if !out.contains(f) {
@@ -131,12 +128,7 @@ mod tests {
     #[test]
     fn merge_patch_deletes_with_null() {
         let mut t = json!({"data": {"a": "1", "b": "2"}});
-        apply_patch(
-            PatchKind::Merge,
-            &mut t,
-            br#"{"data": {"a": null, "c": "3"}}"#,
-        )
-        .expect("applies");
+        apply_patch(PatchKind::Merge, &mut t, br#"{"data": {"a": null, "c": "3"}}"#).expect("applies");
         assert_eq!(t, json!({"data": {"b": "2", "c": "3"}}));
     }
 
@@ -155,6 +147,18 @@ mod tests {
     }
 
     #[test]
+    fn json_patch_test_for_null_passes_on_missing_path() {
+        let mut t = json!({"metadata": {}});
+        apply_patch(
+            PatchKind::Json,
+            &mut t,
+            br#"[{"op": "test", "path": "/metadata/finalizers", "value": null}, {"op": "add", "path": "/metadata/finalizers", "value": ["a"]}]"#,
+        )
+        .expect("applies");
+        assert_eq!(t["metadata"]["finalizers"], json!(["a"]));
+    }
+
+    #[test]
     fn strategic_merges_finalizers_as_a_set() {
         let mut t = json!({"metadata": {"finalizers": ["a"], "ownerReferences": [{"uid": "1", "name": "x"}]}});
         apply_patch(
@@ -164,10 +168,7 @@ mod tests {
         )
         .expect("applies");
         assert_eq!(t["metadata"]["finalizers"], json!(["a", "b"]));
-        assert_eq!(
-            t["metadata"]["ownerReferences"].as_array().map(Vec::len),
-            Some(2)
-        );
+        assert_eq!(t["metadata"]["ownerReferences"].as_array().map(Vec::len), Some(2));
     }
 
     #[test]
@@ -176,9 +177,6 @@ mod tests {
             PatchKind::from_content_type("application/merge-patch+json; charset=utf-8").ok(),
             Some(PatchKind::Merge)
         );
-        assert_eq!(
-            PatchKind::from_content_type("text/plain").unwrap_err().code,
-            415
-        );
+        assert_eq!(PatchKind::from_content_type("text/plain").unwrap_err().code, 415);
     }
 }

@@ -87,32 +87,18 @@ mod tests {
     fn core_and_group_paths() {
         let r = res("/api/v1/namespaces/default/configmaps/cm");
         assert_eq!(
-            (
-                r.group.as_str(),
-                r.namespace.as_deref(),
-                r.plural.as_str(),
-                r.name.as_deref()
-            ),
+            (r.group.as_str(), r.namespace.as_deref(), r.plural.as_str(), r.name.as_deref()),
             ("", Some("default"), "configmaps", Some("cm"))
         );
         let r = res("/api/v1/namespaces/default");
-        assert_eq!(
-            (r.plural.as_str(), r.name.as_deref(), r.namespace),
-            ("namespaces", Some("default"), None)
-        );
+        assert_eq!((r.plural.as_str(), r.name.as_deref(), r.namespace), ("namespaces", Some("default"), None));
         let r = res("/api/v1/namespaces/x/status");
         assert_eq!(r.subresource.as_deref(), Some("status"));
         let r = res("/apis/clodo.dev/v1alpha1/namespaces/a/customers/c/status");
-        assert_eq!(
-            (r.group.as_str(), r.subresource.as_deref()),
-            ("clodo.dev", Some("status"))
-        );
+        assert_eq!((r.group.as_str(), r.subresource.as_deref()), ("clodo.dev", Some("status")));
         let r = res("/apis/clodo.dev/v1alpha1/customers");
         assert_eq!((r.namespace, r.name), (None, None));
-        assert_eq!(
-            parse("/apis/clodo.dev/v1alpha1"),
-            Route::GroupVersion("clodo.dev".into(), "v1alpha1".into())
-        );
+        assert_eq!(parse("/apis/clodo.dev/v1alpha1"), Route::GroupVersion("clodo.dev".into(), "v1alpha1".into()));
         assert_eq!(parse("/api/v1"), Route::CoreVersion("v1".into()));
         assert_eq!(parse("/nope"), Route::Unknown);
     }

@@ -62,21 +62,12 @@ fn selectable_fields(rd: &ResourceDef, version: &str) -> Vec<String> {
             "type",
         ]),
         Some(_) => Vec::new(),
-        None => rd
-            .selectable_fields
-            .get(version)
-            .cloned()
-            .unwrap_or_default(),
+        None => rd.selectable_fields.get(version).cloned().unwrap_or_default(),
     }
 }
 
 impl Filter {
-    pub fn from_query(
-        rd: &ResourceDef,
-        version: &str,
-        namespace: Option<String>,
-        q: &Query,
-    ) -> Result<Self, ApiError> {
+    pub fn from_query(rd: &ResourceDef, version: &str, namespace: Option<String>, q: &Query) -> Result<Self, ApiError> {
         let labels = match q.get("labelSelector") {
             Some(s) => LabelSelector::parse(s)?,
             None => LabelSelector::default(),
@@ -85,11 +76,7 @@ impl Filter {
             Some(s) => FieldSelector::parse(s, &selectable_fields(rd, version))?,
             None => FieldSelector::default(),
         };
-        Ok(Self {
-            namespace,
-            labels,
-            fields,
-        })
+        Ok(Self { namespace, labels, fields })
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
@@ -108,17 +95,9 @@ fn encode_continue(rv: u64, key: &ObjKey) -> String {
 }
 
 fn decode_continue(token: &str) -> Option<(u64, ObjKey)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
     let v: Value = serde_json::from_slice(&raw).ok()?;
-    Some((
-        v.get("rv")?.as_u64()?,
-        (
-            v.get("ns")?.as_str()?.to_string(),
-            v.get("name")?.as_str()?.to_string(),
-        ),
-    ))
+    Some((v.get("rv")?.as_u64()?, (v.get("ns")?.as_str()?.to_string(), v.get("name")?.as_str()?.to_string())))
 }
 
 /// A list response with paging.
@@ -134,21 +113,15 @@ pub(crate) fn list(
         && let Some(rv) = q.get("resourceVersion")
         && rv != st.rv.to_string()
     {
-        return Err(ApiError::gone(format!(
-            "too old resource version: {rv} ({})",
-            st.rv
-        )));
+        return Err(ApiError::gone(format!("too old resource version: {rv} ({})", st.rv)));
     }
     let limit = match q.get("limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        Some(l) => l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
         None => 0,
     };
     let (list_rv, after) = match q.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => {
-            let (rv, key) = decode_continue(token)
-                .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
+            let (rv, key) = decode_continue(token).ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
             if rv < st.compacted_rv {
                 return Err(ApiError::gone(
                     "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
@@ -164,15 +137,8 @@ pub(crate) fn list(
         .filter(|(k, _)| after.as_ref().is_none_or(|a| *k > a))
         .filter(|(_, o)| filter.matches(o))
         .collect();
-    let take = if limit == 0 {
-        matching.len()
-    } else {
-        limit.min(matching.len())
-    };
-    let items: Vec<Value> = matching[..take]
-        .iter()
-        .map(|(_, o)| render(rd, version, o, meta_only))
-        .collect();
+    let take = if limit == 0 { matching.len() } else { limit.min(matching.len()) };
+    let items: Vec<Value> = matching[..take].iter().map(|(_, o)| render(rd, version, o, meta_only)).collect();
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
     if take < matching.len()
         && let Some((last, _)) = matching.get(take.saturating_sub(1))
@@ -181,10 +147,7 @@ pub(crate) fn list(
         metadata["remainingItemCount"] = json!(matching.len() - take);
     }
     let (api_version, kind) = if meta_only {
-        (
-            "meta.k8s.io/v1".to_string(),
-            "PartialObjectMetadataList".to_string(),
-        )
+        ("meta.k8s.io/v1".to_string(), "PartialObjectMetadataList".to_string())
     } else {
         (rd.api_version(version), rd.list_kind.clone())
     };

@@ -54,19 +54,11 @@ impl ResourceDef {
     }
 
     pub fn qualified(&self) -> Qualified {
-        Qualified {
-            group: self.group.clone(),
-            plural: self.plural.clone(),
-            kind: self.kind.clone(),
-        }
+        Qualified { group: self.group.clone(), plural: self.plural.clone(), kind: self.kind.clone() }
     }
 
     pub fn api_version(&self, version: &str) -> String {
-        if self.group.is_empty() {
-            version.to_string()
-        } else {
-            format!("{}/{version}", self.group)
-        }
+        if self.group.is_empty() { version.to_string() } else { format!("{}/{version}", self.group) }
     }
 
     pub fn is_custom(&self) -> bool {
@@ -108,48 +100,12 @@ impl ResourceDef {
 pub(crate) fn builtins() -> Vec<ResourceDef> {
     use Builtin::*;
     vec![
-        ResourceDef::builtin(
-            Namespace,
-            "",
-            "v1",
-            "Namespace",
-            "namespaces",
-            false,
-            &["ns"],
-            true,
-        ),
+        ResourceDef::builtin(Namespace, "", "v1", "Namespace", "namespaces", false, &["ns"], true),
         ResourceDef::builtin(Secret, "", "v1", "Secret", "secrets", true, &[], false),
-        ResourceDef::builtin(
-            ConfigMap,
-            "",
-            "v1",
-            "ConfigMap",
-            "configmaps",
-            true,
-            &["cm"],
-            false,
-        ),
+        ResourceDef::builtin(ConfigMap, "", "v1", "ConfigMap", "configmaps", true, &["cm"], false),
         ResourceDef::builtin(CoreEvent, "", "v1", "Event", "events", true, &["ev"], false),
-        ResourceDef::builtin(
-            Event,
-            "events.k8s.io",
-            "v1",
-            "Event",
-            "events",
-            true,
-            &["ev"],
-            false,
-        ),
-        ResourceDef::builtin(
-            Lease,
-            "coordination.k8s.io",
-            "v1",
-            "Lease",
-            "leases",
-            true,
-            &[],
-            false,
-        ),
+        ResourceDef::builtin(Event, "events.k8s.io", "v1", "Event", "events", true, &["ev"], false),
+        ResourceDef::builtin(Lease, "coordination.k8s.io", "v1", "Lease", "leases", true, &[], false),
         ResourceDef::builtin(
             Crd,
             "apiextensions.k8s.io",
@@ -192,17 +148,13 @@ impl Registry {
 
     /// Resolve a request path's group, version and plural.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceDef> {
-        self.defs
-            .get(&(group.to_string(), plural.to_string()))
-            .filter(|d| d.versions.iter().any(|v| v == version))
+        self.defs.get(&(group.to_string(), plural.to_string())).filter(|d| d.versions.iter().any(|v| v == version))
     }
 
     /// Resolve an `apiVersion` + `kind` pair (owner references).
     pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<&ResourceDef> {
         let (group, version) = split_api_version(api_version);
-        self.defs
-            .values()
-            .find(|d| d.group == group && d.kind == kind && d.versions.iter().any(|v| v == version))
+        self.defs.values().find(|d| d.group == group && d.kind == kind && d.versions.iter().any(|v| v == version))
     }
 
     pub fn all(&self) -> impl Iterator<Item = &ResourceDef> {
@@ -229,24 +181,14 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 /// Turn a CRD object into the resource it defines, or say what is wrong with it.
 pub(crate) fn resource_from_crd(crd: &Value) -> Result<ResourceDef, Vec<FieldError>> {
     let mut errs = Vec::new();
-    let group = str_at(crd, &["spec", "group"])
-        .unwrap_or_default()
-        .to_string();
-    let plural = str_at(crd, &["spec", "names", "plural"])
-        .unwrap_or_default()
-        .to_string();
-    let kind = str_at(crd, &["spec", "names", "kind"])
-        .unwrap_or_default()
-        .to_string();
+    let group = str_at(crd, &["spec", "group"]).unwrap_or_default().to_string();
+    let plural = str_at(crd, &["spec", "names", "plural"]).unwrap_or_default().to_string();
+    let kind = str_at(crd, &["spec", "names", "kind"]).unwrap_or_default().to_string();
     let name = str_at(crd, &["metadata", "name"]).unwrap_or_default();
     if group.is_empty() {
         errs.push(FieldError::required("spec.group"));
     } else if !group.contains('.') {
-        errs.push(FieldError::invalid(
-            "spec.group",
-            &json!(group),
-            "should be a domain with at least one dot",
-        ));
+        errs.push(FieldError::invalid("spec.group", &json!(group), "should be a domain with at least one dot"));
     }
     if plural.is_empty() {
         errs.push(FieldError::required("spec.names.plural"));
@@ -266,26 +208,16 @@ pub(crate) fn resource_from_crd(crd: &Value) -> Result<ResourceDef, Vec<FieldErr
         "Namespaced" => true,
         "Cluster" => false,
         other => {
-            errs.push(FieldError::not_supported(
-                "spec.scope",
-                &json!(other),
-                &[json!("Cluster"), json!("Namespaced")],
-            ));
+            errs.push(FieldError::not_supported("spec.scope", &json!(other), &[json!("Cluster"), json!("Namespaced")]));
             true
         }
     };
-    let versions = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let versions = crd.pointer("/spec/versions").and_then(Value::as_array).cloned().unwrap_or_default();
     if versions.is_empty() {
         errs.push(FieldError::required("spec.versions"));
     }
-    let storage: Vec<&Value> = versions
-        .iter()
-        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-        .collect();
+    let storage: Vec<&Value> =
+        versions.iter().filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true)).collect();
     if !versions.is_empty() && storage.len() != 1 {
         errs.push(FieldError::invalid(
             "spec.versions",
@@ -323,9 +255,7 @@ pub(crate) fn resource_from_crd(crd: &Value) -> Result<ResourceDef, Vec<FieldErr
                     Err(mut e) => errs.append(&mut e),
                 }
             }
-            None => errs.push(FieldError::required(format!(
-                "spec.versions[{i}].schema.openAPIV3Schema"
-            ))),
+            None => errs.push(FieldError::required(format!("spec.versions[{i}].schema.openAPIV3Schema"))),
         }
         let fields: Vec<String> = v
             .get("selectableFields")
@@ -347,23 +277,14 @@ pub(crate) fn resource_from_crd(crd: &Value) -> Result<ResourceDef, Vec<FieldErr
         names
             .get(key)
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
             .unwrap_or_default()
     };
     Ok(ResourceDef {
         group,
         versions: served,
-        list_kind: str_at(&names, &["listKind"])
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{kind}List")),
-        singular: str_at(&names, &["singular"])
-            .map(str::to_string)
-            .unwrap_or_else(|| kind.to_lowercase()),
+        list_kind: str_at(&names, &["listKind"]).map(str::to_string).unwrap_or_else(|| format!("{kind}List")),
+        singular: str_at(&names, &["singular"]).map(str::to_string).unwrap_or_else(|| kind.to_lowercase()),
         kind,
         plural,
         short_names: strings("shortNames"),

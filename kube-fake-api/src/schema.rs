@@ -21,10 +21,7 @@ impl CompiledVersion {
     pub fn compile(schema: &Value, prefix: &str) -> Result<Self, Vec<FieldError>> {
         let mut errs = Vec::new();
         if schema.get("type").and_then(Value::as_str) != Some("object") {
-            errs.push(FieldError::required_because(
-                format!("{prefix}.type"),
-                "must be object at the root",
-            ));
+            errs.push(FieldError::required_because(format!("{prefix}.type"), "must be object at the root"));
         }
         let has_rules = contains_rules(schema);
         let cel = if has_rules {
@@ -34,14 +31,7 @@ impl CompiledVersion {
         } else {
             None
         };
-        if errs.is_empty() {
-            Ok(Self {
-                schema: schema.clone(),
-                cel,
-            })
-        } else {
-            Err(errs)
-        }
+        if errs.is_empty() { Ok(Self { schema: schema.clone(), cel }) } else { Err(errs) }
     }
 
     /// Drop fields the schema does not declare; returns their paths.
@@ -76,9 +66,7 @@ impl CompiledVersion {
 
 fn contains_rules(schema: &Value) -> bool {
     match schema {
-        Value::Object(m) => {
-            m.contains_key("x-kubernetes-validations") || m.values().any(contains_rules)
-        }
+        Value::Object(m) => m.contains_key("x-kubernetes-validations") || m.values().any(contains_rules),
         Value::Array(a) => a.iter().any(contains_rules),
         _ => false,
     }
@@ -106,23 +94,15 @@ fn collect_compile_errors(c: &kube_cel::CompiledSchema, path: &str, errs: &mut V
 }
 
 fn cel_error(obj: &Value, e: &kube_cel::ValidationError) -> FieldError {
-    let ty = value_at_path(obj, &e.field_path)
-        .map(json_type_name)
-        .unwrap_or("object");
+    let ty = value_at_path(obj, &e.field_path).map(json_type_name).unwrap_or("object");
     let msg = e.message.as_str();
     match e.reason.as_deref() {
         Some("FieldValueForbidden") => FieldError::forbidden(e.field_path.clone(), msg),
         Some("FieldValueRequired") => FieldError::required_because(e.field_path.clone(), msg),
-        Some("FieldValueDuplicate") => FieldError::new(
-            e.field_path.clone(),
-            "FieldValueDuplicate",
-            format!("Duplicate value: {msg}"),
-        ),
-        _ => FieldError::new(
-            e.field_path.clone(),
-            "FieldValueInvalid",
-            format!("Invalid value: \"{ty}\": {msg}"),
-        ),
+        Some("FieldValueDuplicate") => {
+            FieldError::new(e.field_path.clone(), "FieldValueDuplicate", format!("Duplicate value: {msg}"))
+        }
+        _ => FieldError::new(e.field_path.clone(), "FieldValueInvalid", format!("Invalid value: \"{ty}\": {msg}")),
     }
 }
 
@@ -152,24 +132,14 @@ fn value_at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 fn flag(schema: &Value, key: &str) -> bool {
     schema.get(key).and_then(Value::as_bool) == Some(true)
 }
 
-fn prune_node(
-    schema: &Value,
-    value: &mut Value,
-    path: &str,
-    unknown: &mut Vec<String>,
-    root: bool,
-) {
+fn prune_node(schema: &Value, value: &mut Value, path: &str, unknown: &mut Vec<String>, root: bool) {
     match value {
         Value::Object(map) => {
             let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
@@ -181,14 +151,9 @@ fn prune_node(
                 if embedded && (k == "apiVersion" || k == "kind" || k == "metadata") {
                     continue;
                 }
-                let child_schema = props
-                    .and_then(|p| p.get(&k))
-                    .or_else(|| additional.filter(|a| a.is_object()));
-                let child_path = if props.is_some_and(|p| p.contains_key(&k)) {
-                    join(path, &k)
-                } else {
-                    format!("{path}[{k}]")
-                };
+                let child_schema = props.and_then(|p| p.get(&k)).or_else(|| additional.filter(|a| a.is_object()));
+                let child_path =
+                    if props.is_some_and(|p| p.contains_key(&k)) { join(path, &k) } else { format!("{path}[{k}]") };
                 match child_schema {
                     Some(cs) => {
                         let is_null = map.get(&k).is_some_and(Value::is_null);
@@ -254,9 +219,7 @@ fn pattern_matches(pattern: &str, s: &str) -> bool {
         Ok(c) => c,
         Err(poisoned) => poisoned.into_inner(),
     };
-    let re = cache
-        .entry(pattern.to_string())
-        .or_insert_with(|| Regex::new(pattern).ok());
+    let re = cache.entry(pattern.to_string()).or_insert_with(|| Regex::new(pattern).ok());
     re.as_ref().is_none_or(|re| re.is_match(s))
 }
 
@@ -281,31 +244,20 @@ fn uint(schema: &Value, key: &str) -> Option<u64> {
 }
 
 fn format_num(f: f64) -> String {
-    if f.fract() == 0.0 && f.abs() < 1e15 {
-        format!("{}", f as i64)
-    } else {
-        f.to_string()
-    }
+    if f.fract() == 0.0 && f.abs() < 1e15 { format!("{}", f as i64) } else { f.to_string() }
 }
 
 fn validate_node(schema: &Value, v: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if v.is_null() {
         if !flag(schema, "nullable") {
-            let expected = schema
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("object");
+            let expected = schema.get("type").and_then(Value::as_str).unwrap_or("object");
             errs.push(FieldError::type_invalid(path, "null", expected));
         }
         return;
     }
     if flag(schema, "x-kubernetes-int-or-string") {
         if !(v.is_string() || type_matches("integer", v)) {
-            errs.push(FieldError::type_invalid(
-                path,
-                json_type_name(v),
-                "integer-or-string",
-            ));
+            errs.push(FieldError::type_invalid(path, json_type_name(v), "integer-or-string"));
             return;
         }
     } else if let Some(ty) = schema.get("type").and_then(Value::as_str)
@@ -339,20 +291,12 @@ fn validate_string(schema: &Value, s: &str, v: &Value, path: &str, errs: &mut Ve
     if let Some(min) = uint(schema, "minLength")
         && len < min
     {
-        errs.push(FieldError::invalid(
-            path,
-            v,
-            &format!("{path} in body should be at least {min} chars long"),
-        ));
+        errs.push(FieldError::invalid(path, v, &format!("{path} in body should be at least {min} chars long")));
     }
     if let Some(p) = schema.get("pattern").and_then(Value::as_str)
         && !pattern_matches(p, s)
     {
-        errs.push(FieldError::invalid(
-            path,
-            v,
-            &format!("{path} in body should match '{p}'"),
-        ));
+        errs.push(FieldError::invalid(path, v, &format!("{path} in body should match '{p}'")));
     }
 }
 
@@ -361,52 +305,26 @@ fn validate_number(schema: &Value, v: &Value, path: &str, errs: &mut Vec<FieldEr
     if let Some(min) = num(schema, "minimum") {
         let exclusive = flag(schema, "exclusiveMinimum");
         if (exclusive && f <= min) || (!exclusive && f < min) {
-            let op = if exclusive {
-                "greater than"
-            } else {
-                "greater than or equal to"
-            };
-            errs.push(FieldError::invalid(
-                path,
-                v,
-                &format!("{path} in body should be {op} {}", format_num(min)),
-            ));
+            let op = if exclusive { "greater than" } else { "greater than or equal to" };
+            errs.push(FieldError::invalid(path, v, &format!("{path} in body should be {op} {}", format_num(min))));
         }
     }
     if let Some(max) = num(schema, "maximum") {
         let exclusive = flag(schema, "exclusiveMaximum");
         if (exclusive && f >= max) || (!exclusive && f > max) {
-            let op = if exclusive {
-                "less than"
-            } else {
-                "less than or equal to"
-            };
-            errs.push(FieldError::invalid(
-                path,
-                v,
-                &format!("{path} in body should be {op} {}", format_num(max)),
-            ));
+            let op = if exclusive { "less than" } else { "less than or equal to" };
+            errs.push(FieldError::invalid(path, v, &format!("{path} in body should be {op} {}", format_num(max))));
         }
     }
     if let Some(m) = num(schema, "multipleOf")
         && m > 0.0
         && (f / m).fract().abs() > 1e-9
     {
-        errs.push(FieldError::invalid(
-            path,
-            v,
-            &format!("{path} in body should be a multiple of {}", format_num(m)),
-        ));
+        errs.push(FieldError::invalid(path, v, &format!("{path} in body should be a multiple of {}", format_num(m))));
     }
 }
 
-fn validate_array(
-    schema: &Value,
-    items: &[Value],
-    v: &Value,
-    path: &str,
-    errs: &mut Vec<FieldError>,
-) {
+fn validate_array(schema: &Value, items: &[Value], v: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if let Some(max) = uint(schema, "maxItems")
         && items.len() as u64 > max
     {
@@ -455,13 +373,7 @@ fn validate_array(
     }
 }
 
-fn validate_map(
-    schema: &Value,
-    map: &Map<String, Value>,
-    v: &Value,
-    path: &str,
-    errs: &mut Vec<FieldError>,
-) {
+fn validate_map(schema: &Value, map: &Map<String, Value>, v: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         for r in required.iter().filter_map(Value::as_str) {
             if !map.contains_key(r) {
@@ -477,11 +389,7 @@ fn validate_map(
     if let Some(min) = uint(schema, "minProperties")
         && (map.len() as u64) < min
     {
-        errs.push(FieldError::invalid(
-            path,
-            v,
-            &format!("{path} in body should have at least {min} properties"),
-        ));
+        errs.push(FieldError::invalid(path, v, &format!("{path} in body should have at least {min} properties")));
     }
     let embedded = flag(schema, "x-kubernetes-embedded-resource");
     let props = schema.get("properties").and_then(Value::as_object);
@@ -513,11 +421,7 @@ fn validate_junctors(schema: &Value, v: &Value, path: &str, errs: &mut Vec<Field
         && !any.is_empty()
         && !any.iter().any(passes)
     {
-        errs.push(FieldError::invalid(
-            path,
-            v,
-            &format!("{path} in body must validate at least one schema (anyOf)"),
-        ));
+        errs.push(FieldError::invalid(path, v, &format!("{path} in body must validate at least one schema (anyOf)")));
     }
     if let Some(one) = schema.get("oneOf").and_then(Value::as_array)
         && !one.is_empty()
@@ -532,11 +436,7 @@ fn validate_junctors(schema: &Value, v: &Value, path: &str, errs: &mut Vec<Field
     if let Some(not) = schema.get("not")
         && passes(not)
     {
-        errs.push(FieldError::invalid(
-            path,
-            v,
-            &format!("{path} in body should not validate the given schema"),
-        ));
+        errs.push(FieldError::invalid(path, v, &format!("{path} in body should not validate the given schema")));
     }
 }
 
@@ -553,12 +453,7 @@ pub(crate) fn list_map_keys(schema: &Value) -> Vec<String> {
     schema
         .get("x-kubernetes-list-map-keys")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
@@ -620,36 +515,18 @@ mod tests {
         let c = CompiledVersion::compile(&schema(), "s").expect("compiles");
         let obj = json!({"spec": {"environment": "prod", "replicas": 9, "name": "ABC", "tags": ["a", "a", "b"], "vars": {"A": 1}}});
         let errs = c.validate(&obj, None);
-        let rendered: Vec<String> = errs
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.detail))
-            .collect();
+        let rendered: Vec<String> = errs.iter().map(|e| format!("{}: {}", e.field, e.detail)).collect();
         assert!(rendered.contains(&"spec.environment: Unsupported value: \"prod\": supported values: \"development\", \"staging\", \"production\"".to_string()), "{rendered:?}");
-        assert!(rendered.iter().any(|r| r.starts_with("spec.replicas: Invalid value: 9: spec.replicas in body should be less than or equal to 5")), "{rendered:?}");
         assert!(
-            rendered
-                .iter()
-                .any(|r| r.starts_with("spec.name: Invalid value: \"ABC\"")),
+            rendered.iter().any(|r| r.starts_with(
+                "spec.replicas: Invalid value: 9: spec.replicas in body should be less than or equal to 5"
+            )),
             "{rendered:?}"
         );
-        assert!(
-            rendered
-                .iter()
-                .any(|r| r.starts_with("spec.tags: Too many: 3")),
-            "{rendered:?}"
-        );
-        assert!(
-            rendered
-                .iter()
-                .any(|r| r.starts_with("spec.tags[1]: Duplicate value")),
-            "{rendered:?}"
-        );
-        assert!(
-            rendered
-                .iter()
-                .any(|r| r.starts_with("spec.vars[A]: Invalid value: \"integer\"")),
-            "{rendered:?}"
-        );
+        assert!(rendered.iter().any(|r| r.starts_with("spec.name: Invalid value: \"ABC\"")), "{rendered:?}");
+        assert!(rendered.iter().any(|r| r.starts_with("spec.tags: Too many: 3")), "{rendered:?}");
+        assert!(rendered.iter().any(|r| r.starts_with("spec.tags[1]: Duplicate value")), "{rendered:?}");
+        assert!(rendered.iter().any(|r| r.starts_with("spec.vars[A]: Invalid value: \"integer\"")), "{rendered:?}");
     }
 
     #[test]
@@ -657,10 +534,7 @@ mod tests {
         let c = CompiledVersion::compile(&schema(), "s").expect("compiles");
         let mut obj = json!({"spec": {"replicas": null, "opt": null}});
         c.prune(&mut obj);
-        assert!(
-            obj["spec"].get("replicas").is_none(),
-            "non-nullable null is pruned"
-        );
+        assert!(obj["spec"].get("replicas").is_none(), "non-nullable null is pruned");
         assert!(obj["spec"].get("opt").is_some(), "nullable null is kept");
         let errs = c.validate(&obj, None);
         assert_eq!(errs, vec![FieldError::required("spec.environment")]);
@@ -669,34 +543,18 @@ mod tests {
     #[test]
     fn cel_rules_run_after_structural_checks() {
         let c = CompiledVersion::compile(&schema(), "s").expect("compiles");
-        let errs = c.validate(
-            &json!({"spec": {"environment": "staging", "replicas": 3}}),
-            None,
-        );
+        let errs = c.validate(&json!({"spec": {"environment": "staging", "replicas": 3}}), None);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].field, "spec");
-        assert_eq!(
-            errs[0].detail,
-            "Invalid value: \"object\": three is unlucky"
-        );
-        assert!(
-            c.validate(
-                &json!({"spec": {"environment": "staging", "replicas": 2}}),
-                None
-            )
-            .is_empty()
-        );
+        assert_eq!(errs[0].detail, "Invalid value: \"object\": three is unlucky");
+        assert!(c.validate(&json!({"spec": {"environment": "staging", "replicas": 2}}), None).is_empty());
     }
 
     #[test]
     fn bad_cel_rule_fails_compilation() {
         let s = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a ==", "message": "m"}]});
-        let errs =
-            CompiledVersion::compile(&s, "spec.versions[0].schema.openAPIV3Schema").unwrap_err();
-        assert_eq!(
-            errs[0].field,
-            "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule"
-        );
+        let errs = CompiledVersion::compile(&s, "spec.versions[0].schema.openAPIV3Schema").unwrap_err();
+        assert_eq!(errs[0].field, "spec.versions[0].schema.openAPIV3Schema.x-kubernetes-validations[0].rule");
     }
 
     #[test]
@@ -707,17 +565,8 @@ mod tests {
                 "oneOf": [{"required": ["a"]}, {"required": ["b"]}]}
         }}}});
         let c = CompiledVersion::compile(&s, "s").expect("compiles");
-        assert!(
-            c.validate(
-                &json!({"spec": {"port": "http", "choice": {"a": "x"}}}),
-                None
-            )
-            .is_empty()
-        );
-        let errs = c.validate(
-            &json!({"spec": {"port": true, "choice": {"a": "x", "b": "y"}}}),
-            None,
-        );
+        assert!(c.validate(&json!({"spec": {"port": "http", "choice": {"a": "x"}}}), None).is_empty());
+        let errs = c.validate(&json!({"spec": {"port": true, "choice": {"a": "x", "b": "y"}}}), None);
         assert_eq!(errs.len(), 2, "{errs:?}");
     }
 }

@@ -38,27 +38,16 @@ fn split_top_level(s: &str) -> Vec<String> {
         }
     }
     out.push(cur);
-    out.into_iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    out.into_iter().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
 }
 
 fn parse_set(s: &str) -> Option<Vec<String>> {
     let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(
-        inner
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect(),
-    )
+    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 
 fn bad(sel: &str, why: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "unable to parse requirement: {why} in selector {sel:?}"
-    ))
+    ApiError::bad_request(format!("unable to parse requirement: {why} in selector {sel:?}"))
 }
 
 impl LabelSelector {
@@ -130,18 +119,12 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once('=') {
                 (k, true, v)
             } else {
-                return Err(ApiError::bad_request(format!(
-                    "invalid selector: '{sel}'; can't understand '{part}'"
-                )));
+                return Err(ApiError::bad_request(format!("invalid selector: '{sel}'; can't understand '{part}'")));
             };
             let field = field.trim().to_string();
-            let known = field == "metadata.name"
-                || field == "metadata.namespace"
-                || supported.iter().any(|s| *s == field);
+            let known = field == "metadata.name" || field == "metadata.namespace" || supported.contains(&field);
             if !known {
-                return Err(ApiError::bad_request(format!(
-                    "field label not supported: {field}"
-                )));
+                return Err(ApiError::bad_request(format!("field label not supported: {field}")));
             }
             reqs.push((field, eq, value.trim().to_string()));
         }
@@ -203,8 +186,7 @@ mod tests {
     #[test]
     fn field_selectors() {
         let supported = vec!["type".to_string()];
-        let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=x", &supported)
-            .expect("parses");
+        let s = FieldSelector::parse("metadata.name=a,metadata.namespace!=x", &supported).expect("parses");
         assert!(s.matches(&obj()));
         let s = FieldSelector::parse("type=Opaque", &supported).expect("parses");
         assert!(s.matches(&obj()));

@@ -77,9 +77,7 @@ impl Shared {
     /// Take one use of the first fault matching this request.
     fn take_fault(&self, method: &Method, path: &str) -> Option<Fault> {
         let mut faults = lock(&self.faults);
-        let idx = faults
-            .iter()
-            .position(|f| f.matches(method.as_str(), path))?;
+        let idx = faults.iter().position(|f| f.matches(method.as_str(), path))?;
         let hit = faults[idx].clone();
         match &mut faults[idx].times {
             Some(n) if *n <= 1 => {
@@ -97,19 +95,14 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 fn header_str(req: &Request<Body>, name: header::HeaderName) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 fn parse_logged_body(body: &[u8]) -> Option<Value> {
     if body.is_empty() {
         return None;
     }
-    serde_json::from_slice(body)
-        .ok()
-        .or_else(|| serde_yaml::from_slice(body).ok())
+    serde_json::from_slice(body).ok().or_else(|| serde_yaml::from_slice(body).ok())
 }
 
 async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Response {
@@ -171,10 +164,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
 }
 
 fn fault_response(f: &Fault) -> Response {
-    let msg = f
-        .message
-        .clone()
-        .unwrap_or_else(|| format!("injected fault ({})", f.status));
+    let msg = f.message.clone().unwrap_or_else(|| format!("injected fault ({})", f.status));
     let err = ApiError::new(f.status, reason_for_code(f.status), msg);
     let mut resp = err.into_response();
     if let Some(secs) = f.retry_after
@@ -186,9 +176,7 @@ fn fault_response(f: &Fault) -> Response {
 }
 
 fn dispatch(shared: &Arc<Shared>, route: Route, req: Incoming<'_>) -> Result<Response, ApiError> {
-    let aggregated = req
-        .accept
-        .is_some_and(|a| a.contains("apidiscovery.k8s.io"));
+    let aggregated = req.accept.is_some_and(|a| a.contains("apidiscovery.k8s.io"));
     if *req.method != Method::GET && !matches!(route, Route::Resource(_)) {
         return Err(ApiError::method_not_allowed("only GET is served here"));
     }
@@ -196,27 +184,17 @@ fn dispatch(shared: &Arc<Shared>, route: Route, req: Incoming<'_>) -> Result<Res
         Route::Version => Ok(json_response(200, &discovery::version())),
         Route::Health => {
             let mut r = Response::new(Body::from("ok"));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
             Ok(r)
         }
         Route::CoreGroup if aggregated => {
             let st = shared.lock_state();
-            Ok(discovery_response(&discovery::aggregated(
-                &st.registry,
-                true,
-            )))
+            Ok(discovery_response(&discovery::aggregated(&st.registry, true)))
         }
-        Route::CoreGroup => Ok(json_response(
-            200,
-            &discovery::core_versions(&shared.addr.to_string()),
-        )),
+        Route::CoreGroup => Ok(json_response(200, &discovery::core_versions(&shared.addr.to_string()))),
         Route::Groups if aggregated => {
             let st = shared.lock_state();
-            Ok(discovery_response(&discovery::aggregated(
-                &st.registry,
-                false,
-            )))
+            Ok(discovery_response(&discovery::aggregated(&st.registry, false)))
         }
         Route::Groups => {
             let st = shared.lock_state();
@@ -224,9 +202,7 @@ fn dispatch(shared: &Arc<Shared>, route: Route, req: Incoming<'_>) -> Result<Res
         }
         Route::Group(g) => {
             let st = shared.lock_state();
-            discovery::group(&st.registry, &g)
-                .map(|v| json_response(200, &v))
-                .ok_or_else(ApiError::path_not_found)
+            discovery::group(&st.registry, &g).map(|v| json_response(200, &v)).ok_or_else(ApiError::path_not_found)
         }
         Route::CoreVersion(v) => {
             let st = shared.lock_state();
@@ -249,9 +225,7 @@ fn discovery_response(v: &Value) -> Response {
     let mut r = json_response(200, v);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(
-            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
-        ),
+        HeaderValue::from_static("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"),
     );
     r
 }

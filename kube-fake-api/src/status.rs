@@ -21,26 +21,16 @@ impl FieldError {
     }
 
     pub fn required_because(field: impl Into<String>, why: &str) -> Self {
-        Self::new(
-            field,
-            "FieldValueRequired",
-            format!("Required value: {why}"),
-        )
+        Self::new(field, "FieldValueRequired", format!("Required value: {why}"))
     }
 
     pub fn invalid(field: impl Into<String>, value: &Value, why: &str) -> Self {
-        Self::new(
-            field,
-            "FieldValueInvalid",
-            format!("Invalid value: {}: {why}", render_value(value)),
-        )
+        Self::new(field, "FieldValueInvalid", format!("Invalid value: {}: {why}", render_value(value)))
     }
 
     pub fn type_invalid(field: impl Into<String>, actual: &str, expected: &str) -> Self {
         let field = field.into();
-        let detail = format!(
-            "Invalid value: \"{actual}\": {field} in body must be of type {expected}: \"{actual}\""
-        );
+        let detail = format!("Invalid value: \"{actual}\": {field} in body must be of type {expected}: \"{actual}\"");
         Self::new(field, "FieldValueTypeInvalid", detail)
     }
 
@@ -49,11 +39,7 @@ impl FieldError {
         Self::new(
             field,
             "FieldValueNotSupported",
-            format!(
-                "Unsupported value: {}: supported values: {}",
-                render_value(value),
-                allowed.join(", ")
-            ),
+            format!("Unsupported value: {}: supported values: {}", render_value(value), allowed.join(", ")),
         )
     }
 
@@ -62,43 +48,23 @@ impl FieldError {
     }
 
     pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
-        Self::new(
-            field,
-            "FieldValueDuplicate",
-            format!("Duplicate value: {}", render_value(value)),
-        )
+        Self::new(field, "FieldValueDuplicate", format!("Duplicate value: {}", render_value(value)))
     }
 
     pub fn too_long(field: impl Into<String>, max: u64) -> Self {
-        Self::new(
-            field,
-            "FieldValueTooLong",
-            format!("Too long: may not be more than {max} bytes"),
-        )
+        Self::new(field, "FieldValueTooLong", format!("Too long: may not be more than {max} bytes"))
     }
 
     pub fn too_many(field: impl Into<String>, actual: usize, max: u64) -> Self {
-        Self::new(
-            field,
-            "FieldValueTooMany",
-            format!("Too many: {actual}: must have at most {max} items"),
-        )
+        Self::new(field, "FieldValueTooMany", format!("Too many: {actual}: must have at most {max} items"))
     }
 
     pub fn new(field: impl Into<String>, reason: &'static str, detail: String) -> Self {
-        Self {
-            field: field.into(),
-            reason,
-            detail,
-        }
+        Self { field: field.into(), reason, detail }
     }
 
     fn render(&self) -> String {
-        let field = if self.field.is_empty() {
-            "<nil>"
-        } else {
-            &self.field
-        };
+        let field = if self.field.is_empty() { "<nil>" } else { &self.field };
         format!("{field}: {}", self.detail)
     }
 }
@@ -144,19 +110,11 @@ pub(crate) struct Qualified {
 
 impl Qualified {
     fn resource(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     fn kind_group(&self) -> String {
-        if self.group.is_empty() {
-            self.kind.clone()
-        } else {
-            format!("{}.{}", self.kind, self.group)
-        }
+        if self.group.is_empty() { self.kind.clone() } else { format!("{}.{}", self.kind, self.group) }
     }
 
     fn details(&self, name: &str) -> Value {
@@ -166,51 +124,28 @@ impl Qualified {
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-        }
+        Self { code, reason, message: message.into(), details: None }
     }
 
     pub fn not_found(q: &Qualified, name: &str) -> Self {
-        let mut e = Self::new(
-            404,
-            "NotFound",
-            format!("{} \"{name}\" not found", q.resource()),
-        );
+        let mut e = Self::new(404, "NotFound", format!("{} \"{name}\" not found", q.resource()));
         e.details = Some(q.details(name));
         e
     }
 
     pub fn path_not_found() -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
+        Self::new(404, "NotFound", "the server could not find the requested resource")
     }
 
     pub fn already_exists(q: &Qualified, name: &str) -> Self {
-        let mut e = Self::new(
-            409,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", q.resource()),
-        );
+        let mut e = Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", q.resource()));
         e.details = Some(q.details(name));
         e
     }
 
     pub fn conflict(q: &Qualified, name: &str, why: &str) -> Self {
-        let mut e = Self::new(
-            409,
-            "Conflict",
-            format!(
-                "Operation cannot be fulfilled on {} \"{name}\": {why}",
-                q.resource()
-            ),
-        );
+        let mut e =
+            Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {} \"{name}\": {why}", q.resource()));
         e.details = Some(q.details(name));
         e
     }
@@ -225,15 +160,9 @@ impl ApiError {
 
     pub fn invalid(q: &Qualified, name: &str, errors: &[FieldError]) -> Self {
         let rendered: Vec<String> = errors.iter().map(FieldError::render).collect();
-        let joined = if rendered.len() == 1 {
-            rendered[0].clone()
-        } else {
-            format!("[{}]", rendered.join(", "))
-        };
-        let causes: Vec<Value> = errors
-            .iter()
-            .map(|e| json!({ "reason": e.reason, "message": e.detail, "field": e.field }))
-            .collect();
+        let joined = if rendered.len() == 1 { rendered[0].clone() } else { format!("[{}]", rendered.join(", ")) };
+        let causes: Vec<Value> =
+            errors.iter().map(|e| json!({ "reason": e.reason, "message": e.detail, "field": e.field })).collect();
         let mut details = q.details(name);
         details["kind"] = Value::String(q.kind.clone());
         details["causes"] = Value::Array(causes);
@@ -316,10 +245,7 @@ pub(crate) fn reason_for_code(code: u16) -> &'static str {
 pub(crate) fn json_response(code: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, body.to_string()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -334,11 +260,7 @@ mod tests {
     use super::*;
 
     fn q() -> Qualified {
-        Qualified {
-            group: "clodo.dev".into(),
-            plural: "widgets".into(),
-            kind: "Widget".into(),
-        }
+        Qualified { group: "clodo.dev".into(), plural: "widgets".into(), kind: "Widget".into() }
     }
 
     #[test]
@@ -364,30 +286,13 @@ mod tests {
 
     #[test]
     fn several_errors_are_bracketed() {
-        let e = ApiError::invalid(
-            &q(),
-            "w",
-            &[
-                FieldError::required("spec.a"),
-                FieldError::required("spec.b"),
-            ],
-        );
-        assert!(
-            e.message
-                .ends_with("[spec.a: Required value, spec.b: Required value]")
-        );
+        let e = ApiError::invalid(&q(), "w", &[FieldError::required("spec.a"), FieldError::required("spec.b")]);
+        assert!(e.message.ends_with("[spec.a: Required value, spec.b: Required value]"));
     }
 
     #[test]
     fn not_found_for_core_group_has_no_suffix() {
-        let core = Qualified {
-            group: String::new(),
-            plural: "configmaps".into(),
-            kind: "ConfigMap".into(),
-        };
-        assert_eq!(
-            ApiError::not_found(&core, "x").message,
-            "configmaps \"x\" not found"
-        );
+        let core = Qualified { group: String::new(), plural: "configmaps".into(), kind: "ConfigMap".into() };
+        assert_eq!(ApiError::not_found(&core, "x").message, "configmaps \"x\" not found");
     }
 }

@@ -100,17 +100,12 @@ impl State {
         let Some(m) = self.objects.get(res) else {
             return Vec::new();
         };
-        m.iter()
-            .filter(|(k, _)| namespace.is_none_or(|ns| k.0 == ns))
-            .collect()
+        m.iter().filter(|(k, _)| namespace.is_none_or(|ns| k.0 == ns)).collect()
     }
 
     /// Every stored object with its resource and key.
     pub fn all_objects(&self) -> Vec<(ResKey, ObjKey, &Value)> {
-        self.objects
-            .iter()
-            .flat_map(|(r, m)| m.iter().map(move |(k, v)| (r.clone(), k.clone(), v)))
-            .collect()
+        self.objects.iter().flat_map(|(r, m)| m.iter().map(move |(k, v)| (r.clone(), k.clone(), v))).collect()
     }
 
     /// History entries after `rv` (exclusive), oldest first.
@@ -147,22 +142,9 @@ impl State {
     /// Store a new or changed object with a fresh resourceVersion; returns it.
     pub fn put(&mut self, res: &ResKey, key: ObjKey, mut obj: Value, old: Option<Value>) -> Value {
         let rv = self.bump(&mut obj);
-        self.objects
-            .entry(res.clone())
-            .or_default()
-            .insert(key, obj.clone());
-        let kind = if old.is_some() {
-            EventType::Modified
-        } else {
-            EventType::Added
-        };
-        self.record(Change {
-            rv,
-            res: res.clone(),
-            kind,
-            object: obj.clone(),
-            old,
-        });
+        self.objects.entry(res.clone()).or_default().insert(key, obj.clone());
+        let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
+        self.record(Change { rv, res: res.clone(), kind, object: obj.clone(), old });
         obj
     }
 
@@ -170,22 +152,13 @@ impl State {
     pub fn remove(&mut self, res: &ResKey, key: &ObjKey) -> Option<Value> {
         let mut obj = self.objects.get_mut(res)?.remove(key)?;
         let rv = self.bump(&mut obj);
-        self.record(Change {
-            rv,
-            res: res.clone(),
-            kind: EventType::Deleted,
-            object: obj.clone(),
-            old: None,
-        });
+        self.record(Change { rv, res: res.clone(), kind: EventType::Deleted, object: obj.clone(), old: None });
         Some(obj)
     }
 
     /// Replace a stored object without an event (the next change reports it).
     pub fn replace_silently(&mut self, res: &ResKey, key: &ObjKey, obj: Value) {
-        self.objects
-            .entry(res.clone())
-            .or_default()
-            .insert(key.clone(), obj);
+        self.objects.entry(res.clone()).or_default().insert(key.clone(), obj);
     }
 
     /// Drop every object of a resource without events (the resource went away).
@@ -199,10 +172,7 @@ pub(crate) fn ns_key() -> ResKey {
 }
 
 pub(crate) fn crd_key() -> ResKey {
-    (
-        "apiextensions.k8s.io".to_string(),
-        "customresourcedefinitions".to_string(),
-    )
+    ("apiextensions.k8s.io".to_string(), "customresourcedefinitions".to_string())
 }
 
 /// Metadata accessors on raw objects.
@@ -213,12 +183,7 @@ pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 pub(crate) fn finalizers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default()
 }
 
@@ -241,10 +206,7 @@ mod tests {
     use super::*;
 
     fn state(limit: usize) -> State {
-        State::new(Options {
-            strict_namespaces: false,
-            history_limit: limit,
-        })
+        State::new(Options { strict_namespaces: false, history_limit: limit })
     }
 
     #[test]
@@ -252,38 +214,14 @@ mod tests {
         let mut s = state(100);
         let start = s.rv;
         let res: ResKey = (String::new(), "configmaps".into());
-        let a = s.put(
-            &res,
-            ("default".into(), "a".into()),
-            json!({"metadata": {"name": "a"}}),
-            None,
-        );
-        let b = s.put(
-            &res,
-            ("default".into(), "b".into()),
-            json!({"metadata": {"name": "b"}}),
-            None,
-        );
-        assert_eq!(
-            meta_str(&a, "resourceVersion"),
-            Some((start + 1).to_string().as_str())
-        );
-        assert_eq!(
-            meta_str(&b, "resourceVersion"),
-            Some((start + 2).to_string().as_str())
-        );
-        let gone = s
-            .remove(&res, &("default".into(), "a".into()))
-            .expect("present");
-        assert_eq!(
-            meta_str(&gone, "resourceVersion"),
-            Some((start + 3).to_string().as_str())
-        );
+        let a = s.put(&res, ("default".into(), "a".into()), json!({"metadata": {"name": "a"}}), None);
+        let b = s.put(&res, ("default".into(), "b".into()), json!({"metadata": {"name": "b"}}), None);
+        assert_eq!(meta_str(&a, "resourceVersion"), Some((start + 1).to_string().as_str()));
+        assert_eq!(meta_str(&b, "resourceVersion"), Some((start + 2).to_string().as_str()));
+        let gone = s.remove(&res, &("default".into(), "a".into())).expect("present");
+        assert_eq!(meta_str(&gone, "resourceVersion"), Some((start + 3).to_string().as_str()));
         let after: Vec<EventType> = s.history_after(start).iter().map(|c| c.kind).collect();
-        assert_eq!(
-            after,
-            vec![EventType::Added, EventType::Added, EventType::Deleted]
-        );
+        assert_eq!(after, vec![EventType::Added, EventType::Added, EventType::Deleted]);
     }
 
     #[test]
@@ -291,12 +229,7 @@ mod tests {
         let mut s = state(2);
         let res: ResKey = (String::new(), "configmaps".into());
         for i in 0..5 {
-            s.put(
-                &res,
-                ("default".into(), format!("c{i}")),
-                json!({"metadata": {}}),
-                None,
-            );
+            s.put(&res, ("default".into(), format!("c{i}")), json!({"metadata": {}}), None);
         }
         assert_eq!(s.history_after(0).len(), 2);
         assert_eq!(s.compacted_rv, s.rv - 2);

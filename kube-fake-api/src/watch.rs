@@ -107,10 +107,7 @@ pub(crate) fn start(
         ));
     }
     if send_initial && !bookmarks {
-        return Err(invalid(
-            "allowWatchBookmarks",
-            "sendInitialEvents requires allowWatchBookmarks=true",
-        ));
+        return Err(invalid("allowWatchBookmarks", "sendInitialEvents requires allowWatchBookmarks=true"));
     }
     if rv_match.is_some() && !send_initial {
         return Err(invalid(
@@ -119,18 +116,11 @@ pub(crate) fn start(
         ));
     }
     let timeout = match q.get("timeoutSeconds") {
-        Some(t) => t
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
+        Some(t) => t.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds {t:?}")))?,
         None => DEFAULT_TIMEOUT_SECS,
     };
     let rv = q.get("resourceVersion").filter(|s| !s.is_empty());
-    let w = Watcher {
-        rd,
-        version,
-        filter,
-        meta_only,
-    };
+    let w = Watcher { rd, version, filter, meta_only };
 
     let mut initial: Vec<Bytes> = Vec::new();
     let (start_rv, rx) = {
@@ -153,14 +143,10 @@ pub(crate) fn start(
                 }
             }
             Some(s) => {
-                let from = s.parse::<u64>().map_err(|_| {
-                    ApiError::bad_request(format!("invalid resource version: {s:?}"))
-                })?;
+                let from =
+                    s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s:?}")))?;
                 if from < st.compacted_rv {
-                    let gone = ApiError::gone(format!(
-                        "too old resource version: {from} ({})",
-                        st.compacted_rv + 1
-                    ));
+                    let gone = ApiError::gone(format!("too old resource version: {from} ({})", st.compacted_rv + 1));
                     let mut line = json!({"type": "ERROR", "object": gone.to_status()}).to_string();
                     line.push('\n');
                     return Ok(stream_response(vec![Bytes::from(line)], None));
@@ -247,9 +233,6 @@ fn stream_response(lines: Vec<Bytes>, rest: Option<mpsc::Receiver<Bytes>>) -> Re
     });
     let body = Body::from_stream(futures::StreamExt::chain(head, tail));
     let mut resp = Response::new(body);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

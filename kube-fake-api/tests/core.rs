@@ -18,15 +18,8 @@ use serde_json::json;
 
 fn cm(name: &str, data: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        data: Some(
-            data.iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         ..Default::default()
     }
 }
@@ -41,10 +34,7 @@ async fn configmap_crud_conflicts_and_not_found() -> anyhow::Result<()> {
     assert!(created.metadata.uid.is_some());
     assert!(created.metadata.creation_timestamp.is_some());
     assert_eq!(created.metadata.namespace.as_deref(), Some("default"));
-    assert_eq!(
-        created.metadata.generation, None,
-        "built-ins have no generation"
-    );
+    assert_eq!(created.metadata.generation, None, "built-ins have no generation");
     let rv1: u64 = created.resource_version().unwrap_or_default().parse()?;
 
     let dup = api_status(cms.create(&pp, &cm("a", &[])).await.unwrap_err());
@@ -59,11 +49,7 @@ async fn configmap_crud_conflicts_and_not_found() -> anyhow::Result<()> {
     assert!(rv2 > rv1);
     let stale = api_status(cms.replace("a", &pp, &created).await.unwrap_err());
     assert_eq!((stale.code, stale.reason.as_str()), (409, "Conflict"));
-    assert!(
-        stale.message.contains("the object has been modified"),
-        "{}",
-        stale.message
-    );
+    assert!(stale.message.contains("the object has been modified"), "{}", stale.message);
 
     // ConfigMaps allow unconditional updates (no resourceVersion).
     let mut unconditional = cm("a", &[("k", "3")]);
@@ -71,27 +57,11 @@ async fn configmap_crud_conflicts_and_not_found() -> anyhow::Result<()> {
     cms.replace("a", &pp, &unconditional).await?;
 
     // Merge patch; a merge patch carrying a stale resourceVersion conflicts.
-    cms.patch(
-        "a",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"data": {"m": "x"}})),
-    )
-    .await?;
+    cms.patch("a", &PatchParams::default(), &Patch::Merge(json!({"data": {"m": "x"}}))).await?;
     let patched = cms.get("a").await?;
-    assert_eq!(
-        patched
-            .data
-            .as_ref()
-            .and_then(|d| d.get("m"))
-            .map(String::as_str),
-        Some("x")
-    );
+    assert_eq!(patched.data.as_ref().and_then(|d| d.get("m")).map(String::as_str), Some("x"));
     let stale_patch = json!({"metadata": {"resourceVersion": rv1.to_string()}, "data": {"m": "y"}});
-    let e = api_status(
-        cms.patch("a", &PatchParams::default(), &Patch::Merge(stale_patch))
-            .await
-            .unwrap_err(),
-    );
+    let e = api_status(cms.patch("a", &PatchParams::default(), &Patch::Merge(stale_patch)).await.unwrap_err());
     assert_eq!(e.code, 409);
 
     // A JSON patch whose test fails is rejected as invalid.
@@ -99,11 +69,7 @@ async fn configmap_crud_conflicts_and_not_found() -> anyhow::Result<()> {
         {"op": "test", "path": "/data/k", "value": "nope"},
         {"op": "replace", "path": "/data/k", "value": "4"}
     ]))?;
-    let e = api_status(
-        cms.patch("a", &PatchParams::default(), &Patch::Json::<()>(failing))
-            .await
-            .unwrap_err(),
-    );
+    let e = api_status(cms.patch("a", &PatchParams::default(), &Patch::Json::<()>(failing)).await.unwrap_err());
     assert_eq!(e.code, 422);
 
     // A no-op write changes nothing, not even the resourceVersion.
@@ -113,9 +79,7 @@ async fn configmap_crud_conflicts_and_not_found() -> anyhow::Result<()> {
 
     // Delete without finalizers: gone at once, answered with a Status.
     let res = cms.delete("a", &DeleteParams::default()).await?;
-    let status = res
-        .right()
-        .expect("immediate deletion answers with a Status");
+    let status = res.right().expect("immediate deletion answers with a Status");
     assert!(status.is_success());
     let e = api_status(cms.get("a").await.unwrap_err());
     assert_eq!((e.code, e.reason.as_str()), (404, "NotFound"));
@@ -136,37 +100,21 @@ async fn generate_name_dry_run_and_secrets() -> anyhow::Result<()> {
     let name = made.name_any();
     assert!(name.starts_with("gen-") && name.len() == 9, "{name}");
 
-    let dry = PostParams {
-        dry_run: true,
-        ..Default::default()
-    };
+    let dry = PostParams { dry_run: true, ..Default::default() };
     cms.create(&dry, &cm("dry", &[])).await?;
-    assert!(
-        cms.get_opt("dry").await?.is_none(),
-        "dry run stores nothing"
-    );
+    assert!(cms.get_opt("dry").await?.is_none(), "dry run stores nothing");
 
     let secrets: Api<Secret> = Api::default_namespaced(api.client());
     let s = Secret {
-        metadata: ObjectMeta {
-            name: Some("token".into()),
-            ..Default::default()
-        },
-        string_data: Some(BTreeMap::from([(
-            "token".to_string(),
-            "s3cr3t".to_string(),
-        )])),
+        metadata: ObjectMeta { name: Some("token".into()), ..Default::default() },
+        string_data: Some(BTreeMap::from([("token".to_string(), "s3cr3t".to_string())])),
         ..Default::default()
     };
     secrets.create(&PostParams::default(), &s).await?;
     let got = secrets.get("token").await?;
     assert!(got.string_data.is_none(), "stringData is folded into data");
     assert_eq!(got.type_.as_deref(), Some("Opaque"));
-    let value = got
-        .data
-        .as_ref()
-        .and_then(|d| d.get("token"))
-        .map(|b| b.0.clone());
+    let value = got.data.as_ref().and_then(|d| d.get("token")).map(|b| b.0.clone());
     assert_eq!(value.as_deref(), Some(b"s3cr3t".as_slice()));
     Ok(())
 }
@@ -180,28 +128,13 @@ async fn namespaces_auto_created_by_default_and_required_when_strict() -> anyhow
     let ns = nss.get("auto").await?;
     assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Active"));
 
-    let strict = FakeApiServer::builder()
-        .strict_namespaces(true)
-        .start()
-        .await?;
+    let strict = FakeApiServer::builder().strict_namespaces(true).start().await?;
     let cms: Api<ConfigMap> = Api::namespaced(strict.client(), "team");
-    let e = api_status(
-        cms.create(&PostParams::default(), &cm("a", &[]))
-            .await
-            .unwrap_err(),
-    );
-    assert_eq!(
-        (e.code, e.message.as_str()),
-        (404, "namespaces \"team\" not found")
-    );
+    let e = api_status(cms.create(&PostParams::default(), &cm("a", &[])).await.unwrap_err());
+    assert_eq!((e.code, e.message.as_str()), (404, "namespaces \"team\" not found"));
     let nss: Api<Namespace> = Api::all(strict.client());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some("team".into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let ns =
+        Namespace { metadata: ObjectMeta { name: Some("team".into()), ..Default::default() }, ..Default::default() };
     nss.create(&PostParams::default(), &ns).await?;
     cms.create(&PostParams::default(), &cm("a", &[])).await?;
 
@@ -214,31 +147,12 @@ async fn namespaces_auto_created_by_default_and_required_when_strict() -> anyhow
     assert!(pending.metadata.deletion_timestamp.is_some());
     assert!(cms.get_opt("a").await?.is_none(), "content is deleted");
     let ns = nss.get("team").await?;
-    assert_eq!(
-        ns.status.and_then(|s| s.phase).as_deref(),
-        Some("Terminating")
-    );
-    let e = api_status(
-        cms.create(&PostParams::default(), &cm("late", &[]))
-            .await
-            .unwrap_err(),
-    );
+    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    let e = api_status(cms.create(&PostParams::default(), &cm("late", &[])).await.unwrap_err());
     assert_eq!(e.code, 403);
-    assert!(
-        e.message.contains("because it is being terminated"),
-        "{}",
-        e.message
-    );
-    cms.patch(
-        "held",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-    )
-    .await?;
-    assert!(
-        nss.get_opt("team").await?.is_none(),
-        "namespace goes once empty"
-    );
+    assert!(e.message.contains("because it is being terminated"), "{}", e.message);
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+    assert!(nss.get_opt("team").await?.is_none(), "namespace goes once empty");
     Ok(())
 }
 
@@ -250,50 +164,21 @@ async fn list_selectors_and_paging() -> anyhow::Result<()> {
         let mut c = cm(&format!("cm-{i}"), &[]);
         c.metadata.labels = Some(BTreeMap::from([("tier".to_string(), tier.to_string())]));
         if i == 0 {
-            c.metadata
-                .labels
-                .get_or_insert_default()
-                .insert("special".into(), "yes".into());
+            c.metadata.labels.get_or_insert_default().insert("special".into(), "yes".into());
         }
         cms.create(&PostParams::default(), &c).await?;
     }
-    let names = |l: kube::core::ObjectList<ConfigMap>| -> Vec<String> {
-        l.items.iter().map(|c| c.name_any()).collect()
-    };
+    let names =
+        |l: kube::core::ObjectList<ConfigMap>| -> Vec<String> { l.items.iter().map(|c| c.name_any()).collect() };
+    assert_eq!(names(cms.list(&ListParams::default().labels("tier=a")).await?), ["cm-0", "cm-3"]);
     assert_eq!(
-        names(cms.list(&ListParams::default().labels("tier=a")).await?),
-        ["cm-0", "cm-3"]
-    );
-    assert_eq!(
-        names(
-            cms.list(&ListParams::default().labels("tier in (a, b),!special"))
-                .await?
-        ),
+        names(cms.list(&ListParams::default().labels("tier in (a, b),!special")).await?),
         ["cm-1", "cm-3", "cm-4"]
     );
-    assert_eq!(
-        names(
-            cms.list(&ListParams::default().labels("tier notin (a),tier!=c"))
-                .await?
-        ),
-        ["cm-1", "cm-4"]
-    );
-    assert_eq!(
-        names(cms.list(&ListParams::default().labels("special")).await?),
-        ["cm-0"]
-    );
-    assert_eq!(
-        names(
-            cms.list(&ListParams::default().fields("metadata.name=cm-2"))
-                .await?
-        ),
-        ["cm-2"]
-    );
-    let e = api_status(
-        cms.list(&ListParams::default().fields("data.x=1"))
-            .await
-            .unwrap_err(),
-    );
+    assert_eq!(names(cms.list(&ListParams::default().labels("tier notin (a),tier!=c")).await?), ["cm-1", "cm-4"]);
+    assert_eq!(names(cms.list(&ListParams::default().labels("special")).await?), ["cm-0"]);
+    assert_eq!(names(cms.list(&ListParams::default().fields("metadata.name=cm-2")).await?), ["cm-2"]);
+    let e = api_status(cms.list(&ListParams::default().fields("data.x=1")).await.unwrap_err());
     assert_eq!(e.code, 400);
 
     // Paging: 2 + 2 + 1 with continue tokens, one resourceVersion for the whole list.
@@ -302,14 +187,10 @@ async fn list_selectors_and_paging() -> anyhow::Result<()> {
     assert!(rv.is_some());
     assert_eq!(first.metadata.remaining_item_count, Some(3));
     let token = first.metadata.continue_.clone().expect("more pages");
-    let second = cms
-        .list(&ListParams::default().limit(2).continue_token(&token))
-        .await?;
+    let second = cms.list(&ListParams::default().limit(2).continue_token(&token)).await?;
     assert_eq!(second.metadata.resource_version, rv);
     let token = second.metadata.continue_.clone().expect("more pages");
-    let third = cms
-        .list(&ListParams::default().limit(2).continue_token(&token))
-        .await?;
+    let third = cms.list(&ListParams::default().limit(2).continue_token(&token)).await?;
     assert!(third.metadata.continue_.is_none());
     let all: Vec<String> = [first, second, third].into_iter().flat_map(names).collect();
     assert_eq!(all, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
@@ -318,10 +199,7 @@ async fn list_selectors_and_paging() -> anyhow::Result<()> {
     let other: Api<ConfigMap> = Api::namespaced(api.client(), "other");
     other.create(&PostParams::default(), &cm("x", &[])).await?;
     let everywhere: Api<ConfigMap> = Api::all(api.client());
-    assert_eq!(
-        everywhere.list(&ListParams::default()).await?.items.len(),
-        6
-    );
+    assert_eq!(everywhere.list(&ListParams::default()).await?.items.len(), 6);
     Ok(())
 }
 
@@ -330,10 +208,7 @@ async fn leases_behave_like_leader_election_needs() -> anyhow::Result<()> {
     let api = FakeApiServer::start().await?;
     let leases: Api<Lease> = Api::default_namespaced(api.client());
     let lease = Lease {
-        metadata: ObjectMeta {
-            name: Some("clodo-operator".into()),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some("clodo-operator".into()), ..Default::default() },
         spec: Some(LeaseSpec {
             holder_identity: Some("pod-a".into()),
             lease_duration_seconds: Some(15),
@@ -346,21 +221,11 @@ async fn leases_behave_like_leader_election_needs() -> anyhow::Result<()> {
     b1.spec.get_or_insert_default().holder_identity = Some("pod-b".into());
     let mut c1 = a.clone();
     c1.spec.get_or_insert_default().holder_identity = Some("pod-c".into());
-    leases
-        .replace("clodo-operator", &PostParams::default(), &b1)
-        .await?;
-    let e = api_status(
-        leases
-            .replace("clodo-operator", &PostParams::default(), &c1)
-            .await
-            .unwrap_err(),
-    );
+    leases.replace("clodo-operator", &PostParams::default(), &b1).await?;
+    let e = api_status(leases.replace("clodo-operator", &PostParams::default(), &c1).await.unwrap_err());
     assert_eq!(e.code, 409);
     let now = leases.get("clodo-operator").await?;
-    assert_eq!(
-        now.spec.and_then(|s| s.holder_identity).as_deref(),
-        Some("pod-b")
-    );
+    assert_eq!(now.spec.and_then(|s| s.holder_identity).as_deref(), Some("pod-b"));
     Ok(())
 }
 
@@ -368,10 +233,7 @@ async fn leases_behave_like_leader_election_needs() -> anyhow::Result<()> {
 async fn events_recorder_creates_then_patches_a_series() -> anyhow::Result<()> {
     let api = FakeApiServer::start().await?;
     let client = api.client();
-    let reporter = Reporter {
-        controller: "clodo-operator".into(),
-        instance: Some("pod-1".into()),
-    };
+    let reporter = Reporter { controller: "clodo-operator".into(), instance: Some("pod-1".into()) };
     let recorder = Recorder::new(client.clone(), reporter);
     let regarding = ObjectReference {
         api_version: Some("v1".into()),
@@ -391,11 +253,7 @@ async fn events_recorder_creates_then_patches_a_series() -> anyhow::Result<()> {
     recorder.publish(&ev, &regarding).await?;
     let events: Api<K8sEvent> = Api::namespaced(client, "ev");
     let list = events.list(&ListParams::default()).await?;
-    assert_eq!(
-        list.items.len(),
-        1,
-        "the second publish patches the same event"
-    );
+    assert_eq!(list.items.len(), 1, "the second publish patches the same event");
     let e = &list.items[0];
     assert_eq!(e.reason.as_deref(), Some("ConfigInvalid"));
     assert_eq!(e.type_.as_deref(), Some("Warning"));
@@ -410,19 +268,13 @@ async fn events_recorder_creates_then_patches_a_series() -> anyhow::Result<()> {
         writes,
         [
             ("create".to_string(), Some("application/json".to_string())),
-            (
-                "patch".to_string(),
-                Some("application/merge-patch+json".to_string())
-            ),
+            ("patch".to_string(), Some("application/merge-patch+json".to_string())),
         ]
     );
 
     // events.k8s.io/v1 validation: a type other than Normal/Warning is rejected.
     let bad = K8sEvent {
-        metadata: ObjectMeta {
-            name: Some("bad".into()),
-            ..Default::default()
-        },
+        metadata: ObjectMeta { name: Some("bad".into()), ..Default::default() },
         event_time: Some(MicroTime(jiff_now())),
         reporting_controller: Some("c".into()),
         reporting_instance: Some("i".into()),
@@ -431,18 +283,9 @@ async fn events_recorder_creates_then_patches_a_series() -> anyhow::Result<()> {
         type_: Some("Info".into()),
         ..Default::default()
     };
-    let e = api_status(
-        events
-            .create(&PostParams::default(), &bad)
-            .await
-            .unwrap_err(),
-    );
+    let e = api_status(events.create(&PostParams::default(), &bad).await.unwrap_err());
     assert_eq!(e.code, 422);
-    assert!(
-        e.message.contains("type: Unsupported value: \"Info\""),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("type: Unsupported value: \"Info\""), "{}", e.message);
     Ok(())
 }
 
@@ -463,17 +306,10 @@ async fn discovery_and_version() -> anyhow::Result<()> {
         .flat_map(|g| g.recommended_resources())
         .map(|(ar, _)| format!("{}/{}", ar.group, ar.plural))
         .collect();
-    for want in [
-        "/configmaps",
-        "/secrets",
-        "coordination.k8s.io/leases",
-        "events.k8s.io/events",
-        "test.clodo.dev/widgets",
-    ] {
-        assert!(
-            kinds.iter().any(|k| k == want),
-            "{want} missing from {kinds:?}"
-        );
+    for want in
+        ["/configmaps", "/secrets", "coordination.k8s.io/leases", "events.k8s.io/events", "test.clodo.dev/widgets"]
+    {
+        assert!(kinds.iter().any(|k| k == want), "{want} missing from {kinds:?}");
     }
     let aggregated = kube::Discovery::new(client).run_aggregated().await?;
     assert!(aggregated.has_group("test.clodo.dev"));
@@ -485,9 +321,7 @@ async fn discovery_and_version() -> anyhow::Result<()> {
     assert_eq!(ar.kind, "Widget");
     assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
     assert!(
-        caps.subresources
-            .iter()
-            .any(|(s, _)| s.plural == "widgets/status" || s.plural == "status"),
+        caps.subresources.iter().any(|(s, _)| s.plural == "widgets/status" || s.plural == "status"),
         "{:?}",
         caps.subresources
     );
@@ -510,28 +344,17 @@ async fn injected_faults_and_request_log() -> anyhow::Result<()> {
     api.inject_fault(Fault::new("/api/v1/namespaces/default/configmaps/a", 503).times(2));
     cms.get("a").await?;
 
-    api.inject_fault(
-        Fault::new("/api/v1/namespaces/default/configmaps/a", 409)
-            .method("PUT")
-            .always(),
-    );
+    api.inject_fault(Fault::new("/api/v1/namespaces/default/configmaps/a", 409).method("PUT").always());
     let current = cms.get("a").await?;
     for _ in 0..2 {
-        let e = api_status(
-            cms.replace("a", &PostParams::default(), &current)
-                .await
-                .unwrap_err(),
-        );
+        let e = api_status(cms.replace("a", &PostParams::default(), &current).await.unwrap_err());
         assert_eq!(e.code, 409);
     }
     api.clear_faults();
     cms.replace("a", &PostParams::default(), &current).await?;
 
     let log = api.request_log();
-    let summary: Vec<(String, u16, bool)> = log
-        .iter()
-        .map(|r| (r.verb.clone(), r.status, r.injected))
-        .collect();
+    let summary: Vec<(String, u16, bool)> = log.iter().map(|r| (r.verb.clone(), r.status, r.injected)).collect();
     assert_eq!(
         summary,
         [
@@ -547,16 +370,8 @@ async fn injected_faults_and_request_log() -> anyhow::Result<()> {
         ]
     );
     let put = log.last().expect("logged");
-    assert_eq!(
-        put.body
-            .as_ref()
-            .and_then(|b| b["metadata"]["name"].as_str()),
-        Some("a")
-    );
-    assert_eq!(
-        put.target.as_ref().and_then(|t| t.name.as_deref()),
-        Some("a")
-    );
+    assert_eq!(put.body.as_ref().and_then(|b| b["metadata"]["name"].as_str()), Some("a"));
+    assert_eq!(put.target.as_ref().and_then(|t| t.name.as_deref()), Some("a"));
     Ok(())
 }
 
@@ -564,8 +379,7 @@ async fn injected_faults_and_request_log() -> anyhow::Result<()> {
 async fn metadata_only_requests() -> anyhow::Result<()> {
     let api = FakeApiServer::start().await?;
     let cms: Api<ConfigMap> = Api::default_namespaced(api.client());
-    cms.create(&PostParams::default(), &cm("a", &[("k", "v")]))
-        .await?;
+    cms.create(&PostParams::default(), &cm("a", &[("k", "v")])).await?;
     let meta = cms.get_metadata("a").await?;
     assert_eq!(meta.metadata.name.as_deref(), Some("a"));
     let list = cms.list_metadata(&ListParams::default()).await?;

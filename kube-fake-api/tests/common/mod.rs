@@ -81,11 +81,7 @@ pub async fn install_widget_crd(client: &Client) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     crds.create(&PostParams::default(), &Widget::crd()).await?;
     let name = Widget::crd_name();
-    tokio::time::timeout(
-        WAIT,
-        await_condition(crds, name, conditions::is_crd_established()),
-    )
-    .await??;
+    tokio::time::timeout(WAIT, await_condition(crds, name, conditions::is_crd_established())).await??;
     Ok(())
 }
 
