@@ -75,10 +75,7 @@ impl ClientConfig {
     /// [`Self::from_env`] with an injectable variable lookup.
     pub fn from_env_with(get: impl Fn(&str) -> Option<String>) -> Self {
         let mut c = Self::default();
-        if let Some(url) = get(BASE_URL_ENV)
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-        {
+        if let Some(url) = get(BASE_URL_ENV).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
             c.base_url = url;
         }
         c
@@ -101,11 +98,7 @@ impl ClientConfig {
 
 /// Percent-encode one path segment (everything but RFC 3986 unreserved characters).
 pub(crate) fn enc(segment: &str) -> String {
-    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'.')
-        .remove(b'_')
-        .remove(b'~');
+    const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
     utf8_percent_encode(segment, SEGMENT).to_string()
 }
 
@@ -179,10 +172,7 @@ impl Request {
     /// JSON body. Serialization failures name the endpoint, never the content.
     pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self, CloudflareError> {
         let bytes = serde_json::to_vec(body).map_err(|_| {
-            CloudflareError::InvalidInput(format!(
-                "request body for {} could not be serialized",
-                self.endpoint
-            ))
+            CloudflareError::InvalidInput(format!("request body for {} could not be serialized", self.endpoint))
         })?;
         self.body = Body::Json(Bytes::from(bytes));
         Ok(self)
@@ -250,19 +240,15 @@ impl CloudflareClient {
         if token.is_empty() {
             return Err(CloudflareError::InvalidToken("empty"));
         }
-        let mut auth =
-            HeaderValue::from_str(&format!("Bearer {}", token.expose())).map_err(|_| {
-                CloudflareError::InvalidToken("contains characters not allowed in an HTTP header")
-            })?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| CloudflareError::InvalidToken("contains characters not allowed in an HTTP header"))?;
         auth.set_sensitive(true);
 
         let base_url = config.base_url.trim().trim_end_matches('/').to_string();
-        let parsed = reqwest::Url::parse(&base_url)
-            .map_err(|e| CloudflareError::Setup(format!("invalid base URL: {e}")))?;
+        let parsed =
+            reqwest::Url::parse(&base_url).map_err(|e| CloudflareError::Setup(format!("invalid base URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.query().is_some() {
-            return Err(CloudflareError::Setup(
-                "base URL must be http(s) without a query".into(),
-            ));
+            return Err(CloudflareError::Setup("base URL must be http(s) without a query".into()));
         }
 
         let http = reqwest::Client::builder()
@@ -270,9 +256,7 @@ impl CloudflareClient {
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .build()
-            .map_err(|e| {
-                CloudflareError::Setup(format!("building the HTTP client: {}", e.without_url()))
-            })?;
+            .map_err(|e| CloudflareError::Setup(format!("building the HTTP client: {}", e.without_url())))?;
         let retry = config.retry_policy();
         Ok(Self {
             inner: Arc::new(Inner {
@@ -308,10 +292,7 @@ impl CloudflareClient {
     }
 
     /// Send and decode `result` into `T`.
-    pub(crate) async fn call<T: DeserializeOwned>(
-        &self,
-        req: Request,
-    ) -> Result<T, CloudflareError> {
+    pub(crate) async fn call<T: DeserializeOwned>(&self, req: Request) -> Result<T, CloudflareError> {
         let env = self.send(&req).await?;
         envelope::decode_result(env.result, &req.method, req.endpoint)
     }
@@ -322,30 +303,17 @@ impl CloudflareClient {
     }
 
     /// One page of a page-array endpoint (`result` is an array).
-    pub(crate) async fn page_array<T: DeserializeOwned>(
-        &self,
-        req: Request,
-    ) -> Result<Page<T>, CloudflareError> {
+    pub(crate) async fn page_array<T: DeserializeOwned>(&self, req: Request) -> Result<Page<T>, CloudflareError> {
         let env = self.send(&req).await?;
         let items: Option<Vec<T>> = envelope::decode_result(env.result, &req.method, req.endpoint)?;
-        Ok(Page {
-            items: items.unwrap_or_default(),
-            result_info: env.result_info,
-        })
+        Ok(Page { items: items.unwrap_or_default(), result_info: env.result_info })
     }
 
     /// One page of a page-items endpoint (`result` is `{items: [...]}`).
-    pub(crate) async fn page_items<T: DeserializeOwned>(
-        &self,
-        req: Request,
-    ) -> Result<Page<T>, CloudflareError> {
+    pub(crate) async fn page_items<T: DeserializeOwned>(&self, req: Request) -> Result<Page<T>, CloudflareError> {
         let env = self.send(&req).await?;
-        let r: Option<ItemsResult<T>> =
-            envelope::decode_result(env.result, &req.method, req.endpoint)?;
-        Ok(Page {
-            items: r.map(|r| r.items).unwrap_or_default(),
-            result_info: env.result_info,
-        })
+        let r: Option<ItemsResult<T>> = envelope::decode_result(env.result, &req.method, req.endpoint)?;
+        Ok(Page { items: r.map(|r| r.items).unwrap_or_default(), result_info: env.result_info })
     }
 
     /// The one send path: rate limit, attempt, classify, retry, decode.
@@ -397,31 +365,33 @@ impl CloudflareClient {
                         m.observe_request(req.endpoint, method, &raw.status.to_string(), elapsed);
                     }
                     if (200..300).contains(&raw.status) {
-                        let _g = span.enter();
                         debug!(
+                            parent: &span,
                             elapsed_ms = elapsed.as_millis() as u64,
                             "cloudflare request succeeded"
                         );
                         return envelope::decode(raw.status, &raw.body, &req.method, req.endpoint);
                     }
                     let hint = retry::parse_retry_after(&raw.headers, SystemTime::now());
-                    if raw.status == 429
-                        && let Some(h) = hint
-                    {
+                    // A 429 with a hint pauses the whole token: the next reservation (of this or
+                    // any other request on the same client) waits in the limiter, and that wait
+                    // is recorded like any rate-limit wait.
+                    let server_pause = raw.status == 429 && hint.is_some();
+                    if server_pause && let Some(h) = hint {
                         inner.limiter.block_until(Instant::now() + h);
                     }
                     let retryable = retry::should_retry_header(&raw.headers)
                         .unwrap_or_else(|| retry::status_is_retryable(raw.status))
                         && (req.retry == RetryMode::Full || raw.status == 429);
-                    let delay =
-                        hint.unwrap_or_else(|| inner.retry.backoff(attempt, &mut rand::rng()));
+                    let delay = hint.unwrap_or_else(|| inner.retry.backoff(attempt, &mut rand::rng()));
                     if retryable && can_retry && delay <= inner.retry.max_retry_after {
-                        let _g = span.enter();
                         warn!(
+                            parent: &span,
                             retry_in_ms = delay.as_millis() as u64,
                             "cloudflare request failed with a retryable status; retrying"
                         );
-                        self.before_retry(req, delay).await;
+                        let sleep = if server_pause { Duration::ZERO } else { delay };
+                        self.before_retry(req, sleep).await;
                         continue;
                     }
                     if raw.status == 429 {
@@ -443,10 +413,7 @@ impl CloudflareClient {
                         m.observe_request(req.endpoint, method, label, elapsed);
                     }
                     let retryable = match &err {
-                        CloudflareError::Transport {
-                            kind: TransportKind::Connect,
-                            ..
-                        } => true,
+                        CloudflareError::Transport { kind: TransportKind::Connect, .. } => true,
                         CloudflareError::Timeout { .. } | CloudflareError::Transport { .. } => {
                             req.retry == RetryMode::Full
                         }
@@ -454,8 +421,12 @@ impl CloudflareClient {
                     };
                     if retryable && can_retry {
                         let delay = inner.retry.backoff(attempt, &mut rand::rng());
-                        let _g = span.enter();
-                        warn!(retry_in_ms = delay.as_millis() as u64, error = %err, "cloudflare request failed; retrying");
+                        warn!(
+                            parent: &span,
+                            retry_in_ms = delay.as_millis() as u64,
+                            error = %err,
+                            "cloudflare request failed; retrying"
+                        );
                         self.before_retry(req, delay).await;
                         continue;
                     }
@@ -489,28 +460,16 @@ impl CloudflareClient {
         rb = match &req.body {
             Body::Empty => rb,
             Body::Json(b) => rb.header(CONTENT_TYPE, "application/json").body(b.clone()),
-            Body::Multipart(m) => rb
-                .header(CONTENT_TYPE, m.content_type())
-                .body(m.bytes().clone()),
+            Body::Multipart(m) => rb.header(CONTENT_TYPE, m.content_type()).body(m.bytes().clone()),
         };
         for (k, v) in &req.headers {
             rb = rb.header(*k, *v);
         }
-        let resp = rb
-            .send()
-            .await
-            .map_err(|e| from_reqwest(e, &req.method, req.endpoint))?;
+        let resp = rb.send().await.map_err(|e| from_reqwest(e, &req.method, req.endpoint))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| from_reqwest(e, &req.method, req.endpoint))?;
-        Ok(RawResponse {
-            status,
-            headers,
-            body,
-        })
+        let body = resp.bytes().await.map_err(|e| from_reqwest(e, &req.method, req.endpoint))?;
+        Ok(RawResponse { status, headers, body })
     }
 }
 
@@ -526,9 +485,8 @@ mod tests {
         assert_eq!(c.max_retries, 4);
         assert_eq!(c.rate_limit, RateLimit::new(1200, Duration::from_secs(300)));
         assert!(c.user_agent.starts_with("clodo-operator/"));
-        let c = ClientConfig::from_env_with(|k| {
-            (k == BASE_URL_ENV).then(|| " http://127.0.0.1:8787/client/v4 ".into())
-        });
+        let c =
+            ClientConfig::from_env_with(|k| (k == BASE_URL_ENV).then(|| " http://127.0.0.1:8787/client/v4 ".into()));
         assert_eq!(c.base_url, "http://127.0.0.1:8787/client/v4");
         let c = ClientConfig::from_env_with(|_| Some(String::new()));
         assert_eq!(c.base_url, DEFAULT_BASE_URL);
@@ -546,24 +504,18 @@ mod tests {
 
     #[test]
     fn construction_validates_token_and_url() {
-        let ok =
-            CloudflareClient::new(ClientConfig::default(), ApiToken::new("tok"), None).unwrap();
+        let ok = CloudflareClient::new(ClientConfig::default(), ApiToken::new("tok"), None).unwrap();
         let dbg = format!("{ok:?}");
         assert!(dbg.contains("***") && !dbg.contains("tok\""), "{dbg}");
         assert!(matches!(
             CloudflareClient::new(ClientConfig::default(), ApiToken::new("  "), None),
             Err(CloudflareError::InvalidToken("empty"))
         ));
-        let bad = CloudflareClient::new(ClientConfig::default(), ApiToken::new("a\u{7}b"), None)
-            .unwrap_err();
+        let bad = CloudflareClient::new(ClientConfig::default(), ApiToken::new("a\u{7}b"), None).unwrap_err();
         assert!(matches!(bad, CloudflareError::InvalidToken(_)));
         assert!(!bad.to_string().contains("a\u{7}b"));
-        let e = CloudflareClient::new(
-            ClientConfig::default().with_base_url("ftp://x"),
-            ApiToken::new("t"),
-            None,
-        )
-        .unwrap_err();
+        let e = CloudflareClient::new(ClientConfig::default().with_base_url("ftp://x"), ApiToken::new("t"), None)
+            .unwrap_err();
         assert_eq!(e.reason(), "ClientSetup");
         let c = CloudflareClient::new(
             ClientConfig::default().with_base_url("http://h/client/v4/"),

@@ -40,11 +40,7 @@ pub(crate) fn code_from_value(v: &Value) -> u32 {
     match v {
         Value::Number(n) => n
             .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0)
-                    .map(|f| f as u64)
-            })
+            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(0),
         Value::String(s) => s.trim().parse().unwrap_or(0),
@@ -83,11 +79,9 @@ where
     D: Deserializer<'de>,
 {
     Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64().or_else(|| {
-            n.as_f64()
-                .filter(|f| *f >= 0.0 && f.fract() == 0.0)
-                .map(|f| f as u64)
-        }),
+        Value::Number(n) => {
+            n.as_u64().or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
+        }
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     })
@@ -105,9 +99,7 @@ where
 }
 
 pub(crate) fn parse_datetime(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(s.trim()).ok().map(|t| t.with_timezone(&Utc))
 }
 
 #[cfg(test)]
@@ -131,24 +123,18 @@ mod tests {
 
     #[test]
     fn tolerant_shapes() {
-        let t: T = serde_json::from_value(
-            json!({"a": null, "b": {"x": 1}, "c": "7000", "d": "garbage", "e": null}),
-        )
-        .unwrap();
+        let t: T =
+            serde_json::from_value(json!({"a": null, "b": {"x": 1}, "c": "7000", "d": "garbage", "e": null})).unwrap();
         assert!(t.a.is_empty() && t.b.is_empty());
         assert_eq!(t.c, 7000);
         assert!(t.d.is_none());
         assert_eq!(t.e, "");
         let t: T = serde_json::from_value(json!({})).unwrap();
         assert_eq!(t.c, 0);
-        let t: T = serde_json::from_value(
-            json!({"a": [1], "b": [2], "c": 10021, "d": "2025-01-02T03:04:05.123456Z", "e": 5}),
-        )
-        .unwrap();
-        assert_eq!(
-            (t.a, t.b, t.c, t.e.as_str()),
-            (vec![1], vec![2], 10021, "5")
-        );
+        let t: T =
+            serde_json::from_value(json!({"a": [1], "b": [2], "c": 10021, "d": "2025-01-02T03:04:05.123456Z", "e": 5}))
+                .unwrap();
+        assert_eq!((t.a, t.b, t.c, t.e.as_str()), (vec![1], vec![2], 10021, "5"));
         assert_eq!(t.d.map(|d| d.timestamp()), Some(1735787045));
     }
 

@@ -43,9 +43,7 @@ fn items(obj: &Map<String, Value>, key: &str) -> Vec<ApiErrorItem> {
         Some(v @ Value::Array(_)) => serde_json::from_value(v.clone()).unwrap_or_default(),
         // A single object or string where a list was expected.
         Some(v @ (Value::Object(_) | Value::String(_))) => {
-            serde_json::from_value::<ApiErrorItem>(v.clone())
-                .map(|i| vec![i])
-                .unwrap_or_default()
+            serde_json::from_value::<ApiErrorItem>(v.clone()).map(|i| vec![i]).unwrap_or_default()
         }
         _ => Vec::new(),
     }
@@ -63,18 +61,9 @@ pub(crate) fn decode(
     endpoint: &'static str,
 ) -> Result<Envelope, CloudflareError> {
     let ok_status = (200..300).contains(&status);
-    let api_err = |errors: Vec<ApiErrorItem>| CloudflareError::Api {
-        status,
-        errors,
-        method: method.clone(),
-        endpoint,
-    };
+    let api_err = |errors: Vec<ApiErrorItem>| CloudflareError::Api { status, errors, method: method.clone(), endpoint };
     if body.iter().all(u8::is_ascii_whitespace) {
-        return if ok_status {
-            Ok(Envelope::default())
-        } else {
-            Err(api_err(Vec::new()))
-        };
+        return if ok_status { Ok(Envelope::default()) } else { Err(api_err(Vec::new())) };
     }
     let value: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -118,16 +107,10 @@ pub(crate) fn decode(
         return Err(api_err(errors));
     }
     let messages = items(&obj, "messages");
-    let result_info = obj
-        .remove("result_info")
-        .filter(|v| v.is_object())
-        .and_then(|v| serde_json::from_value::<ResultInfo>(v).ok());
+    let result_info =
+        obj.remove("result_info").filter(|v| v.is_object()).and_then(|v| serde_json::from_value::<ResultInfo>(v).ok());
     let result = obj.remove("result").unwrap_or(Value::Null);
-    Ok(Envelope {
-        result,
-        result_info,
-        messages,
-    })
+    Ok(Envelope { result, result_info, messages })
 }
 
 trait ClassifyName {
@@ -195,11 +178,8 @@ mod tests {
         let env = dec(200, r#"{"result":{"id":"x"}}"#).unwrap();
         assert_eq!(env.result, json!({"id":"x"}));
         // null lists
-        let env = dec(
-            200,
-            r#"{"success":true,"errors":null,"messages":null,"result":null,"result_info":null}"#,
-        )
-        .unwrap();
+        let env =
+            dec(200, r#"{"success":true,"errors":null,"messages":null,"result":null,"result_info":null}"#).unwrap();
         assert_eq!(env, Envelope::default());
     }
 
@@ -219,22 +199,12 @@ mod tests {
         assert_eq!(e.status(), Some(404));
         assert!(e.has_code(7003) && e.has_code(7000));
         // failure without result/messages keys
-        let e = dec(
-            400,
-            r#"{"success":false,"errors":[{"code":10021,"message":"Uncaught SyntaxError"}]}"#,
-        )
-        .unwrap_err();
+        let e =
+            dec(400, r#"{"success":false,"errors":[{"code":10021,"message":"Uncaught SyntaxError"}]}"#).unwrap_err();
         assert!(e.has_code(10021));
-        assert!(
-            e.to_string().contains("[10021] Uncaught SyntaxError"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("[10021] Uncaught SyntaxError"), "{e}");
         // success:false with 200 is still a failure
-        let e = dec(
-            200,
-            r#"{"success":false,"errors":[{"code":1000,"message":"Invalid API Token"}]}"#,
-        )
-        .unwrap_err();
+        let e = dec(200, r#"{"success":false,"errors":[{"code":1000,"message":"Invalid API Token"}]}"#).unwrap_err();
         assert!(e.is_auth_error());
         // success absent, errors present
         let e = dec(200, r#"{"errors":[{"code":1,"message":"x"}]}"#).unwrap_err();
@@ -265,15 +235,7 @@ mod tests {
             id: String,
         }
         let e = decode_result::<Z>(json!({"id": 5}), &Method::GET, "/zones/:zone").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("GET /zones/:zone: could not decode the response"),
-            "{e}"
-        );
-        assert!(
-            decode_result::<Option<Z>>(Value::Null, &Method::GET, EP)
-                .unwrap()
-                .is_none()
-        );
+        assert!(e.to_string().starts_with("GET /zones/:zone: could not decode the response"), "{e}");
+        assert!(decode_result::<Option<Z>>(Value::Null, &Method::GET, EP).unwrap().is_none());
     }
 }

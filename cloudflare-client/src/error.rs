@@ -49,12 +49,7 @@ pub struct ApiErrorItem {
 
 impl ApiErrorItem {
     pub fn new(code: u32, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            documentation_url: None,
-            error_chain: Vec::new(),
-        }
+        Self { code, message: message.into(), documentation_url: None, error_chain: Vec::new() }
     }
 
     fn codes(&self) -> Box<dyn Iterator<Item = u32> + '_> {
@@ -120,27 +115,15 @@ impl TransportKind {
 pub enum CloudflareError {
     /// Cloudflare answered with an error envelope (or a non-2xx status).
     #[error("{method} {endpoint}: HTTP {status}: {}", describe_items(errors))]
-    Api {
-        status: u16,
-        errors: Vec<ApiErrorItem>,
-        method: Method,
-        endpoint: &'static str,
-    },
+    Api { status: u16, errors: Vec<ApiErrorItem>, method: Method, endpoint: &'static str },
 
     /// HTTP 429 after all retries, or a `Retry-After` longer than the client is willing to wait.
     #[error("{method} {endpoint}: rate limited by Cloudflare{}", describe_retry_after(*retry_after))]
-    RateLimited {
-        retry_after: Option<Duration>,
-        method: Method,
-        endpoint: &'static str,
-    },
+    RateLimited { retry_after: Option<Duration>, method: Method, endpoint: &'static str },
 
     /// The request (including reading the body) exceeded the configured timeout.
     #[error("{method} {endpoint}: request timed out")]
-    Timeout {
-        method: Method,
-        endpoint: &'static str,
-    },
+    Timeout { method: Method, endpoint: &'static str },
 
     /// Connection-level failure.
     #[error("{method} {endpoint}: {}: {detail}", kind.describe())]
@@ -155,11 +138,7 @@ pub enum CloudflareError {
 
     /// The response was not the JSON the endpoint documents.
     #[error("{method} {endpoint}: could not decode the response: {detail}")]
-    Decode {
-        method: Method,
-        endpoint: &'static str,
-        detail: String,
-    },
+    Decode { method: Method, endpoint: &'static str, detail: String },
 
     /// The caller asked for something the API cannot do (checked before sending). The message
     /// names fields, never values.
@@ -195,12 +174,7 @@ fn describe_items(errors: &[ApiErrorItem]) -> String {
             out.push_str(msg);
         }
         for c in &e.error_chain {
-            let _ = write!(
-                out,
-                " (caused by [{}] {})",
-                c.code,
-                truncate(&c.message, 200)
-            );
+            let _ = write!(out, " (caused by [{}] {})", c.code, truncate(&c.message, 200));
         }
     }
     out
@@ -249,15 +223,11 @@ impl CloudflareError {
 
     /// Whether any error item (or its `error_chain`) carries `code`.
     pub fn has_code(&self, code: u32) -> bool {
-        self.api_errors()
-            .iter()
-            .any(|e| e.codes().any(|c| c == code))
+        self.api_errors().iter().any(|e| e.codes().any(|c| c == code))
     }
 
     fn has_any_code(&self, codes: &[u32]) -> bool {
-        self.api_errors()
-            .iter()
-            .any(|e| e.codes().any(|c| codes.contains(&c)))
+        self.api_errors().iter().any(|e| e.codes().any(|c| codes.contains(&c)))
     }
 
     /// Waiting and retrying may help: 408, 429, 5xx, timeouts and transport failures.
@@ -281,9 +251,7 @@ impl CloudflareError {
     /// 81044).
     pub fn is_not_found(&self) -> bool {
         match self {
-            CloudflareError::Api { status, .. } => {
-                *status == 404 || self.has_any_code(NOT_FOUND_CODES)
-            }
+            CloudflareError::Api { status, .. } => *status == 404 || self.has_any_code(NOT_FOUND_CODES),
             CloudflareError::NotFound { .. } => true,
             _ => false,
         }
@@ -293,9 +261,7 @@ impl CloudflareError {
     /// 10000). Waiting does not help; a new token does.
     pub fn is_auth_error(&self) -> bool {
         match self {
-            CloudflareError::Api { status, .. } => {
-                *status == 401 || *status == 403 || self.has_any_code(AUTH_CODES)
-            }
+            CloudflareError::Api { status, .. } => *status == 401 || *status == 403 || self.has_any_code(AUTH_CODES),
             CloudflareError::InvalidToken(_) => true,
             _ => false,
         }
@@ -304,9 +270,7 @@ impl CloudflareError {
     /// A permanent conflict with existing state (HTTP 409 or a known conflict code).
     pub fn is_conflict(&self) -> bool {
         match self {
-            CloudflareError::Api { status, .. } => {
-                *status == 409 || self.has_any_code(CONFLICT_CODES)
-            }
+            CloudflareError::Api { status, .. } => *status == 409 || self.has_any_code(CONFLICT_CODES),
             _ => false,
         }
     }
@@ -321,8 +285,7 @@ impl CloudflareError {
     }
 
     pub fn is_timeout(&self) -> bool {
-        matches!(self, CloudflareError::Timeout { .. })
-            || matches!(self, CloudflareError::Api { status: 408, .. })
+        matches!(self, CloudflareError::Timeout { .. }) || matches!(self, CloudflareError::Api { status: 408, .. })
     }
 
     /// D1 rejected the SQL (code 7500).
@@ -392,17 +355,10 @@ impl CloudflareError {
 }
 
 /// Classify a reqwest error and flatten its source chain into text (without the URL).
-pub(crate) fn from_reqwest(
-    err: reqwest::Error,
-    method: &Method,
-    endpoint: &'static str,
-) -> CloudflareError {
+pub(crate) fn from_reqwest(err: reqwest::Error, method: &Method, endpoint: &'static str) -> CloudflareError {
     let err = err.without_url();
     if err.is_timeout() {
-        return CloudflareError::Timeout {
-            method: method.clone(),
-            endpoint,
-        };
+        return CloudflareError::Timeout { method: method.clone(), endpoint };
     }
     let kind = if err.is_connect() {
         TransportKind::Connect
@@ -421,18 +377,9 @@ pub(crate) fn from_reqwest(
     }
     // A timeout can also surface as an io::Error deep in the chain.
     if detail.contains("timed out") {
-        return CloudflareError::Timeout {
-            method: method.clone(),
-            endpoint,
-        };
+        return CloudflareError::Timeout { method: method.clone(), endpoint };
     }
-    CloudflareError::Transport {
-        method: method.clone(),
-        endpoint,
-        kind,
-        detail,
-        source: err,
-    }
+    CloudflareError::Transport { method: method.clone(), endpoint, kind, detail, source: err }
 }
 
 #[cfg(test)]
@@ -443,10 +390,7 @@ mod tests {
     fn api(status: u16, codes: &[u32]) -> CloudflareError {
         CloudflareError::Api {
             status,
-            errors: codes
-                .iter()
-                .map(|c| ApiErrorItem::new(*c, format!("msg {c}")))
-                .collect(),
+            errors: codes.iter().map(|c| ApiErrorItem::new(*c, format!("msg {c}"))).collect(),
             method: Method::GET,
             endpoint: "/zones/:zone",
         }
@@ -476,14 +420,7 @@ mod tests {
         // (error, retryable, not_found, auth, conflict, reason)
         let cases = [
             (api(404, &[10007]), false, true, false, false, "NotFound"),
-            (
-                api(400, &[7003, 7000]),
-                false,
-                false,
-                false,
-                false,
-                "InvalidRequest",
-            ),
+            (api(400, &[7003, 7000]), false, false, false, false, "InvalidRequest"),
             (api(404, &[7404]), false, true, false, false, "NotFound"),
             (api(400, &[10007]), false, true, false, false, "NotFound"),
             (api(401, &[1000]), false, false, true, false, "Unauthorized"),
@@ -497,14 +434,7 @@ mod tests {
             (api(503, &[10013]), true, false, false, false, "ServerError"),
             (api(408, &[]), true, false, false, false, "Timeout"),
             (api(400, &[7500]), false, false, false, false, "SqlError"),
-            (
-                api(400, &[10021]),
-                false,
-                false,
-                false,
-                false,
-                "InvalidRequest",
-            ),
+            (api(400, &[10021]), false, false, false, false, "InvalidRequest"),
         ];
         for (e, retry, nf, auth, conflict, reason) in cases {
             assert_eq!(e.is_retryable(), retry, "{e}");
@@ -514,10 +444,7 @@ mod tests {
             assert_eq!(e.reason(), reason, "{e}");
         }
         assert!(api(400, &[7500]).is_sql_error());
-        let t = CloudflareError::Timeout {
-            method: Method::GET,
-            endpoint: "/x",
-        };
+        let t = CloudflareError::Timeout { method: Method::GET, endpoint: "/x" };
         assert!(t.is_retryable() && t.is_timeout());
         assert_eq!(t.reason(), "Timeout");
         let rl = CloudflareError::RateLimited {
@@ -528,10 +455,7 @@ mod tests {
         assert!(rl.is_retryable() && rl.is_rate_limited());
         assert_eq!(rl.status(), Some(429));
         assert_eq!(rl.retry_after(), Some(Duration::from_secs(7)));
-        assert_eq!(
-            rl.to_string(),
-            "GET /x: rate limited by Cloudflare (retry after 7s)"
-        );
+        assert_eq!(rl.to_string(), "GET /x: rate limited by Cloudflare (retry after 7s)");
         assert!(CloudflareError::not_found("zone a.com").is_not_found());
         assert!(!CloudflareError::InvalidInput("x".into()).is_retryable());
     }
@@ -539,8 +463,7 @@ mod tests {
     #[test]
     fn has_code_looks_into_error_chain() {
         let mut item = ApiErrorItem::new(10000, "Authentication error");
-        item.error_chain
-            .push(ApiErrorItem::new(1000, "Invalid API Token"));
+        item.error_chain.push(ApiErrorItem::new(1000, "Invalid API Token"));
         let e = CloudflareError::Api {
             status: 400,
             errors: vec![item],
@@ -564,15 +487,7 @@ mod tests {
         };
         let s = e.to_string();
         assert!(s.len() < 600, "{}", s.len());
-        let empty = CloudflareError::Api {
-            status: 502,
-            errors: vec![],
-            method: Method::GET,
-            endpoint: "/zones",
-        };
-        assert_eq!(
-            empty.to_string(),
-            "GET /zones: HTTP 502: no error details in the response"
-        );
+        let empty = CloudflareError::Api { status: 502, errors: vec![], method: Method::GET, endpoint: "/zones" };
+        assert_eq!(empty.to_string(), "GET /zones: HTTP 502: no error details in the response");
     }
 }

@@ -25,17 +25,16 @@ mod secret;
 
 pub use client::{BASE_URL_ENV, ClientConfig, CloudflareClient, DEFAULT_BASE_URL};
 pub use endpoints::d1::{
-    CreateD1Database, D1Database, D1Meta, D1Query, D1QueryResult, D1RawResult, D1RawRows,
-    D1Statement, RestoreResult, RestoreTarget,
+    CreateD1Database, D1Database, D1Meta, D1Query, D1QueryResult, D1RawResult, D1RawRows, D1Statement, RestoreResult,
+    RestoreTarget,
 };
 pub use endpoints::deployments::{CreateDeployment, Deployment, DeploymentVersion};
 pub use endpoints::dns::{DnsFilter, DnsRecord, DnsRecordInput, DnsRecordPatch};
 pub use endpoints::domains::{AttachDomain, CustomDomain, DomainFilter};
 pub use endpoints::routes::{RouteSpec, WorkerRoute};
 pub use endpoints::scripts::{
-    Annotations, Binding, Script, ScriptLevelSettings, ScriptRoute, ScriptSettings,
-    ServiceEnvironment, WorkerMetadata, WorkerModule, WorkerService, WorkerUpload,
-    module_content_type,
+    Annotations, Binding, Script, ScriptLevelSettings, ScriptRoute, ScriptSettings, ServiceEnvironment, WorkerMetadata,
+    WorkerModule, WorkerService, WorkerUpload, module_content_type,
 };
 pub use endpoints::secrets::SecretInfo;
 pub use endpoints::subdomain::{ScriptSubdomain, workers_dev_url};

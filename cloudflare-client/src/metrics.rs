@@ -4,9 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Client metrics; share one instance (`Arc`) between all clients of a process.
 #[derive(Clone, Debug)]
@@ -40,11 +38,8 @@ impl ClientMetrics {
                 &["endpoint", "method", "status"],
             )?,
             request_duration_seconds: HistogramVec::new(
-                HistogramOpts::new(
-                    "clodo_cloudflare_request_duration_seconds",
-                    "Cloudflare API request latency",
-                )
-                .buckets(DURATION_BUCKETS.to_vec()),
+                HistogramOpts::new("clodo_cloudflare_request_duration_seconds", "Cloudflare API request latency")
+                    .buckets(DURATION_BUCKETS.to_vec()),
                 &["endpoint", "method"],
             )?,
             ratelimit_wait_seconds: Histogram::with_opts(
@@ -79,19 +74,9 @@ impl ClientMetrics {
         Ok(Arc::new(m))
     }
 
-    pub(crate) fn observe_request(
-        &self,
-        endpoint: &str,
-        method: &str,
-        status: &str,
-        elapsed: Duration,
-    ) {
-        self.requests_total
-            .with_label_values(&[endpoint, method, status])
-            .inc();
-        self.request_duration_seconds
-            .with_label_values(&[endpoint, method])
-            .observe(elapsed.as_secs_f64());
+    pub(crate) fn observe_request(&self, endpoint: &str, method: &str, status: &str, elapsed: Duration) {
+        self.requests_total.with_label_values(&[endpoint, method, status]).inc();
+        self.request_duration_seconds.with_label_values(&[endpoint, method]).observe(elapsed.as_secs_f64());
         if status == "429" {
             self.too_many_requests_total.inc();
         }
@@ -102,9 +87,7 @@ impl ClientMetrics {
     }
 
     pub(crate) fn observe_retry(&self, endpoint: &str, method: &str) {
-        self.retries_total
-            .with_label_values(&[endpoint, method])
-            .inc();
+        self.retries_total.with_label_values(&[endpoint, method]).inc();
     }
 }
 
@@ -122,20 +105,21 @@ mod tests {
         m.observe_wait(Duration::from_secs(2));
         m.observe_retry("/zones/:zone", "GET");
         let mut out = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&reg.gather(), &mut out)
-            .unwrap();
+        prometheus::TextEncoder::new().encode(&reg.gather(), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains(r#"clodo_cloudflare_requests_total{endpoint="/zones/:zone",method="GET",status="200"} 1"#), "{text}");
-        assert!(text.contains(r#"clodo_cloudflare_requests_total{endpoint="/zones/:zone",method="GET",status="429"} 1"#));
-        assert!(text.contains("clodo_cloudflare_429_total 1"));
-        assert!(text.contains(r#"clodo_cloudflare_request_duration_seconds_count{endpoint="/zones/:zone",method="GET"} 2"#));
-        assert!(text.contains("clodo_cloudflare_ratelimit_wait_seconds_sum 2"));
         assert!(
-            text.contains(
-                r#"clodo_cloudflare_retries_total{endpoint="/zones/:zone",method="GET"} 1"#
-            )
+            text.contains(r#"clodo_cloudflare_requests_total{endpoint="/zones/:zone",method="GET",status="200"} 1"#),
+            "{text}"
         );
+        assert!(
+            text.contains(r#"clodo_cloudflare_requests_total{endpoint="/zones/:zone",method="GET",status="429"} 1"#)
+        );
+        assert!(text.contains("clodo_cloudflare_429_total 1"));
+        assert!(
+            text.contains(r#"clodo_cloudflare_request_duration_seconds_count{endpoint="/zones/:zone",method="GET"} 2"#)
+        );
+        assert!(text.contains("clodo_cloudflare_ratelimit_wait_seconds_sum 2"));
+        assert!(text.contains(r#"clodo_cloudflare_retries_total{endpoint="/zones/:zone",method="GET"} 1"#));
         // registering twice in one registry is refused
         assert!(ClientMetrics::register(&reg).is_err());
     }

@@ -34,10 +34,7 @@ pub struct MultipartBody {
 
 impl std::fmt::Debug for MultipartBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MultipartBody")
-            .field("boundary", &self.boundary)
-            .field("len", &self.body.len())
-            .finish()
+        f.debug_struct("MultipartBody").field("boundary", &self.boundary).field("len", &self.body.len()).finish()
     }
 }
 
@@ -54,8 +51,7 @@ impl MultipartBody {
     }
 
     fn encode_with_boundary(parts: &[Part], boundary: String) -> Self {
-        let mut buf =
-            Vec::with_capacity(parts.iter().map(|p| p.data.len() + 200).sum::<usize>() + 64);
+        let mut buf = Vec::with_capacity(parts.iter().map(|p| p.data.len() + 200).sum::<usize>() + 64);
         for p in parts {
             buf.extend_from_slice(b"--");
             buf.extend_from_slice(boundary.as_bytes());
@@ -80,10 +76,7 @@ impl MultipartBody {
         buf.extend_from_slice(b"--");
         buf.extend_from_slice(boundary.as_bytes());
         buf.extend_from_slice(b"--\r\n");
-        Self {
-            boundary,
-            body: Bytes::from(buf),
-        }
+        Self { boundary, body: Bytes::from(buf) }
     }
 
     /// Value for the `Content-Type` header.
@@ -103,9 +96,7 @@ impl MultipartBody {
 /// Quote-safe header parameter (same escaping as browsers and reqwest): `"` and line breaks are
 /// percent-encoded.
 fn escape(s: &str) -> String {
-    s.replace('"', "%22")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    s.replace('"', "%22").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -128,10 +119,7 @@ mod tests {
     #[test]
     fn exact_wire_format() {
         let body = MultipartBody::encode_with_boundary(
-            &[
-                part("metadata", None, Some("application/json"), "{}"),
-                part("a\"b.js", Some("a\"b.js"), None, "x"),
-            ],
+            &[part("metadata", None, Some("application/json"), "{}"), part("a\"b.js", Some("a\"b.js"), None, "x")],
             "B".into(),
         );
         assert_eq!(body.content_type(), "multipart/form-data; boundary=B");

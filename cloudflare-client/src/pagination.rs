@@ -31,12 +31,7 @@ pub(crate) struct ItemsResult<T> {
 }
 
 /// Whether another page should be requested after `page` (1-based).
-pub fn has_next_page(
-    page: u32,
-    requested_per_page: u32,
-    items_len: usize,
-    info: Option<&ResultInfo>,
-) -> bool {
+pub fn has_next_page(page: u32, requested_per_page: u32, items_len: usize, info: Option<&ResultInfo>) -> bool {
     if items_len == 0 {
         return false;
     }
@@ -45,18 +40,12 @@ pub fn has_next_page(
     {
         return false;
     }
-    let per_page = info
-        .and_then(|i| i.per_page)
-        .filter(|p| *p > 0)
-        .unwrap_or(u64::from(requested_per_page));
+    let per_page = info.and_then(|i| i.per_page).filter(|p| *p > 0).unwrap_or(u64::from(requested_per_page));
     (items_len as u64) >= per_page
 }
 
 /// Fetch pages 1, 2, ... with `fetch(page)` until the stop rule says done; concatenate the items.
-pub async fn collect_pages<T, F, Fut>(
-    per_page: u32,
-    mut fetch: F,
-) -> Result<Vec<T>, CloudflareError>
+pub async fn collect_pages<T, F, Fut>(per_page: u32, mut fetch: F) -> Result<Vec<T>, CloudflareError>
 where
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = Result<Page<T>, CloudflareError>>,
@@ -79,12 +68,7 @@ mod tests {
     use super::*;
 
     fn info(page: u64, per_page: Option<u64>, total_pages: Option<u64>) -> ResultInfo {
-        ResultInfo {
-            page: Some(page),
-            per_page,
-            total_pages,
-            ..ResultInfo::default()
-        }
+        ResultInfo { page: Some(page), per_page, total_pages, ..ResultInfo::default() }
     }
 
     #[test]
@@ -104,11 +88,7 @@ mod tests {
             (1, 10, 10, Some(info(1, Some(10), Some(0))), false), // total_pages 0 means nothing more
         ];
         for (i, (page, req, len, info, want)) in cases.into_iter().enumerate() {
-            assert_eq!(
-                has_next_page(page, req, len, info.as_ref()),
-                want,
-                "case {i}"
-            );
+            assert_eq!(has_next_page(page, req, len, info.as_ref()), want, "case {i}");
         }
     }
 
@@ -120,12 +100,7 @@ mod tests {
             calls.push(page);
             let start = ((page - 1) * 10) as usize;
             let items = data.iter().skip(start).take(10).copied().collect();
-            async move {
-                Ok(Page {
-                    items,
-                    result_info: None,
-                })
-            }
+            async move { Ok(Page { items, result_info: None }) }
         })
         .await
         .unwrap();
@@ -139,12 +114,7 @@ mod tests {
         let out: Vec<u32> = collect_pages(2, |page| {
             calls += 1;
             let items = if page <= 2 { vec![page, page] } else { vec![] };
-            async move {
-                Ok(Page {
-                    items,
-                    result_info: None,
-                })
-            }
+            async move { Ok(Page { items, result_info: None }) }
         })
         .await
         .unwrap();
@@ -154,20 +124,13 @@ mod tests {
 
     #[tokio::test]
     async fn errors_propagate_and_runaway_is_capped() {
-        let r: Result<Vec<u32>, _> = collect_pages(1, |_| async {
-            Err(CloudflareError::InvalidInput("boom".into()))
-        })
-        .await;
+        let r: Result<Vec<u32>, _> =
+            collect_pages(1, |_| async { Err(CloudflareError::InvalidInput("boom".into())) }).await;
         assert!(r.is_err());
         let mut calls = 0u32;
         let out: Vec<u32> = collect_pages(1, |p| {
             calls += 1;
-            async move {
-                Ok(Page {
-                    items: vec![p],
-                    result_info: None,
-                })
-            }
+            async move { Ok(Page { items: vec![p], result_info: None }) }
         })
         .await
         .unwrap();

@@ -45,13 +45,7 @@ impl fmt::Debug for ClientPool {
 
 impl ClientPool {
     pub fn new(config: ClientConfig, metrics: Option<Arc<ClientMetrics>>) -> Self {
-        Self {
-            inner: Arc::new(PoolInner {
-                config,
-                metrics,
-                clients: Mutex::new(HashMap::new()),
-            }),
-        }
+        Self { inner: Arc::new(PoolInner { config, metrics, clients: Mutex::new(HashMap::new()) }) }
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -80,18 +74,8 @@ impl ClientPool {
             e.last_used = now;
             return Ok(e.client.clone());
         }
-        let client = CloudflareClient::new(
-            self.inner.config.clone(),
-            token.clone(),
-            self.inner.metrics.clone(),
-        )?;
-        clients.insert(
-            key,
-            Entry {
-                client: client.clone(),
-                last_used: now,
-            },
-        );
+        let client = CloudflareClient::new(self.inner.config.clone(), token.clone(), self.inner.metrics.clone())?;
+        clients.insert(key, Entry { client: client.clone(), last_used: now });
         Ok(client)
     }
 
@@ -116,10 +100,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn one_client_per_token_and_idle_eviction() {
-        let cfg = ClientConfig {
-            rate_limit: RateLimit::new(10, Duration::from_secs(300)),
-            ..ClientConfig::default()
-        };
+        let cfg = ClientConfig { rate_limit: RateLimit::new(10, Duration::from_secs(300)), ..ClientConfig::default() };
         let pool = ClientPool::new(cfg, None);
         let a1 = pool.client_for(&ApiToken::new("token-a")).unwrap();
         let a2 = pool.client_for(&ApiToken::new("token-a\n")).unwrap();

@@ -23,10 +23,7 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self {
-            requests: 1200,
-            window: Duration::from_secs(300),
-        }
+        Self { requests: 1200, window: Duration::from_secs(300) }
     }
 }
 
@@ -64,11 +61,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     /// `max_block_wait`: longest server-imposed pause a caller waits out instead of failing.
     pub fn new(limit: RateLimit, max_block_wait: Duration) -> Self {
-        Self {
-            limit,
-            max_block_wait,
-            state: Mutex::new(State::default()),
-        }
+        Self { limit, max_block_wait, state: Mutex::new(State::default()) }
     }
 
     pub fn limit(&self) -> RateLimit {
@@ -76,9 +69,7 @@ impl RateLimiter {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Reserve the earliest slot at or after `now` that keeps every window within budget.
@@ -135,10 +126,7 @@ impl RateLimiter {
     /// Reservations inside the window ending at `now` (including future reservations).
     pub fn in_window(&self, now: Instant) -> usize {
         let st = self.lock();
-        st.slots
-            .iter()
-            .filter(|t| **t + self.limit.window > now)
-            .count()
+        st.slots.iter().filter(|t| **t + self.limit.window > now).count()
     }
 }
 
@@ -155,44 +143,20 @@ mod tests {
 
     /// Count reservations in every window `(t - w, t]` ending at a reservation: never above the budget.
     fn max_in_any_window(slots: &[Instant], w: Duration) -> usize {
-        slots
-            .iter()
-            .map(|end| {
-                slots
-                    .iter()
-                    .filter(|s| **s <= *end && **s + w > *end)
-                    .count()
-            })
-            .max()
-            .unwrap_or(0)
+        slots.iter().map(|end| slots.iter().filter(|s| **s <= *end && **s + w > *end).count()).max().unwrap_or(0)
     }
 
     #[test]
     fn burst_up_to_budget_then_waits_for_oldest_to_expire() {
-        let l = RateLimiter::new(
-            RateLimit::new(3, Duration::from_secs(10)),
-            Duration::from_secs(60),
-        );
+        let l = RateLimiter::new(RateLimit::new(3, Duration::from_secs(10)), Duration::from_secs(60));
         let t0 = Instant::now();
         assert_eq!(at(l.reserve(t0)), t0);
-        assert_eq!(
-            at(l.reserve(t0 + Duration::from_secs(1))),
-            t0 + Duration::from_secs(1)
-        );
-        assert_eq!(
-            at(l.reserve(t0 + Duration::from_secs(2))),
-            t0 + Duration::from_secs(2)
-        );
+        assert_eq!(at(l.reserve(t0 + Duration::from_secs(1))), t0 + Duration::from_secs(1));
+        assert_eq!(at(l.reserve(t0 + Duration::from_secs(2))), t0 + Duration::from_secs(2));
         // fourth request at t=3 waits until the first leaves the window (t=10)
-        assert_eq!(
-            at(l.reserve(t0 + Duration::from_secs(3))),
-            t0 + Duration::from_secs(10)
-        );
+        assert_eq!(at(l.reserve(t0 + Duration::from_secs(3))), t0 + Duration::from_secs(10));
         // fifth at t=3 too: until the second expires (t=11)
-        assert_eq!(
-            at(l.reserve(t0 + Duration::from_secs(3))),
-            t0 + Duration::from_secs(11)
-        );
+        assert_eq!(at(l.reserve(t0 + Duration::from_secs(3))), t0 + Duration::from_secs(11));
         // much later: no wait
         let late = t0 + Duration::from_secs(100);
         assert_eq!(at(l.reserve(late)), late);
@@ -213,18 +177,12 @@ mod tests {
         assert!(slots.windows(2).all(|p| p[0] <= p[1]), "FIFO order");
         assert_eq!(max_in_any_window(&slots, w), 50);
         // 400 requests at 50 per 300s: the 400th follows the 50th (arrived at 9s) by 7 windows
-        assert_eq!(
-            *slots.last().unwrap() - t0,
-            Duration::from_secs(9 + 7 * 300)
-        );
+        assert_eq!(*slots.last().unwrap() - t0, Duration::from_secs(9 + 7 * 300));
     }
 
     #[test]
     fn zero_budget_is_treated_as_one() {
-        let l = RateLimiter::new(
-            RateLimit::new(0, Duration::from_secs(1)),
-            Duration::from_secs(60),
-        );
+        let l = RateLimiter::new(RateLimit::new(0, Duration::from_secs(1)), Duration::from_secs(60));
         let t0 = Instant::now();
         assert_eq!(at(l.reserve(t0)), t0);
         assert_eq!(at(l.reserve(t0)), t0 + Duration::from_secs(1));
@@ -232,26 +190,18 @@ mod tests {
 
     #[test]
     fn server_block_delays_or_fails_fast() {
-        let l = RateLimiter::new(
-            RateLimit::new(100, Duration::from_secs(1)),
-            Duration::from_secs(30),
-        );
+        let l = RateLimiter::new(RateLimit::new(100, Duration::from_secs(1)), Duration::from_secs(30));
         let t0 = Instant::now();
         l.block_until(t0 + Duration::from_secs(20));
         assert_eq!(at(l.reserve(t0)), t0 + Duration::from_secs(20));
         // shorter block does not shorten the pause
         l.block_until(t0 + Duration::from_secs(5));
-        assert_eq!(
-            at(l.reserve(t0 + Duration::from_secs(1))),
-            t0 + Duration::from_secs(20)
-        );
+        assert_eq!(at(l.reserve(t0 + Duration::from_secs(1))), t0 + Duration::from_secs(20));
         // a long block makes callers fail fast with the remaining time
         l.block_until(t0 + Duration::from_secs(300));
         assert_eq!(
             l.reserve(t0 + Duration::from_secs(100)),
-            Reservation::Blocked {
-                remaining: Duration::from_secs(200)
-            }
+            Reservation::Blocked { remaining: Duration::from_secs(200) }
         );
         // after the block has passed, it is cleared
         let later = t0 + Duration::from_secs(301);
@@ -260,10 +210,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn acquire_sleeps_on_tokio_clock() {
-        let l = RateLimiter::new(
-            RateLimit::new(2, Duration::from_secs(60)),
-            Duration::from_secs(60),
-        );
+        let l = RateLimiter::new(RateLimit::new(2, Duration::from_secs(60)), Duration::from_secs(60));
         let start = Instant::now();
         assert_eq!(l.acquire().await, Ok(Duration::ZERO));
         assert_eq!(l.acquire().await, Ok(Duration::ZERO));

@@ -37,9 +37,7 @@ impl RetryPolicy {
     pub fn backoff_cap(&self, retry: u32) -> Duration {
         let exp = retry.saturating_sub(1).min(31);
         let factor = 1u32 << exp;
-        self.base_delay
-            .checked_mul(factor)
-            .map_or(self.max_delay, |d| d.min(self.max_delay))
+        self.base_delay.checked_mul(factor).map_or(self.max_delay, |d| d.min(self.max_delay))
     }
 
     /// Full jitter: uniform in `[0, backoff_cap(retry)]`.
@@ -70,12 +68,7 @@ pub(crate) fn status_is_retryable(status: u16) -> bool {
 
 /// `x-should-retry: true|false` from the server overrides the status rule.
 pub(crate) fn should_retry_header(headers: &HeaderMap) -> Option<bool> {
-    let v = headers
-        .get("x-should-retry")?
-        .to_str()
-        .ok()?
-        .trim()
-        .to_ascii_lowercase();
+    let v = headers.get("x-should-retry")?.to_str().ok()?.trim().to_ascii_lowercase();
     match v.as_str() {
         "true" => Some(true),
         "false" => Some(false),
@@ -141,10 +134,7 @@ mod tests {
             // full jitter: both halves of the range are used
             assert!(samples.iter().any(|d| *d < cap / 2) && samples.iter().any(|d| *d > cap / 2));
         }
-        let zero = RetryPolicy {
-            base_delay: Duration::ZERO,
-            ..RetryPolicy::default()
-        };
+        let zero = RetryPolicy { base_delay: Duration::ZERO, ..RetryPolicy::default() };
         assert_eq!(zero.backoff(3, &mut rng), Duration::ZERO);
     }
 
@@ -159,62 +149,32 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(parse_retry_after(&headers(&[("retry-after", "120")]), now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after(&headers(&[("retry-after", " 0 ")]), now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(&headers(&[("retry-after", "1.5")]), now), Some(Duration::from_millis(1500)));
         assert_eq!(
-            parse_retry_after(&headers(&[("retry-after", "120")]), now),
-            Some(Duration::from_secs(120))
-        );
-        assert_eq!(
-            parse_retry_after(&headers(&[("retry-after", " 0 ")]), now),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(
-            parse_retry_after(&headers(&[("retry-after", "1.5")]), now),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(
-            parse_retry_after(
-                &headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")]),
-                now
-            ),
+            parse_retry_after(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:30 GMT")]), now),
             Some(Duration::from_secs(30))
         );
         // obsolete RFC 850 format
         assert_eq!(
-            parse_retry_after(
-                &headers(&[("retry-after", "Wednesday, 21-Oct-15 07:29:00 GMT")]),
-                now
-            ),
+            parse_retry_after(&headers(&[("retry-after", "Wednesday, 21-Oct-15 07:29:00 GMT")]), now),
             Some(Duration::from_secs(60))
         );
         // a date in the past means "now"
         assert_eq!(
-            parse_retry_after(
-                &headers(&[("retry-after", "Wed, 21 Oct 2015 07:00:00 GMT")]),
-                now
-            ),
+            parse_retry_after(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:00:00 GMT")]), now),
             Some(Duration::ZERO)
         );
         // retry-after-ms wins
         assert_eq!(
-            parse_retry_after(
-                &headers(&[("retry-after", "120"), ("retry-after-ms", "250.5")]),
-                now
-            ),
+            parse_retry_after(&headers(&[("retry-after", "120"), ("retry-after-ms", "250.5")]), now),
             Some(Duration::from_micros(250_500))
         );
         // garbage
-        assert_eq!(
-            parse_retry_after(&headers(&[("retry-after", "soon")]), now),
-            None
-        );
-        assert_eq!(
-            parse_retry_after(&headers(&[("retry-after", "-5")]), now),
-            None
-        );
-        assert_eq!(
-            parse_retry_after(&headers(&[("retry-after-ms", "NaN")]), now),
-            None
-        );
+        assert_eq!(parse_retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(parse_retry_after(&headers(&[("retry-after", "-5")]), now), None);
+        assert_eq!(parse_retry_after(&headers(&[("retry-after-ms", "NaN")]), now), None);
         assert_eq!(parse_retry_after(&HeaderMap::new(), now), None);
     }
 
@@ -226,18 +186,9 @@ mod tests {
         for s in [200, 400, 401, 403, 404, 409, 422, 600] {
             assert!(!status_is_retryable(s), "{s}");
         }
-        assert_eq!(
-            should_retry_header(&headers(&[("x-should-retry", "False")])),
-            Some(false)
-        );
-        assert_eq!(
-            should_retry_header(&headers(&[("x-should-retry", "true")])),
-            Some(true)
-        );
-        assert_eq!(
-            should_retry_header(&headers(&[("x-should-retry", "maybe")])),
-            None
-        );
+        assert_eq!(should_retry_header(&headers(&[("x-should-retry", "False")])), Some(false));
+        assert_eq!(should_retry_header(&headers(&[("x-should-retry", "true")])), Some(true));
+        assert_eq!(should_retry_header(&headers(&[("x-should-retry", "maybe")])), None);
         assert_eq!(should_retry_header(&HeaderMap::new()), None);
     }
 }

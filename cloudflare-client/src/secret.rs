@@ -147,11 +147,7 @@ mod tests {
         assert_eq!(format!("{t}"), "***");
         assert_eq!(format!("{t:?}"), "***");
         assert_eq!(format!("{:?}", Some(t.clone())), "Some(***)");
-        assert_eq!(
-            t.expose(),
-            "cf-token-abcdef0123456789",
-            "whitespace trimmed"
-        );
+        assert_eq!(t.expose(), "cf-token-abcdef0123456789", "whitespace trimmed");
         let k = format!("{:?}", t.key());
         assert!(!k.contains("cf-token"), "{k}");
     }

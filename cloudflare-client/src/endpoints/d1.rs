@@ -63,10 +63,7 @@ pub struct CreateD1Database {
 
 impl CreateD1Database {
     pub fn new(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ..Self::default()
-        }
+        Self { name: name.into(), ..Self::default() }
     }
 }
 
@@ -95,30 +92,15 @@ enum D1QueryBody {
 
 impl D1Query {
     pub fn sql(sql: impl Into<String>) -> Self {
-        Self {
-            body: D1QueryBody::Single(D1Statement {
-                sql: sql.into(),
-                params: Vec::new(),
-            }),
-            idempotent: false,
-        }
+        Self { body: D1QueryBody::Single(D1Statement { sql: sql.into(), params: Vec::new() }), idempotent: false }
     }
 
     pub fn with_params(sql: impl Into<String>, params: Vec<Value>) -> Self {
-        Self {
-            body: D1QueryBody::Single(D1Statement {
-                sql: sql.into(),
-                params,
-            }),
-            idempotent: false,
-        }
+        Self { body: D1QueryBody::Single(D1Statement { sql: sql.into(), params }), idempotent: false }
     }
 
     pub fn batch(statements: Vec<D1Statement>) -> Self {
-        Self {
-            body: D1QueryBody::Batch { batch: statements },
-            idempotent: false,
-        }
+        Self { body: D1QueryBody::Batch { batch: statements }, idempotent: false }
     }
 
     /// Mark the query safe to repeat (reads, `CREATE TABLE IF NOT EXISTS`): it is then retried
@@ -131,11 +113,7 @@ impl D1Query {
     }
 
     fn retry_mode(&self) -> RetryMode {
-        if self.idempotent {
-            RetryMode::Full
-        } else {
-            RetryMode::Safe
-        }
+        if self.idempotent { RetryMode::Full } else { RetryMode::Safe }
     }
 }
 
@@ -209,9 +187,7 @@ fn yes() -> bool {
 }
 
 fn bool_or_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    Ok(Option::<Value>::deserialize(d)?
-        .and_then(|v| v.as_bool())
-        .unwrap_or(true))
+    Ok(Option::<Value>::deserialize(d)?.and_then(|v| v.as_bool()).unwrap_or(true))
 }
 
 /// Time Travel restore target.
@@ -258,11 +234,7 @@ impl CloudflareClient {
         account_id: &str,
         body: &CreateD1Database,
     ) -> Result<D1Database, CloudflareError> {
-        let req = Request::post(
-            EP_D1_DATABASES,
-            format!("/accounts/{}/d1/database", enc(account_id)),
-        )
-        .json(body)?;
+        let req = Request::post(EP_D1_DATABASES, format!("/accounts/{}/d1/database", enc(account_id))).json(body)?;
         self.call(req).await
     }
 
@@ -274,13 +246,10 @@ impl CloudflareClient {
         page: u32,
         per_page: u32,
     ) -> Result<Page<D1Database>, CloudflareError> {
-        let req = Request::get(
-            EP_D1_DATABASES,
-            format!("/accounts/{}/d1/database", enc(account_id)),
-        )
-        .query_opt("name", name)
-        .query("page", page)
-        .query("per_page", per_page);
+        let req = Request::get(EP_D1_DATABASES, format!("/accounts/{}/d1/database", enc(account_id)))
+            .query_opt("name", name)
+            .query("page", page)
+            .query("per_page", per_page);
         self.page_array(req).await
     }
 
@@ -290,49 +259,22 @@ impl CloudflareClient {
         account_id: &str,
         name: Option<&str>,
     ) -> Result<Vec<D1Database>, CloudflareError> {
-        collect_pages(D1_PER_PAGE, |page| {
-            self.list_d1_databases_page(account_id, name, page, D1_PER_PAGE)
-        })
-        .await
+        collect_pages(D1_PER_PAGE, |page| self.list_d1_databases_page(account_id, name, page, D1_PER_PAGE)).await
     }
 
     /// The database named exactly `name`, if any (list with the name filter, then exact match).
-    pub async fn find_d1_database(
-        &self,
-        account_id: &str,
-        name: &str,
-    ) -> Result<Option<D1Database>, CloudflareError> {
-        Ok(self
-            .list_d1_databases(account_id, Some(name))
-            .await?
-            .into_iter()
-            .find(|d| d.name == name))
+    pub async fn find_d1_database(&self, account_id: &str, name: &str) -> Result<Option<D1Database>, CloudflareError> {
+        Ok(self.list_d1_databases(account_id, Some(name)).await?.into_iter().find(|d| d.name == name))
     }
 
     /// `GET .../d1/database/:database`; the path accepts the UUID or the name.
-    pub async fn get_d1_database(
-        &self,
-        account_id: &str,
-        id_or_name: &str,
-    ) -> Result<D1Database, CloudflareError> {
-        self.call(Request::get(
-            EP_D1_DATABASE,
-            db_path(account_id, id_or_name),
-        ))
-        .await
+    pub async fn get_d1_database(&self, account_id: &str, id_or_name: &str) -> Result<D1Database, CloudflareError> {
+        self.call(Request::get(EP_D1_DATABASE, db_path(account_id, id_or_name))).await
     }
 
     /// `DELETE .../d1/database/:database`. Unknown: `is_not_found()` (code 7404).
-    pub async fn delete_d1_database(
-        &self,
-        account_id: &str,
-        database_id: &str,
-    ) -> Result<(), CloudflareError> {
-        self.call_unit(Request::delete(
-            EP_D1_DATABASE,
-            db_path(account_id, database_id),
-        ))
-        .await
+    pub async fn delete_d1_database(&self, account_id: &str, database_id: &str) -> Result<(), CloudflareError> {
+        self.call_unit(Request::delete(EP_D1_DATABASE, db_path(account_id, database_id))).await
     }
 
     /// `POST .../query`: one result per statement, rows as objects. SQL errors fail the call
@@ -343,12 +285,9 @@ impl CloudflareClient {
         database_id: &str,
         query: &D1Query,
     ) -> Result<Vec<D1QueryResult>, CloudflareError> {
-        let req = Request::post(
-            EP_D1_QUERY,
-            format!("{}/query", db_path(account_id, database_id)),
-        )
-        .json(&query.body)?
-        .retry_mode(query.retry_mode());
+        let req = Request::post(EP_D1_QUERY, format!("{}/query", db_path(account_id, database_id)))
+            .json(&query.body)?
+            .retry_mode(query.retry_mode());
         let r: Option<Vec<D1QueryResult>> = self.call(req).await?;
         Ok(r.unwrap_or_default())
     }
@@ -360,12 +299,9 @@ impl CloudflareClient {
         database_id: &str,
         query: &D1Query,
     ) -> Result<Vec<D1RawResult>, CloudflareError> {
-        let req = Request::post(
-            EP_D1_RAW,
-            format!("{}/raw", db_path(account_id, database_id)),
-        )
-        .json(&query.body)?
-        .retry_mode(query.retry_mode());
+        let req = Request::post(EP_D1_RAW, format!("{}/raw", db_path(account_id, database_id)))
+            .json(&query.body)?
+            .retry_mode(query.retry_mode());
         let r: Option<Vec<D1RawResult>> = self.call(req).await?;
         Ok(r.unwrap_or_default())
     }
@@ -377,11 +313,8 @@ impl CloudflareClient {
         database_id: &str,
         timestamp: Option<DateTime<Utc>>,
     ) -> Result<String, CloudflareError> {
-        let req = Request::get(
-            EP_D1_BOOKMARK,
-            format!("{}/time_travel/bookmark", db_path(account_id, database_id)),
-        )
-        .query_opt("timestamp", timestamp.as_ref().map(rfc3339));
+        let req = Request::get(EP_D1_BOOKMARK, format!("{}/time_travel/bookmark", db_path(account_id, database_id)))
+            .query_opt("timestamp", timestamp.as_ref().map(rfc3339));
         let r: BookmarkResult = self.call(req).await?;
         if r.bookmark.is_empty() {
             return Err(CloudflareError::Decode {
@@ -400,10 +333,7 @@ impl CloudflareClient {
         database_id: &str,
         target: &RestoreTarget,
     ) -> Result<RestoreResult, CloudflareError> {
-        let req = Request::post(
-            EP_D1_RESTORE,
-            format!("{}/time_travel/restore", db_path(account_id, database_id)),
-        );
+        let req = Request::post(EP_D1_RESTORE, format!("{}/time_travel/restore", db_path(account_id, database_id)));
         let req = match target {
             RestoreTarget::Bookmark(b) => req.query("bookmark", b),
             RestoreTarget::Timestamp(t) => req.query("timestamp", rfc3339(t)),
@@ -419,37 +349,24 @@ mod tests {
 
     #[test]
     fn query_bodies() {
-        assert_eq!(
-            serde_json::to_value(&D1Query::sql("SELECT 1").body).unwrap(),
-            json!({"sql": "SELECT 1"})
-        );
+        assert_eq!(serde_json::to_value(&D1Query::sql("SELECT 1").body).unwrap(), json!({"sql": "SELECT 1"}));
         assert_eq!(
             serde_json::to_value(
-                &D1Query::with_params("SELECT ?1, ?2, ?3", vec![json!("x"), json!(2), Value::Null])
-                    .body
+                &D1Query::with_params("SELECT ?1, ?2, ?3", vec![json!("x"), json!(2), Value::Null]).body
             )
             .unwrap(),
             json!({"sql": "SELECT ?1, ?2, ?3", "params": ["x", 2, null]})
         );
         let batch = D1Query::batch(vec![
-            D1Statement {
-                sql: "INSERT INTO t VALUES (?1)".into(),
-                params: vec![json!(1)],
-            },
-            D1Statement {
-                sql: "SELECT * FROM t".into(),
-                params: vec![],
-            },
+            D1Statement { sql: "INSERT INTO t VALUES (?1)".into(), params: vec![json!(1)] },
+            D1Statement { sql: "SELECT * FROM t".into(), params: vec![] },
         ]);
         assert_eq!(
             serde_json::to_value(&batch.body).unwrap(),
             json!({"batch": [{"sql": "INSERT INTO t VALUES (?1)", "params": [1]}, {"sql": "SELECT * FROM t"}]})
         );
         assert_eq!(batch.retry_mode(), RetryMode::Safe);
-        assert_eq!(
-            D1Query::sql("SELECT 1").idempotent().retry_mode(),
-            RetryMode::Full
-        );
+        assert_eq!(D1Query::sql("SELECT 1").idempotent().retry_mode(), RetryMode::Full);
     }
 
     #[test]
@@ -464,27 +381,22 @@ mod tests {
         assert_eq!(r[0].results[0]["name"], "a");
         assert_eq!(r[0].meta.rows_read, Some(1));
         assert!(r[1].success && r[1].results.is_empty());
-        let raw: Vec<D1RawResult> =
-            serde_json::from_value(json!([{"success": true, "results": {"columns": ["id"], "rows": [[1], [2]]}, "meta": {}}])).unwrap();
-        assert_eq!(raw[0].results.columns, ["id"]);
-        assert_eq!(raw[0].results.rows.len(), 2);
-        let db: D1Database = serde_json::from_value(
-            json!({"uuid": "u-1", "name": "n", "file_size": 12, "num_tables": null}),
+        let raw: Vec<D1RawResult> = serde_json::from_value(
+            json!([{"success": true, "results": {"columns": ["id"], "rows": [[1], [2]]}, "meta": {}}]),
         )
         .unwrap();
-        assert_eq!(
-            (db.uuid.as_str(), db.file_size, db.num_tables),
-            ("u-1", Some(12), None)
-        );
+        assert_eq!(raw[0].results.columns, ["id"]);
+        assert_eq!(raw[0].results.rows.len(), 2);
+        let db: D1Database =
+            serde_json::from_value(json!({"uuid": "u-1", "name": "n", "file_size": 12, "num_tables": null})).unwrap();
+        assert_eq!((db.uuid.as_str(), db.file_size, db.num_tables), ("u-1", Some(12), None));
         let db: D1Database = serde_json::from_value(json!({"id": "u-2", "name": "n"})).unwrap();
         assert_eq!(db.uuid, "u-2");
     }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {
-        let t = DateTime::parse_from_rfc3339("2025-05-01T10:00:00+02:00")
-            .unwrap()
-            .with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2025-05-01T10:00:00+02:00").unwrap().with_timezone(&Utc);
         assert_eq!(rfc3339(&t), "2025-05-01T08:00:00Z");
     }
 }

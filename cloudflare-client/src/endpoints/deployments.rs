@@ -10,8 +10,7 @@ use crate::envelope;
 use crate::error::CloudflareError;
 
 pub const EP_DEPLOYMENTS: &str = "/accounts/:account/workers/scripts/:script/deployments";
-pub const EP_DEPLOYMENT: &str =
-    "/accounts/:account/workers/scripts/:script/deployments/:deployment";
+pub const EP_DEPLOYMENT: &str = "/accounts/:account/workers/scripts/:script/deployments/:deployment";
 
 /// Code for "rollback blocked because secrets changed" (retry with `force`).
 pub const CODE_SECRETS_CHANGED: u32 = 10220;
@@ -21,29 +20,18 @@ pub const CODE_SECRETS_CHANGED: u32 = 10220;
 pub struct DeploymentVersion {
     pub version_id: String,
     /// 0..=100; whole numbers are sent as integers.
-    #[serde(
-        serialize_with = "ser_percentage",
-        deserialize_with = "de_percentage",
-        default
-    )]
+    #[serde(serialize_with = "ser_percentage", deserialize_with = "de_percentage", default)]
     pub percentage: f64,
 }
 
 impl DeploymentVersion {
     pub fn new(version_id: impl Into<String>, percentage: f64) -> Self {
-        Self {
-            version_id: version_id.into(),
-            percentage,
-        }
+        Self { version_id: version_id.into(), percentage }
     }
 }
 
 fn ser_percentage<S: Serializer>(p: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if p.fract() == 0.0 && (0.0..=100.0).contains(p) {
-        s.serialize_u64(*p as u64)
-    } else {
-        s.serialize_f64(*p)
-    }
+    if p.fract() == 0.0 && (0.0..=100.0).contains(p) { s.serialize_u64(*p as u64) } else { s.serialize_f64(*p) }
 }
 
 fn de_percentage<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
@@ -95,34 +83,20 @@ impl CreateDeployment {
     pub fn validate(&self) -> Result<(), CloudflareError> {
         let n = self.versions.len();
         if !(1..=2).contains(&n) {
-            return Err(CloudflareError::InvalidInput(format!(
-                "a deployment holds 1 or 2 versions, not {n}"
-            )));
+            return Err(CloudflareError::InvalidInput(format!("a deployment holds 1 or 2 versions, not {n}")));
         }
         if n == 2 && self.versions[0].version_id == self.versions[1].version_id {
-            return Err(CloudflareError::InvalidInput(
-                "a split deployment needs two different versions".into(),
-            ));
+            return Err(CloudflareError::InvalidInput("a split deployment needs two different versions".into()));
         }
         if self.versions.iter().any(|v| v.version_id.is_empty()) {
-            return Err(CloudflareError::InvalidInput(
-                "deployment version_id is empty".into(),
-            ));
+            return Err(CloudflareError::InvalidInput("deployment version_id is empty".into()));
         }
-        if self
-            .versions
-            .iter()
-            .any(|v| !(0.0..=100.0).contains(&v.percentage))
-        {
-            return Err(CloudflareError::InvalidInput(
-                "deployment percentages must be within 0..=100".into(),
-            ));
+        if self.versions.iter().any(|v| !(0.0..=100.0).contains(&v.percentage)) {
+            return Err(CloudflareError::InvalidInput("deployment percentages must be within 0..=100".into()));
         }
         let sum: f64 = self.versions.iter().map(|v| v.percentage).sum();
         if (sum - 100.0).abs() > 1e-6 {
-            return Err(CloudflareError::InvalidInput(format!(
-                "deployment percentages sum to {sum}, not 100"
-            )));
+            return Err(CloudflareError::InvalidInput(format!("deployment percentages sum to {sum}, not 100")));
         }
         Ok(())
     }
@@ -149,15 +123,7 @@ pub struct Deployment {
 impl Deployment {
     /// `(version_id, percentage)` pairs, percentages rounded to whole numbers.
     pub fn traffic(&self) -> Vec<(String, u8)> {
-        self.versions
-            .iter()
-            .map(|v| {
-                (
-                    v.version_id.clone(),
-                    v.percentage.round().clamp(0.0, 100.0) as u8,
-                )
-            })
-            .collect()
+        self.versions.iter().map(|v| (v.version_id.clone(), v.percentage.round().clamp(0.0, 100.0) as u8)).collect()
     }
 
     /// The version at 100%, if the deployment is not split.
@@ -172,10 +138,9 @@ impl Deployment {
 /// `result.deployments` (documented), tolerating `result.items` or a bare array.
 fn deployments_value(result: serde_json::Value) -> serde_json::Value {
     match result {
-        serde_json::Value::Object(mut m) => m
-            .remove("deployments")
-            .or_else(|| m.remove("items"))
-            .unwrap_or(serde_json::Value::Null),
+        serde_json::Value::Object(mut m) => {
+            m.remove("deployments").or_else(|| m.remove("items")).unwrap_or(serde_json::Value::Null)
+        }
         other => other,
     }
 }
@@ -187,11 +152,7 @@ pub fn sort_newest_first(deployments: &mut [Deployment]) {
 }
 
 fn deployments_path(account: &str, script: &str) -> String {
-    format!(
-        "/accounts/{}/workers/scripts/{}/deployments",
-        enc(account),
-        enc(script)
-    )
+    format!("/accounts/{}/workers/scripts/{}/deployments", enc(account), enc(script))
 }
 
 impl CloudflareClient {
@@ -206,11 +167,7 @@ impl CloudflareClient {
     ) -> Result<Deployment, CloudflareError> {
         deployment.validate()?;
         let mut body = deployment.clone();
-        body.annotations = body
-            .annotations
-            .as_ref()
-            .map(Annotations::for_request)
-            .filter(|a| !a.is_empty());
+        body.annotations = body.annotations.as_ref().map(Annotations::for_request).filter(|a| !a.is_empty());
         let req = Request::post(EP_DEPLOYMENTS, deployments_path(account_id, script))
             .query_opt("force", force.then_some("true"))
             .json(&body)?;
@@ -218,11 +175,7 @@ impl CloudflareClient {
     }
 
     /// `GET .../deployments` (`result.deployments`), sorted newest first; element 0 serves traffic.
-    pub async fn list_deployments(
-        &self,
-        account_id: &str,
-        script: &str,
-    ) -> Result<Vec<Deployment>, CloudflareError> {
+    pub async fn list_deployments(&self, account_id: &str, script: &str) -> Result<Vec<Deployment>, CloudflareError> {
         let req = Request::get(EP_DEPLOYMENTS, deployments_path(account_id, script));
         let result: serde_json::Value = self.call(req.clone()).await?;
         let list: Option<Vec<Deployment>> =
@@ -238,11 +191,7 @@ impl CloudflareClient {
         account_id: &str,
         script: &str,
     ) -> Result<Option<Deployment>, CloudflareError> {
-        Ok(self
-            .list_deployments(account_id, script)
-            .await?
-            .into_iter()
-            .next())
+        Ok(self.list_deployments(account_id, script).await?.into_iter().next())
     }
 
     /// `GET .../deployments/:deployment`.
@@ -252,14 +201,8 @@ impl CloudflareClient {
         script: &str,
         deployment_id: &str,
     ) -> Result<Deployment, CloudflareError> {
-        let req = Request::get(
-            EP_DEPLOYMENT,
-            format!(
-                "{}/{}",
-                deployments_path(account_id, script),
-                enc(deployment_id)
-            ),
-        );
+        let req =
+            Request::get(EP_DEPLOYMENT, format!("{}/{}", deployments_path(account_id, script), enc(deployment_id)));
         self.call(req).await
     }
 }
@@ -272,47 +215,21 @@ mod tests {
     #[test]
     fn validation_rules() {
         assert!(CreateDeployment::single("v1", None).validate().is_ok());
+        assert!(CreateDeployment::split("v2", 10.0, "v1", Some("canary")).validate().is_ok());
         assert!(
-            CreateDeployment::split("v2", 10.0, "v1", Some("canary"))
-                .validate()
-                .is_ok()
-        );
-        assert!(
-            CreateDeployment::split("v2", 0.0, "v1", None)
-                .validate()
-                .is_ok(),
+            CreateDeployment::split("v2", 0.0, "v1", None).validate().is_ok(),
             "0% is allowed (smoke test via override)"
         );
-        assert!(
-            CreateDeployment::split("v1", 10.0, "v1", None)
-                .validate()
-                .is_err()
-        );
-        assert!(
-            CreateDeployment::split("v2", 120.0, "v1", None)
-                .validate()
-                .is_err()
-        );
+        assert!(CreateDeployment::split("v1", 10.0, "v1", None).validate().is_err());
+        assert!(CreateDeployment::split("v2", 120.0, "v1", None).validate().is_err());
         let mut three = CreateDeployment::split("a", 50.0, "b", None);
         three.versions.push(DeploymentVersion::new("c", 0.0));
         assert!(three.validate().is_err());
         let mut bad_sum = CreateDeployment::single("a", None);
         bad_sum.versions[0].percentage = 90.0;
+        assert!(bad_sum.validate().unwrap_err().to_string().contains("sum to 90"));
         assert!(
-            bad_sum
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("sum to 90")
-        );
-        assert!(
-            CreateDeployment {
-                strategy: "percentage".into(),
-                versions: vec![],
-                annotations: None
-            }
-            .validate()
-            .is_err()
+            CreateDeployment { strategy: "percentage".into(), versions: vec![], annotations: None }.validate().is_err()
         );
         assert!(CreateDeployment::single("", None).validate().is_err());
     }
@@ -327,10 +244,7 @@ mod tests {
                    "annotations": {"workers/message": "canary 10%"}})
         );
         let half = DeploymentVersion::new("x", 12.5);
-        assert_eq!(
-            serde_json::to_value(&half).unwrap()["percentage"],
-            json!(12.5)
-        );
+        assert_eq!(serde_json::to_value(&half).unwrap()["percentage"], json!(12.5));
     }
 
     #[test]
@@ -345,16 +259,10 @@ mod tests {
         sort_newest_first(&mut list);
         let ids: Vec<&str> = list.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["new", "old", "none"]);
-        assert_eq!(
-            list[0].traffic(),
-            vec![("v2".to_string(), 10), ("v1".to_string(), 90)]
-        );
+        assert_eq!(list[0].traffic(), vec![("v2".to_string(), 10), ("v1".to_string(), 90)]);
         assert_eq!(list[0].sole_version(), None);
         assert_eq!(list[1].sole_version(), Some("v1"));
-        assert_eq!(
-            deployments_value(json!([{"id": "a"}])),
-            json!([{"id": "a"}])
-        );
+        assert_eq!(deployments_value(json!([{"id": "a"}])), json!([{"id": "a"}]));
         assert_eq!(deployments_value(json!({"items": [1]})), json!([1]));
         assert_eq!(deployments_value(json!({})), serde_json::Value::Null);
     }

@@ -77,11 +77,7 @@ pub struct DnsRecordInput {
 
 impl DnsRecordInput {
     /// A record with automatic TTL.
-    pub fn new(
-        record_type: impl Into<String>,
-        name: impl Into<String>,
-        content: impl Into<String>,
-    ) -> Self {
+    pub fn new(record_type: impl Into<String>, name: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             record_type: record_type.into(),
             name: name.into(),
@@ -153,8 +149,7 @@ impl CloudflareClient {
         zone_id: &str,
         record: &DnsRecordInput,
     ) -> Result<DnsRecord, CloudflareError> {
-        self.call(Request::post(EP_DNS_RECORDS, records_path(zone_id)).json(record)?)
-            .await
+        self.call(Request::post(EP_DNS_RECORDS, records_path(zone_id)).json(record)?).await
     }
 
     /// One page of `GET .../dns_records`.
@@ -176,27 +171,12 @@ impl CloudflareClient {
     }
 
     /// All records matching `filter` (every page).
-    pub async fn list_dns_records(
-        &self,
-        zone_id: &str,
-        filter: &DnsFilter,
-    ) -> Result<Vec<DnsRecord>, CloudflareError> {
-        collect_pages(DNS_PER_PAGE, |page| {
-            self.list_dns_records_page(zone_id, filter, page, DNS_PER_PAGE)
-        })
-        .await
+    pub async fn list_dns_records(&self, zone_id: &str, filter: &DnsFilter) -> Result<Vec<DnsRecord>, CloudflareError> {
+        collect_pages(DNS_PER_PAGE, |page| self.list_dns_records_page(zone_id, filter, page, DNS_PER_PAGE)).await
     }
 
-    pub async fn get_dns_record(
-        &self,
-        zone_id: &str,
-        record_id: &str,
-    ) -> Result<DnsRecord, CloudflareError> {
-        self.call(Request::get(
-            EP_DNS_RECORD,
-            format!("{}/{}", records_path(zone_id), enc(record_id)),
-        ))
-        .await
+    pub async fn get_dns_record(&self, zone_id: &str, record_id: &str) -> Result<DnsRecord, CloudflareError> {
+        self.call(Request::get(EP_DNS_RECORD, format!("{}/{}", records_path(zone_id), enc(record_id)))).await
     }
 
     /// `PUT`: full replacement.
@@ -206,14 +186,8 @@ impl CloudflareClient {
         record_id: &str,
         record: &DnsRecordInput,
     ) -> Result<DnsRecord, CloudflareError> {
-        self.call(
-            Request::put(
-                EP_DNS_RECORD,
-                format!("{}/{}", records_path(zone_id), enc(record_id)),
-            )
-            .json(record)?,
-        )
-        .await
+        self.call(Request::put(EP_DNS_RECORD, format!("{}/{}", records_path(zone_id), enc(record_id))).json(record)?)
+            .await
     }
 
     /// `PATCH`: partial update.
@@ -223,26 +197,12 @@ impl CloudflareClient {
         record_id: &str,
         patch: &DnsRecordPatch,
     ) -> Result<DnsRecord, CloudflareError> {
-        self.call(
-            Request::patch(
-                EP_DNS_RECORD,
-                format!("{}/{}", records_path(zone_id), enc(record_id)),
-            )
-            .json(patch)?,
-        )
-        .await
+        self.call(Request::patch(EP_DNS_RECORD, format!("{}/{}", records_path(zone_id), enc(record_id))).json(patch)?)
+            .await
     }
 
-    pub async fn delete_dns_record(
-        &self,
-        zone_id: &str,
-        record_id: &str,
-    ) -> Result<(), CloudflareError> {
-        self.call_unit(Request::delete(
-            EP_DNS_RECORD,
-            format!("{}/{}", records_path(zone_id), enc(record_id)),
-        ))
-        .await
+    pub async fn delete_dns_record(&self, zone_id: &str, record_id: &str) -> Result<(), CloudflareError> {
+        self.call_unit(Request::delete(EP_DNS_RECORD, format!("{}/{}", records_path(zone_id), enc(record_id)))).await
     }
 }
 
@@ -258,23 +218,14 @@ mod tests {
             serde_json::to_value(&r).unwrap(),
             json!({"type": "CNAME", "name": "api.acme.com", "content": "target.example.net", "ttl": 1, "proxied": true})
         );
-        let p = DnsRecordPatch {
-            content: Some("1.2.3.4".into()),
-            ..Default::default()
-        };
-        assert_eq!(
-            serde_json::to_value(&p).unwrap(),
-            json!({"content": "1.2.3.4"})
-        );
+        let p = DnsRecordPatch { content: Some("1.2.3.4".into()), ..Default::default() };
+        assert_eq!(serde_json::to_value(&p).unwrap(), json!({"content": "1.2.3.4"}));
         let rec: DnsRecord = serde_json::from_value(json!({
             "id": "r", "name": "a.acme.com", "type": "A", "content": "1.2.3.4", "ttl": 1, "proxied": true,
             "proxiable": true, "tags": null, "settings": {}, "meta": {}, "comment": null, "zone_id": "z"
         }))
         .unwrap();
-        assert_eq!(
-            (rec.record_type.as_str(), rec.ttl, rec.proxied),
-            ("A", Some(1), Some(true))
-        );
+        assert_eq!((rec.record_type.as_str(), rec.ttl, rec.proxied), ("A", Some(1), Some(true)));
         assert!(rec.tags.is_empty() && rec.comment.is_none());
     }
 }

@@ -93,11 +93,7 @@ impl CloudflareClient {
         account_id: &str,
         domain: &AttachDomain,
     ) -> Result<CustomDomain, CloudflareError> {
-        let req = Request::put(
-            EP_DOMAINS,
-            format!("/accounts/{}/workers/domains", enc(account_id)),
-        )
-        .json(domain)?;
+        let req = Request::put(EP_DOMAINS, format!("/accounts/{}/workers/domains", enc(account_id))).json(domain)?;
         self.call(req).await
     }
 
@@ -107,48 +103,26 @@ impl CloudflareClient {
         account_id: &str,
         filter: &DomainFilter,
     ) -> Result<Vec<CustomDomain>, CloudflareError> {
-        let req = Request::get(
-            EP_DOMAINS,
-            format!("/accounts/{}/workers/domains", enc(account_id)),
-        )
-        .query_opt("hostname", filter.hostname.as_deref())
-        .query_opt("service", filter.service.as_deref())
-        .query_opt("zone_id", filter.zone_id.as_deref())
-        .query_opt("zone_name", filter.zone_name.as_deref())
-        .query_opt("environment", filter.environment.as_deref());
+        let req = Request::get(EP_DOMAINS, format!("/accounts/{}/workers/domains", enc(account_id)))
+            .query_opt("hostname", filter.hostname.as_deref())
+            .query_opt("service", filter.service.as_deref())
+            .query_opt("zone_id", filter.zone_id.as_deref())
+            .query_opt("zone_name", filter.zone_name.as_deref())
+            .query_opt("environment", filter.environment.as_deref());
         let r: Option<Vec<CustomDomain>> = self.call(req).await?;
         Ok(r.unwrap_or_default())
     }
 
-    pub async fn get_domain(
-        &self,
-        account_id: &str,
-        domain_id: &str,
-    ) -> Result<CustomDomain, CloudflareError> {
-        self.call(Request::get(
-            EP_DOMAIN,
-            format!(
-                "/accounts/{}/workers/domains/{}",
-                enc(account_id),
-                enc(domain_id)
-            ),
-        ))
-        .await
+    pub async fn get_domain(&self, account_id: &str, domain_id: &str) -> Result<CustomDomain, CloudflareError> {
+        self.call(Request::get(EP_DOMAIN, format!("/accounts/{}/workers/domains/{}", enc(account_id), enc(domain_id))))
+            .await
     }
 
     /// `DELETE .../workers/domains/:domain`: detach (the API removes its DNS record).
-    pub async fn detach_domain(
-        &self,
-        account_id: &str,
-        domain_id: &str,
-    ) -> Result<(), CloudflareError> {
+    pub async fn detach_domain(&self, account_id: &str, domain_id: &str) -> Result<(), CloudflareError> {
         self.call_unit(Request::delete(
             EP_DOMAIN,
-            format!(
-                "/accounts/{}/workers/domains/{}",
-                enc(account_id),
-                enc(domain_id)
-            ),
+            format!("/accounts/{}/workers/domains/{}", enc(account_id), enc(domain_id)),
         ))
         .await
     }
@@ -166,10 +140,8 @@ mod tests {
             serde_json::to_value(&b).unwrap(),
             json!({"hostname": "api.acme.com", "service": "acme-api", "zone_id": "z1", "environment": "production"})
         );
-        let d: CustomDomain = serde_json::from_value(
-            json!({"id": "d", "hostname": "h", "service": "s", "zone_id": null}),
-        )
-        .unwrap();
+        let d: CustomDomain =
+            serde_json::from_value(json!({"id": "d", "hostname": "h", "service": "s", "zone_id": null})).unwrap();
         assert!(d.zone_id.is_none());
     }
 }

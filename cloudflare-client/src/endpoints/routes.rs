@@ -33,10 +33,7 @@ pub struct RouteSpec {
 
 impl RouteSpec {
     pub fn new(pattern: impl Into<String>, script: impl Into<String>) -> Self {
-        Self {
-            pattern: pattern.into(),
-            script: Some(script.into()),
-        }
+        Self { pattern: pattern.into(), script: Some(script.into()) }
     }
 }
 
@@ -51,33 +48,18 @@ impl CloudflareClient {
     /// landed but its answer was lost, the retry fails with code 10020 ([`CODE_ROUTE_EXISTS`],
     /// `is_conflict()`). Callers reconcile by listing the zone's routes and matching `pattern`
     /// (then [`CloudflareClient::update_route`]) rather than trusting create alone.
-    pub async fn create_route(
-        &self,
-        zone_id: &str,
-        route: &RouteSpec,
-    ) -> Result<WorkerRoute, CloudflareError> {
-        self.call(Request::post(EP_ROUTES, routes_path(zone_id)).json(route)?)
-            .await
+    pub async fn create_route(&self, zone_id: &str, route: &RouteSpec) -> Result<WorkerRoute, CloudflareError> {
+        self.call(Request::post(EP_ROUTES, routes_path(zone_id)).json(route)?).await
     }
 
     /// `GET .../workers/routes` (unpaginated).
     pub async fn list_routes(&self, zone_id: &str) -> Result<Vec<WorkerRoute>, CloudflareError> {
-        let r: Option<Vec<WorkerRoute>> = self
-            .call(Request::get(EP_ROUTES, routes_path(zone_id)))
-            .await?;
+        let r: Option<Vec<WorkerRoute>> = self.call(Request::get(EP_ROUTES, routes_path(zone_id))).await?;
         Ok(r.unwrap_or_default())
     }
 
-    pub async fn get_route(
-        &self,
-        zone_id: &str,
-        route_id: &str,
-    ) -> Result<WorkerRoute, CloudflareError> {
-        self.call(Request::get(
-            EP_ROUTE,
-            format!("{}/{}", routes_path(zone_id), enc(route_id)),
-        ))
-        .await
+    pub async fn get_route(&self, zone_id: &str, route_id: &str) -> Result<WorkerRoute, CloudflareError> {
+        self.call(Request::get(EP_ROUTE, format!("{}/{}", routes_path(zone_id), enc(route_id)))).await
     }
 
     /// `PUT .../workers/routes/:route` (pattern required).
@@ -87,22 +69,11 @@ impl CloudflareClient {
         route_id: &str,
         route: &RouteSpec,
     ) -> Result<WorkerRoute, CloudflareError> {
-        self.call(
-            Request::put(
-                EP_ROUTE,
-                format!("{}/{}", routes_path(zone_id), enc(route_id)),
-            )
-            .json(route)?,
-        )
-        .await
+        self.call(Request::put(EP_ROUTE, format!("{}/{}", routes_path(zone_id), enc(route_id))).json(route)?).await
     }
 
     pub async fn delete_route(&self, zone_id: &str, route_id: &str) -> Result<(), CloudflareError> {
-        self.call_unit(Request::delete(
-            EP_ROUTE,
-            format!("{}/{}", routes_path(zone_id), enc(route_id)),
-        ))
-        .await
+        self.call_unit(Request::delete(EP_ROUTE, format!("{}/{}", routes_path(zone_id), enc(route_id)))).await
     }
 }
 
@@ -117,16 +88,9 @@ mod tests {
             serde_json::to_value(RouteSpec::new("a.com/*", "w")).unwrap(),
             json!({"pattern": "a.com/*", "script": "w"})
         );
-        let bypass = RouteSpec {
-            pattern: "a.com/static/*".into(),
-            script: None,
-        };
-        assert_eq!(
-            serde_json::to_value(bypass).unwrap(),
-            json!({"pattern": "a.com/static/*"})
-        );
-        let r: WorkerRoute =
-            serde_json::from_value(json!({"id": "r", "pattern": "a.com/*"})).unwrap();
+        let bypass = RouteSpec { pattern: "a.com/static/*".into(), script: None };
+        assert_eq!(serde_json::to_value(bypass).unwrap(), json!({"pattern": "a.com/static/*"}));
+        let r: WorkerRoute = serde_json::from_value(json!({"id": "r", "pattern": "a.com/*"})).unwrap();
         assert!(r.script.is_none());
     }
 }

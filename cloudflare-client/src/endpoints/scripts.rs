@@ -16,8 +16,7 @@ use crate::secret::SecretString;
 pub const EP_SCRIPTS: &str = "/accounts/:account/workers/scripts";
 pub const EP_SCRIPT: &str = "/accounts/:account/workers/scripts/:script";
 pub const EP_SCRIPT_SETTINGS: &str = "/accounts/:account/workers/scripts/:script/settings";
-pub const EP_SCRIPT_SCRIPT_SETTINGS: &str =
-    "/accounts/:account/workers/scripts/:script/script-settings";
+pub const EP_SCRIPT_SCRIPT_SETTINGS: &str = "/accounts/:account/workers/scripts/:script/script-settings";
 pub const EP_SERVICE: &str = "/accounts/:account/workers/services/:script";
 
 /// Longest `workers/message` annotation the API keeps (bytes).
@@ -31,30 +30,14 @@ pub const SECRET_BINDING_TYPES: &[&str] = &["secret_text", "secret_key"];
 /// Version annotations (`workers/*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Annotations {
-    #[serde(
-        rename = "workers/message",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "workers/message", default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
-    #[serde(
-        rename = "workers/tag",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "workers/tag", default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     /// Set by Cloudflare (`upload`, `rollback`, ...); ignored on requests.
-    #[serde(
-        rename = "workers/triggered_by",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "workers/triggered_by", default, skip_serializing_if = "Option::is_none")]
     pub triggered_by: Option<String>,
-    #[serde(
-        rename = "workers/alias",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(rename = "workers/alias", default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
 }
 
@@ -70,23 +53,14 @@ impl Annotations {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.message.is_none()
-            && self.tag.is_none()
-            && self.triggered_by.is_none()
-            && self.alias.is_none()
+        self.message.is_none() && self.tag.is_none() && self.triggered_by.is_none() && self.alias.is_none()
     }
 
     /// Limits applied, response-only fields removed.
     pub(crate) fn for_request(&self) -> Self {
         Self {
-            message: self
-                .message
-                .as_deref()
-                .map(|m| truncate_bytes(m, MAX_MESSAGE_BYTES).to_string()),
-            tag: self
-                .tag
-                .as_deref()
-                .map(|t| truncate_bytes(t, MAX_TAG_BYTES).to_string()),
+            message: self.message.as_deref().map(|m| truncate_bytes(m, MAX_MESSAGE_BYTES).to_string()),
+            tag: self.tag.as_deref().map(|t| truncate_bytes(t, MAX_TAG_BYTES).to_string()),
             triggered_by: None,
             alias: self.alias.clone(),
         }
@@ -152,24 +126,15 @@ pub enum Binding {
 
 impl Binding {
     pub fn plain_text(name: impl Into<String>, text: impl Into<String>) -> Self {
-        Binding::PlainText {
-            name: name.into(),
-            text: text.into(),
-        }
+        Binding::PlainText { name: name.into(), text: text.into() }
     }
 
     pub fn secret_text(name: impl Into<String>, text: SecretString) -> Self {
-        Binding::SecretText {
-            name: name.into(),
-            text: Some(text),
-        }
+        Binding::SecretText { name: name.into(), text: Some(text) }
     }
 
     pub fn d1(name: impl Into<String>, database_id: impl Into<String>) -> Self {
-        Binding::D1 {
-            name: name.into(),
-            database_id: database_id.into(),
-        }
+        Binding::D1 { name: name.into(), database_id: database_id.into() }
     }
 
     /// The binding's variable name, if it has one.
@@ -221,26 +186,13 @@ impl Binding {
             Binding::KvNamespace { name, namespace_id } => {
                 json!({"type": "kv_namespace", "name": name, "namespace_id": namespace_id})
             }
-            Binding::R2Bucket {
-                name,
-                bucket_name,
-                jurisdiction,
-            } => {
+            Binding::R2Bucket { name, bucket_name, jurisdiction } => {
                 json!({"type": "r2_bucket", "name": name, "bucket_name": bucket_name, "jurisdiction": jurisdiction})
             }
-            Binding::Service {
-                name,
-                service,
-                entrypoint,
-                environment,
-            } => json!({
+            Binding::Service { name, service, entrypoint, environment } => json!({
                 "type": "service", "name": name, "service": service, "entrypoint": entrypoint, "environment": environment
             }),
-            Binding::Inherit {
-                name,
-                old_name,
-                version_id,
-            } => {
+            Binding::Inherit { name, old_name, version_id } => {
                 json!({"type": "inherit", "name": name, "old_name": old_name, "version_id": version_id})
             }
             Binding::Unknown(v) => return v.clone(),
@@ -263,20 +215,10 @@ impl Binding {
         };
         let parsed = match ty.as_str() {
             "plain_text" => s(m, "text").map(|text| Binding::PlainText { name, text }),
-            "secret_text" => Some(Binding::SecretText {
-                name,
-                text: s(m, "text").map(SecretString::new),
-            }),
-            "json" => m.get("json").map(|j| Binding::Json {
-                name,
-                json: j.clone(),
-            }),
-            "d1" => s(m, "database_id")
-                .or_else(|| s(m, "id"))
-                .map(|database_id| Binding::D1 { name, database_id }),
-            "kv_namespace" => {
-                s(m, "namespace_id").map(|namespace_id| Binding::KvNamespace { name, namespace_id })
-            }
+            "secret_text" => Some(Binding::SecretText { name, text: s(m, "text").map(SecretString::new) }),
+            "json" => m.get("json").map(|j| Binding::Json { name, json: j.clone() }),
+            "d1" => s(m, "database_id").or_else(|| s(m, "id")).map(|database_id| Binding::D1 { name, database_id }),
+            "kv_namespace" => s(m, "namespace_id").map(|namespace_id| Binding::KvNamespace { name, namespace_id }),
             "r2_bucket" => s(m, "bucket_name").map(|bucket_name| Binding::R2Bucket {
                 name,
                 bucket_name,
@@ -288,11 +230,7 @@ impl Binding {
                 entrypoint: s(m, "entrypoint"),
                 environment: s(m, "environment"),
             }),
-            "inherit" => Some(Binding::Inherit {
-                name,
-                old_name: s(m, "old_name"),
-                version_id: s(m, "version_id"),
-            }),
+            "inherit" => Some(Binding::Inherit { name, old_name: s(m, "old_name"), version_id: s(m, "version_id") }),
             _ => None,
         };
         parsed.unwrap_or(Binding::Unknown(v))
@@ -325,20 +263,12 @@ pub struct WorkerMetadata {
     /// "YYYY-MM-DD". Always send it: without it the API uses 2021-11-02.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compatibility_date: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "de::null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "de::null_default", skip_serializing_if = "Vec::is_empty")]
     pub compatibility_flags: Vec<String>,
     #[serde(default, deserialize_with = "de::null_default")]
     pub bindings: Vec<Binding>,
     /// Binding types kept from the previous version, e.g. [`SECRET_BINDING_TYPES`].
-    #[serde(
-        default,
-        deserialize_with = "de::null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
+    #[serde(default, deserialize_with = "de::null_default", skip_serializing_if = "Vec::is_empty")]
     pub keep_bindings: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<Annotations>,
@@ -382,19 +312,14 @@ impl WorkerMetadata {
 /// text-like files (`.txt .html .htm .sql .css .csv .md .json .xml .svg`) text modules, everything
 /// else a data module.
 pub fn module_content_type(name: &str) -> &'static str {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
     match ext.as_str() {
         "js" | "mjs" => "application/javascript+module",
         "cjs" => "application/javascript",
         "wasm" => "application/wasm",
         "py" => "text/x-python",
         "map" => "application/source-map",
-        "txt" | "html" | "htm" | "sql" | "css" | "csv" | "md" | "json" | "xml" | "svg" => {
-            "text/plain"
-        }
+        "txt" | "html" | "htm" | "sql" | "css" | "csv" | "md" | "json" | "xml" | "svg" => "text/plain",
         _ => "application/octet-stream",
     }
 }
@@ -421,11 +346,7 @@ impl std::fmt::Debug for WorkerModule {
 
 impl WorkerModule {
     pub fn new(name: impl Into<String>, content: impl Into<Bytes>) -> Self {
-        Self {
-            name: name.into(),
-            content: content.into(),
-            content_type: None,
-        }
+        Self { name: name.into(), content: content.into(), content_type: None }
     }
 
     pub fn with_content_type(mut self, content_type: impl Into<String>) -> Self {
@@ -434,9 +355,7 @@ impl WorkerModule {
     }
 
     pub fn content_type(&self) -> &str {
-        self.content_type
-            .as_deref()
-            .unwrap_or_else(|| module_content_type(&self.name))
+        self.content_type.as_deref().unwrap_or_else(|| module_content_type(&self.name))
     }
 }
 
@@ -451,62 +370,41 @@ pub struct WorkerUpload {
 
 impl WorkerUpload {
     pub fn new(metadata: WorkerMetadata, modules: Vec<WorkerModule>) -> Self {
-        Self {
-            metadata,
-            modules,
-            strict_inherit: false,
-        }
+        Self { metadata, modules, strict_inherit: false }
     }
 
     /// Validate and encode the multipart body: part `metadata` (application/json), then one part
     /// per module with part name = filename = module name.
     pub fn to_multipart(&self) -> Result<MultipartBody, CloudflareError> {
         if self.modules.is_empty() {
-            return Err(CloudflareError::InvalidInput(
-                "worker upload has no modules".into(),
-            ));
+            return Err(CloudflareError::InvalidInput("worker upload has no modules".into()));
         }
         let mut seen = std::collections::BTreeSet::new();
         for m in &self.modules {
             if m.name.is_empty() || m.name == "metadata" {
-                return Err(CloudflareError::InvalidInput(format!(
-                    "invalid module name {:?}",
-                    m.name
-                )));
+                return Err(CloudflareError::InvalidInput(format!("invalid module name {:?}", m.name)));
             }
             if !seen.insert(m.name.as_str()) {
-                return Err(CloudflareError::InvalidInput(format!(
-                    "duplicate module {:?}",
-                    m.name
-                )));
+                return Err(CloudflareError::InvalidInput(format!("duplicate module {:?}", m.name)));
             }
         }
         if let Some(main) = &self.metadata.main_module
             && !seen.contains(main.as_str())
         {
-            return Err(CloudflareError::InvalidInput(format!(
-                "main_module {main:?} is not among the modules"
-            )));
+            return Err(CloudflareError::InvalidInput(format!("main_module {main:?} is not among the modules")));
         }
         let mut names = std::collections::BTreeSet::new();
         for b in &self.metadata.bindings {
             if let Some(n) = b.name()
                 && !names.insert(n)
             {
-                return Err(CloudflareError::InvalidInput(format!(
-                    "duplicate binding name {n:?}"
-                )));
+                return Err(CloudflareError::InvalidInput(format!("duplicate binding name {n:?}")));
             }
         }
         let mut metadata = self.metadata.clone();
-        metadata.annotations = metadata
-            .annotations
-            .as_ref()
-            .map(Annotations::for_request)
-            .filter(|a| !a.is_empty());
-        let meta_json = serde_json::to_vec(&metadata).map_err(|_| {
-            CloudflareError::InvalidInput("worker metadata could not be serialized".into())
-        })?;
+        metadata.annotations = metadata.annotations.as_ref().map(Annotations::for_request).filter(|a| !a.is_empty());
+        let meta_json = serde_json::to_vec(&metadata)
+            .map_err(|_| CloudflareError::InvalidInput("worker metadata could not be serialized".into()))?;
         let mut parts = Vec::with_capacity(self.modules.len() + 1);
         parts.push(Part {
             name: "metadata".into(),
@@ -610,9 +508,7 @@ pub struct ScriptSettings {
     pub annotations: Option<Annotations>,
 }
 
-pub(crate) fn lenient_annotations<'de, D: Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Annotations>, D::Error> {
+pub(crate) fn lenient_annotations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Annotations>, D::Error> {
     let v = Value::deserialize(d)?;
     Ok(serde_json::from_value(v).ok())
 }
@@ -621,17 +517,9 @@ pub(crate) fn lenient_annotations<'de, D: Deserializer<'de>>(
 /// are not sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ScriptLevelSettings {
-    #[serde(
-        default,
-        deserialize_with = "de::null_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "de::null_default", skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<String>>,
-    #[serde(
-        default,
-        deserialize_with = "de::null_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "de::null_default", skip_serializing_if = "Option::is_none")]
     pub logpush: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<Value>,
@@ -663,19 +551,11 @@ pub struct ServiceEnvironment {
 
 impl WorkerService {
     pub fn script_tag(&self) -> Option<&str> {
-        self.default_environment
-            .as_ref()?
-            .script
-            .as_ref()?
-            .tag
-            .as_deref()
+        self.default_environment.as_ref()?.script.as_ref()?.tag.as_deref()
     }
 
     pub fn script_tags(&self) -> &[String] {
-        self.default_environment
-            .as_ref()
-            .and_then(|e| e.script.as_ref())
-            .map_or(&[], |s| s.tags.as_slice())
+        self.default_environment.as_ref().and_then(|e| e.script.as_ref()).map_or(&[], |s| s.tags.as_slice())
     }
 }
 
@@ -694,39 +574,22 @@ impl CloudflareClient {
     ) -> Result<Script, CloudflareError> {
         let body = upload.to_multipart()?;
         let req = Request::put(EP_SCRIPT, script_path(account_id, script))
-            .query_opt(
-                "bindings_inherit",
-                upload.strict_inherit.then_some("strict"),
-            )
+            .query_opt("bindings_inherit", upload.strict_inherit.then_some("strict"))
             .multipart(body);
         self.call(req).await
     }
 
     /// `GET .../scripts` (unpaginated). `tags` filters like `owner:yes,team-x:no`.
-    pub async fn list_scripts(
-        &self,
-        account_id: &str,
-        tags: Option<&str>,
-    ) -> Result<Vec<Script>, CloudflareError> {
-        let req = Request::get(
-            EP_SCRIPTS,
-            format!("/accounts/{}/workers/scripts", enc(account_id)),
-        )
-        .query_opt("tags", tags);
+    pub async fn list_scripts(&self, account_id: &str, tags: Option<&str>) -> Result<Vec<Script>, CloudflareError> {
+        let req =
+            Request::get(EP_SCRIPTS, format!("/accounts/{}/workers/scripts", enc(account_id))).query_opt("tags", tags);
         let r: Option<Vec<Script>> = self.call(req).await?;
         Ok(r.unwrap_or_default())
     }
 
     /// `GET .../scripts/:script/settings`: bindings and config of the latest version (drift checks).
-    pub async fn get_script_settings(
-        &self,
-        account_id: &str,
-        script: &str,
-    ) -> Result<ScriptSettings, CloudflareError> {
-        let req = Request::get(
-            EP_SCRIPT_SETTINGS,
-            format!("{}/settings", script_path(account_id, script)),
-        );
+    pub async fn get_script_settings(&self, account_id: &str, script: &str) -> Result<ScriptSettings, CloudflareError> {
+        let req = Request::get(EP_SCRIPT_SETTINGS, format!("{}/settings", script_path(account_id, script)));
         let r: Option<ScriptSettings> = self.call(req).await?;
         Ok(r.unwrap_or_default())
     }
@@ -737,10 +600,8 @@ impl CloudflareClient {
         account_id: &str,
         script: &str,
     ) -> Result<ScriptLevelSettings, CloudflareError> {
-        let req = Request::get(
-            EP_SCRIPT_SCRIPT_SETTINGS,
-            format!("{}/script-settings", script_path(account_id, script)),
-        );
+        let req =
+            Request::get(EP_SCRIPT_SCRIPT_SETTINGS, format!("{}/script-settings", script_path(account_id, script)));
         let r: Option<ScriptLevelSettings> = self.call(req).await?;
         Ok(r.unwrap_or_default())
     }
@@ -753,42 +614,24 @@ impl CloudflareClient {
         script: &str,
         patch: &ScriptLevelSettings,
     ) -> Result<ScriptLevelSettings, CloudflareError> {
-        let req = Request::patch(
-            EP_SCRIPT_SCRIPT_SETTINGS,
-            format!("{}/script-settings", script_path(account_id, script)),
-        )
-        .json(patch)?;
+        let req =
+            Request::patch(EP_SCRIPT_SCRIPT_SETTINGS, format!("{}/script-settings", script_path(account_id, script)))
+                .json(patch)?;
         let r: Option<ScriptLevelSettings> = self.call(req).await?;
         Ok(r.unwrap_or_default())
     }
 
     /// `DELETE .../scripts/:script`. With `force`, deletes even if other Workers reference it.
     /// A missing script is an error with `is_not_found()`.
-    pub async fn delete_script(
-        &self,
-        account_id: &str,
-        script: &str,
-        force: bool,
-    ) -> Result<(), CloudflareError> {
-        let req = Request::delete(EP_SCRIPT, script_path(account_id, script))
-            .query_opt("force", force.then_some("true"));
+    pub async fn delete_script(&self, account_id: &str, script: &str, force: bool) -> Result<(), CloudflareError> {
+        let req =
+            Request::delete(EP_SCRIPT, script_path(account_id, script)).query_opt("force", force.then_some("true"));
         self.call_unit(req).await
     }
 
     /// `GET .../workers/services/:script`: script tag and tags of the production environment.
-    pub async fn get_service(
-        &self,
-        account_id: &str,
-        script: &str,
-    ) -> Result<WorkerService, CloudflareError> {
-        let req = Request::get(
-            EP_SERVICE,
-            format!(
-                "/accounts/{}/workers/services/{}",
-                enc(account_id),
-                enc(script)
-            ),
-        );
+    pub async fn get_service(&self, account_id: &str, script: &str) -> Result<WorkerService, CloudflareError> {
+        let req = Request::get(EP_SERVICE, format!("/accounts/{}/workers/services/{}", enc(account_id), enc(script)));
         self.call(req).await
     }
 }
@@ -815,12 +658,7 @@ mod tests {
         ] {
             assert_eq!(module_content_type(n), ct, "{n}");
         }
-        assert_eq!(
-            WorkerModule::new("a.bin", "x")
-                .with_content_type("text/plain")
-                .content_type(),
-            "text/plain"
-        );
+        assert_eq!(WorkerModule::new("a.bin", "x").with_content_type("text/plain").content_type(), "text/plain");
     }
 
     #[test]
@@ -841,30 +679,16 @@ mod tests {
         ]);
         let bindings: Vec<Binding> = serde_json::from_value(wire.clone()).unwrap();
         assert_eq!(bindings[0], Binding::plain_text("MODE", "prod"));
-        assert_eq!(
-            bindings[1],
-            Binding::secret_text("API_KEY", SecretString::new("s3cr3t"))
-        );
-        assert_eq!(
-            bindings[2],
-            Binding::SecretText {
-                name: "READ_BACK".into(),
-                text: None
-            }
-        );
+        assert_eq!(bindings[1], Binding::secret_text("API_KEY", SecretString::new("s3cr3t")));
+        assert_eq!(bindings[2], Binding::SecretText { name: "READ_BACK".into(), text: None });
         assert_eq!(bindings[4], Binding::d1("DB", "db-uuid"));
         assert_eq!(bindings[5], Binding::d1("DB2", "db2-uuid"));
-        assert!(
-            matches!(&bindings[7], Binding::R2Bucket { jurisdiction: Some(j), .. } if j == "eu")
-        );
+        assert!(matches!(&bindings[7], Binding::R2Bucket { jurisdiction: Some(j), .. } if j == "eu"));
         assert!(
             matches!(&bindings[8], Binding::Service { entrypoint: Some(e), environment: None, .. } if e == "Admin")
         );
         assert!(matches!(&bindings[10], Binding::Unknown(v) if v["queue_name"] == "jobs"));
-        assert!(
-            matches!(&bindings[11], Binding::Unknown(_)),
-            "known type with missing field is kept verbatim"
-        );
+        assert!(matches!(&bindings[11], Binding::Unknown(_)), "known type with missing field is kept verbatim");
         assert_eq!(bindings[10].type_name(), "queue");
         assert_eq!(bindings[10].name(), Some("Q"));
         // Secret values never show in Debug output.
@@ -900,11 +724,7 @@ mod tests {
             })
         );
         let empty = serde_json::to_value(WorkerMetadata::default()).unwrap();
-        assert_eq!(
-            empty,
-            json!({"bindings": []}),
-            "bindings always sent so removals apply"
-        );
+        assert_eq!(empty, json!({"bindings": []}), "bindings always sent so removals apply");
         let mut extra = WorkerMetadata::default();
         extra.extra.insert("assets".into(), json!({"jwt": "x"}));
         assert_eq!(serde_json::to_value(&extra).unwrap()["assets"]["jwt"], "x");
@@ -915,11 +735,8 @@ mod tests {
         let a = Annotations::new(Some(&"é".repeat(600)), Some(&"t".repeat(150)));
         assert_eq!(a.message.as_ref().unwrap().len(), 1000);
         assert_eq!(a.tag.as_ref().unwrap().len(), 100);
-        let long = Annotations {
-            message: Some("ü".repeat(501)),
-            triggered_by: Some("upload".into()),
-            ..Default::default()
-        };
+        let long =
+            Annotations { message: Some("ü".repeat(501)), triggered_by: Some("upload".into()), ..Default::default() };
         let r = long.for_request();
         assert_eq!(r.message.unwrap().len(), 1000);
         assert!(r.triggered_by.is_none());
@@ -927,52 +744,22 @@ mod tests {
 
     #[test]
     fn upload_validation() {
-        let meta = WorkerMetadata {
-            main_module: Some("index.js".into()),
-            ..Default::default()
-        };
-        let ok = WorkerUpload::new(
-            meta.clone(),
-            vec![WorkerModule::new("index.js", "export default {}")],
-        );
+        let meta = WorkerMetadata { main_module: Some("index.js".into()), ..Default::default() };
+        let ok = WorkerUpload::new(meta.clone(), vec![WorkerModule::new("index.js", "export default {}")]);
         assert!(ok.to_multipart().is_ok());
         let none = WorkerUpload::new(meta.clone(), vec![]);
         assert_eq!(none.to_multipart().unwrap_err().reason(), "InvalidInput");
         let missing_main = WorkerUpload::new(meta.clone(), vec![WorkerModule::new("other.js", "")]);
-        assert!(
-            missing_main
-                .to_multipart()
-                .unwrap_err()
-                .to_string()
-                .contains("main_module")
-        );
-        let dup = WorkerUpload::new(
-            meta.clone(),
-            vec![
-                WorkerModule::new("index.js", ""),
-                WorkerModule::new("index.js", ""),
-            ],
-        );
-        assert!(
-            dup.to_multipart()
-                .unwrap_err()
-                .to_string()
-                .contains("duplicate module")
-        );
+        assert!(missing_main.to_multipart().unwrap_err().to_string().contains("main_module"));
+        let dup =
+            WorkerUpload::new(meta.clone(), vec![WorkerModule::new("index.js", ""), WorkerModule::new("index.js", "")]);
+        assert!(dup.to_multipart().unwrap_err().to_string().contains("duplicate module"));
         let mut dup_b = ok.clone();
-        dup_b.metadata.bindings = vec![
-            Binding::plain_text("X", "1"),
-            Binding::secret_text("X", SecretString::new("topsecret")),
-        ];
+        dup_b.metadata.bindings =
+            vec![Binding::plain_text("X", "1"), Binding::secret_text("X", SecretString::new("topsecret"))];
         let e = dup_b.to_multipart().unwrap_err().to_string();
-        assert!(
-            e.contains("duplicate binding name") && !e.contains("topsecret"),
-            "{e}"
-        );
-        let reserved = WorkerUpload::new(
-            WorkerMetadata::default(),
-            vec![WorkerModule::new("metadata", "")],
-        );
+        assert!(e.contains("duplicate binding name") && !e.contains("topsecret"), "{e}");
+        let reserved = WorkerUpload::new(WorkerMetadata::default(), vec![WorkerModule::new("metadata", "")]);
         assert!(reserved.to_multipart().is_err());
     }
 

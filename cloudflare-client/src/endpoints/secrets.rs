@@ -52,11 +52,7 @@ struct BulkBody<'a> {
 }
 
 fn secrets_path(account: &str, script: &str) -> String {
-    format!(
-        "/accounts/{}/workers/scripts/{}/secrets",
-        enc(account),
-        enc(script)
-    )
+    format!("/accounts/{}/workers/scripts/{}/secrets", enc(account), enc(script))
 }
 
 /// Bulk result: a map of name to `{name, type}` (documented) or an array of them.
@@ -86,54 +82,28 @@ impl CloudflareClient {
         name: &str,
         value: &SecretString,
     ) -> Result<SecretInfo, CloudflareError> {
-        let body = PutSecret {
-            name,
-            text: value,
-            secret_type: "secret_text",
-        };
+        let body = PutSecret { name, text: value, secret_type: "secret_text" };
         let req = Request::put(EP_SECRETS, secrets_path(account_id, script)).json(&body)?;
         self.call(req).await
     }
 
     /// `GET .../secrets`: names and types only.
-    pub async fn list_secrets(
-        &self,
-        account_id: &str,
-        script: &str,
-    ) -> Result<Vec<SecretInfo>, CloudflareError> {
-        let r: Option<Vec<SecretInfo>> = self
-            .call(Request::get(EP_SECRETS, secrets_path(account_id, script)))
-            .await?;
+    pub async fn list_secrets(&self, account_id: &str, script: &str) -> Result<Vec<SecretInfo>, CloudflareError> {
+        let r: Option<Vec<SecretInfo>> = self.call(Request::get(EP_SECRETS, secrets_path(account_id, script))).await?;
         Ok(r.unwrap_or_default())
     }
 
     /// `GET .../secrets/:secret?url_encoded=true`.
-    pub async fn get_secret(
-        &self,
-        account_id: &str,
-        script: &str,
-        name: &str,
-    ) -> Result<SecretInfo, CloudflareError> {
-        let req = Request::get(
-            EP_SECRET,
-            format!("{}/{}", secrets_path(account_id, script), enc(name)),
-        )
-        .query("url_encoded", "true");
+    pub async fn get_secret(&self, account_id: &str, script: &str, name: &str) -> Result<SecretInfo, CloudflareError> {
+        let req = Request::get(EP_SECRET, format!("{}/{}", secrets_path(account_id, script), enc(name)))
+            .query("url_encoded", "true");
         self.call(req).await
     }
 
     /// `DELETE .../secrets/:secret?url_encoded=true` (the name is percent-encoded, as wrangler does).
-    pub async fn delete_secret(
-        &self,
-        account_id: &str,
-        script: &str,
-        name: &str,
-    ) -> Result<(), CloudflareError> {
-        let req = Request::delete(
-            EP_SECRET,
-            format!("{}/{}", secrets_path(account_id, script), enc(name)),
-        )
-        .query("url_encoded", "true");
+    pub async fn delete_secret(&self, account_id: &str, script: &str, name: &str) -> Result<(), CloudflareError> {
+        let req = Request::delete(EP_SECRET, format!("{}/{}", secrets_path(account_id, script), enc(name)))
+            .query("url_encoded", "true");
         self.call_unit(req).await
     }
 
@@ -151,27 +121,18 @@ impl CloudflareClient {
                 .map(|(k, v)| {
                     (
                         k.as_str(),
-                        v.as_ref().map(|text| BulkSecret {
-                            name: k.as_str(),
-                            secret_type: "secret_text",
-                            text,
-                        }),
+                        v.as_ref().map(|text| BulkSecret { name: k.as_str(), secret_type: "secret_text", text }),
                     )
                 })
                 .collect(),
         };
         let req = Request::patch(
             EP_SECRETS_BULK,
-            format!(
-                "/accounts/{}/workers/scripts/{}/secrets-bulk",
-                enc(account_id),
-                enc(script)
-            ),
+            format!("/accounts/{}/workers/scripts/{}/secrets-bulk", enc(account_id), enc(script)),
         )
         .json(&body)?;
         let v: Value = self.call(req.clone()).await?;
-        let list: Option<Vec<SecretInfo>> =
-            envelope::decode_result(bulk_result(v), &req.method, req.endpoint)?;
+        let list: Option<Vec<SecretInfo>> = envelope::decode_result(bulk_result(v), &req.method, req.endpoint)?;
         Ok(list.unwrap_or_default())
     }
 }
@@ -185,19 +146,9 @@ mod tests {
     fn bulk_body_is_a_merge_patch() {
         let a = SecretString::new("aaa");
         let body = BulkBody {
-            secrets: [
-                (
-                    "A",
-                    Some(BulkSecret {
-                        name: "A",
-                        secret_type: "secret_text",
-                        text: &a,
-                    }),
-                ),
-                ("B", None),
-            ]
-            .into_iter()
-            .collect(),
+            secrets: [("A", Some(BulkSecret { name: "A", secret_type: "secret_text", text: &a })), ("B", None)]
+                .into_iter()
+                .collect(),
         };
         assert_eq!(
             serde_json::to_value(&body).unwrap(),
@@ -211,13 +162,9 @@ mod tests {
             json!({"A": {"name": "A", "type": "secret_text"}, "B": {"type": "secret_text"}}),
         ))
         .unwrap();
-        assert_eq!(
-            m.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ["A", "B"]
-        );
+        assert_eq!(m.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["A", "B"]);
         let a: Vec<SecretInfo> =
-            serde_json::from_value(bulk_result(json!([{"name": "X", "type": "secret_text"}])))
-                .unwrap();
+            serde_json::from_value(bulk_result(json!([{"name": "X", "type": "secret_text"}]))).unwrap();
         assert_eq!(a[0].name, "X");
         assert_eq!(bulk_result(Value::Null), Value::Null);
     }

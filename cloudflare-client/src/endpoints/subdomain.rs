@@ -37,24 +37,14 @@ pub fn workers_dev_url(script: &str, subdomain: &str) -> String {
 }
 
 fn script_subdomain_path(account: &str, script: &str) -> String {
-    format!(
-        "/accounts/{}/workers/scripts/{}/subdomain",
-        enc(account),
-        enc(script)
-    )
+    format!("/accounts/{}/workers/scripts/{}/subdomain", enc(account), enc(script))
 }
 
 impl CloudflareClient {
     /// The account's workers.dev subdomain; `None` when the account never registered one
     /// (code 10007).
-    pub async fn get_account_subdomain(
-        &self,
-        account_id: &str,
-    ) -> Result<Option<String>, CloudflareError> {
-        let req = Request::get(
-            EP_ACCOUNT_SUBDOMAIN,
-            format!("/accounts/{}/workers/subdomain", enc(account_id)),
-        );
+    pub async fn get_account_subdomain(&self, account_id: &str) -> Result<Option<String>, CloudflareError> {
+        let req = Request::get(EP_ACCOUNT_SUBDOMAIN, format!("/accounts/{}/workers/subdomain", enc(account_id)));
         match self.call::<Option<AccountSubdomain>>(req).await {
             Ok(s) => Ok(s.map(|s| s.subdomain).filter(|s| !s.is_empty())),
             Err(e) if e.has_code(CODE_NO_SUBDOMAIN) => Ok(None),
@@ -63,16 +53,9 @@ impl CloudflareClient {
     }
 
     /// `PUT .../workers/subdomain`: register or rename the account subdomain.
-    pub async fn put_account_subdomain(
-        &self,
-        account_id: &str,
-        subdomain: &str,
-    ) -> Result<String, CloudflareError> {
-        let req = Request::put(
-            EP_ACCOUNT_SUBDOMAIN,
-            format!("/accounts/{}/workers/subdomain", enc(account_id)),
-        )
-        .json(&serde_json::json!({ "subdomain": subdomain }))?;
+    pub async fn put_account_subdomain(&self, account_id: &str, subdomain: &str) -> Result<String, CloudflareError> {
+        let req = Request::put(EP_ACCOUNT_SUBDOMAIN, format!("/accounts/{}/workers/subdomain", enc(account_id)))
+            .json(&serde_json::json!({ "subdomain": subdomain }))?;
         let r: AccountSubdomain = self.call(req).await?;
         Ok(r.subdomain)
     }
@@ -82,12 +65,8 @@ impl CloudflareClient {
         account_id: &str,
         script: &str,
     ) -> Result<ScriptSubdomain, CloudflareError> {
-        let r: Option<ScriptSubdomain> = self
-            .call(Request::get(
-                EP_SCRIPT_SUBDOMAIN,
-                script_subdomain_path(account_id, script),
-            ))
-            .await?;
+        let r: Option<ScriptSubdomain> =
+            self.call(Request::get(EP_SCRIPT_SUBDOMAIN, script_subdomain_path(account_id, script))).await?;
         Ok(r.unwrap_or_default())
     }
 
@@ -100,20 +79,11 @@ impl CloudflareClient {
         enabled: bool,
         previews_enabled: bool,
     ) -> Result<ScriptSubdomain, CloudflareError> {
-        let req = Request::post(
-            EP_SCRIPT_SUBDOMAIN,
-            script_subdomain_path(account_id, script),
-        )
-        .header(SCRIPT_API_DATE_HEADER, SCRIPT_API_DATE)
-        .json(&ScriptSubdomain {
-            enabled,
-            previews_enabled,
-        })?;
+        let req = Request::post(EP_SCRIPT_SUBDOMAIN, script_subdomain_path(account_id, script))
+            .header(SCRIPT_API_DATE_HEADER, SCRIPT_API_DATE)
+            .json(&ScriptSubdomain { enabled, previews_enabled })?;
         let r: Option<ScriptSubdomain> = self.call(req).await?;
-        Ok(r.unwrap_or(ScriptSubdomain {
-            enabled,
-            previews_enabled,
-        }))
+        Ok(r.unwrap_or(ScriptSubdomain { enabled, previews_enabled }))
     }
 }
 
@@ -123,21 +93,10 @@ mod tests {
 
     #[test]
     fn url_and_body() {
-        assert_eq!(
-            workers_dev_url("api", "acme"),
-            "https://api.acme.workers.dev"
-        );
-        let body = serde_json::to_value(ScriptSubdomain {
-            enabled: true,
-            previews_enabled: false,
-        })
-        .unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({"enabled": true, "previews_enabled": false})
-        );
-        let s: ScriptSubdomain =
-            serde_json::from_value(serde_json::json!({"enabled": true})).unwrap();
+        assert_eq!(workers_dev_url("api", "acme"), "https://api.acme.workers.dev");
+        let body = serde_json::to_value(ScriptSubdomain { enabled: true, previews_enabled: false }).unwrap();
+        assert_eq!(body, serde_json::json!({"enabled": true, "previews_enabled": false}));
+        let s: ScriptSubdomain = serde_json::from_value(serde_json::json!({"enabled": true})).unwrap();
         assert!(s.enabled && !s.previews_enabled);
     }
 }

@@ -21,17 +21,9 @@ pub struct TokenStatus {
     /// `active`, `disabled` or `expired`.
     #[serde(default, deserialize_with = "de::lenient_string")]
     pub status: String,
-    #[serde(
-        default,
-        deserialize_with = "de::lenient_datetime",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "de::lenient_datetime", skip_serializing_if = "Option::is_none")]
     pub expires_on: Option<DateTime<Utc>>,
-    #[serde(
-        default,
-        deserialize_with = "de::lenient_datetime",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, deserialize_with = "de::lenient_datetime", skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
 }
 
@@ -46,18 +38,12 @@ impl CloudflareClient {
     /// Verify the token. With an account ID the account path is tried first (account-owned
     /// tokens fail on the user path with code 1000); on code 1000 the other path is tried.
     /// Without an account ID only the user path exists.
-    pub async fn verify_token(
-        &self,
-        account_id: Option<&str>,
-    ) -> Result<TokenStatus, CloudflareError> {
+    pub async fn verify_token(&self, account_id: Option<&str>) -> Result<TokenStatus, CloudflareError> {
         let user = || Request::get(EP_USER_TOKEN_VERIFY, "/user/tokens/verify".to_string());
         let Some(account) = account_id.filter(|a| !a.is_empty()) else {
             return self.call(user()).await;
         };
-        let account_req = Request::get(
-            EP_ACCOUNT_TOKEN_VERIFY,
-            format!("/accounts/{}/tokens/verify", enc(account)),
-        );
+        let account_req = Request::get(EP_ACCOUNT_TOKEN_VERIFY, format!("/accounts/{}/tokens/verify", enc(account)));
         match self.call(account_req).await {
             Err(first) if first.has_code(INVALID_TOKEN) => match self.call(user()).await {
                 Ok(s) => Ok(s),
@@ -77,15 +63,13 @@ mod tests {
 
     #[test]
     fn status_parses_tolerantly() {
-        let s: TokenStatus = serde_json::from_value(
-            json!({"id": "abc", "status": "active", "expires_on": "2030-01-01T00:00:00Z"}),
-        )
-        .unwrap();
+        let s: TokenStatus =
+            serde_json::from_value(json!({"id": "abc", "status": "active", "expires_on": "2030-01-01T00:00:00Z"}))
+                .unwrap();
         assert!(s.is_active());
         assert_eq!(s.expires_on.map(|d| d.timestamp()), Some(1893456000));
         let s: TokenStatus =
-            serde_json::from_value(json!({"id": "abc", "status": "expired", "expires_on": null}))
-                .unwrap();
+            serde_json::from_value(json!({"id": "abc", "status": "expired", "expires_on": null})).unwrap();
         assert!(!s.is_active() && s.expires_on.is_none());
     }
 }

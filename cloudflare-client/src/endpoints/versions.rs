@@ -55,9 +55,7 @@ pub struct VersionResources {
     pub script_runtime: Option<ScriptRuntime>,
 }
 
-fn lenient_runtime<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<ScriptRuntime>, D::Error> {
+fn lenient_runtime<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ScriptRuntime>, D::Error> {
     let v = Value::deserialize(d)?;
     Ok(serde_json::from_value(v).ok())
 }
@@ -67,9 +65,7 @@ fn lenient_metadata<'de, D: serde::Deserializer<'de>>(d: D) -> Result<VersionMet
     Ok(serde_json::from_value(v).unwrap_or_default())
 }
 
-fn lenient_resources<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<VersionResources>, D::Error> {
+fn lenient_resources<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<VersionResources>, D::Error> {
     let v = Value::deserialize(d)?;
     Ok(serde_json::from_value(v).ok())
 }
@@ -93,18 +89,12 @@ pub struct Version {
 impl Version {
     /// Bindings of the version (empty when not included in the response).
     pub fn bindings(&self) -> &[Binding] {
-        self.resources
-            .as_ref()
-            .map_or(&[], |r| r.bindings.as_slice())
+        self.resources.as_ref().map_or(&[], |r| r.bindings.as_slice())
     }
 }
 
 fn versions_path(account: &str, script: &str) -> String {
-    format!(
-        "/accounts/{}/workers/scripts/{}/versions",
-        enc(account),
-        enc(script)
-    )
+    format!("/accounts/{}/workers/scripts/{}/versions", enc(account), enc(script))
 }
 
 impl CloudflareClient {
@@ -122,22 +112,12 @@ impl CloudflareClient {
         script: &str,
         upload: &WorkerUpload,
     ) -> Result<Version, CloudflareError> {
-        if upload
-            .metadata
-            .main_module
-            .as_deref()
-            .is_none_or(str::is_empty)
-        {
-            return Err(CloudflareError::InvalidInput(
-                "version upload needs metadata.main_module".into(),
-            ));
+        if upload.metadata.main_module.as_deref().is_none_or(str::is_empty) {
+            return Err(CloudflareError::InvalidInput("version upload needs metadata.main_module".into()));
         }
         let body = upload.to_multipart()?;
         let req = Request::post(EP_VERSIONS, versions_path(account_id, script))
-            .query_opt(
-                "bindings_inherit",
-                upload.strict_inherit.then_some("strict"),
-            )
+            .query_opt("bindings_inherit", upload.strict_inherit.then_some("strict"))
             .multipart(body);
         self.call(req).await
     }
@@ -157,15 +137,9 @@ impl CloudflareClient {
     }
 
     /// All versions, newest first (every page).
-    pub async fn list_versions(
-        &self,
-        account_id: &str,
-        script: &str,
-    ) -> Result<Vec<Version>, CloudflareError> {
-        collect_pages(VERSIONS_PER_PAGE, |page| {
-            self.list_versions_page(account_id, script, page, VERSIONS_PER_PAGE)
-        })
-        .await
+    pub async fn list_versions(&self, account_id: &str, script: &str) -> Result<Vec<Version>, CloudflareError> {
+        collect_pages(VERSIONS_PER_PAGE, |page| self.list_versions_page(account_id, script, page, VERSIONS_PER_PAGE))
+            .await
     }
 
     /// Versions that can be deployed or rolled back to (`deployable=true`; one call, unpaged).
@@ -174,8 +148,7 @@ impl CloudflareClient {
         account_id: &str,
         script: &str,
     ) -> Result<Vec<Version>, CloudflareError> {
-        let req = Request::get(EP_VERSIONS, versions_path(account_id, script))
-            .query("deployable", "true");
+        let req = Request::get(EP_VERSIONS, versions_path(account_id, script)).query("deployable", "true");
         Ok(self.page_items(req).await?.items)
     }
 
@@ -186,10 +159,7 @@ impl CloudflareClient {
         script: &str,
         version_id: &str,
     ) -> Result<Version, CloudflareError> {
-        let req = Request::get(
-            EP_VERSION,
-            format!("{}/{}", versions_path(account_id, script), enc(version_id)),
-        );
+        let req = Request::get(EP_VERSION, format!("{}/{}", versions_path(account_id, script), enc(version_id)));
         self.call(req).await
     }
 }
@@ -214,25 +184,13 @@ mod tests {
         .unwrap();
         assert_eq!(v.number, Some(3));
         assert_eq!(v.metadata.has_preview, Some(true));
-        assert_eq!(
-            v.annotations.as_ref().unwrap().triggered_by.as_deref(),
-            Some("upload")
-        );
+        assert_eq!(v.annotations.as_ref().unwrap().triggered_by.as_deref(), Some("upload"));
         assert_eq!(v.bindings().len(), 1);
-        assert_eq!(
-            v.resources
-                .unwrap()
-                .script_runtime
-                .unwrap()
-                .compatibility_date
-                .as_deref(),
-            Some("2025-10-01")
-        );
+        assert_eq!(v.resources.unwrap().script_runtime.unwrap().compatibility_date.as_deref(), Some("2025-10-01"));
 
-        let v: Version = serde_json::from_value(
-            json!({"id": "x", "metadata": {"has_preview": false}, "resources": "opaque"}),
-        )
-        .unwrap();
+        let v: Version =
+            serde_json::from_value(json!({"id": "x", "metadata": {"has_preview": false}, "resources": "opaque"}))
+                .unwrap();
         assert_eq!(v.metadata.has_preview, Some(false));
         assert!(v.resources.is_none() && v.bindings().is_empty());
         let v: Version = serde_json::from_value(json!({"id": "x", "metadata": null})).unwrap();

@@ -46,9 +46,7 @@ pub struct Zone {
     pub activated_on: Option<String>,
 }
 
-fn lenient_account<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<ZoneAccount>, D::Error> {
+fn lenient_account<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ZoneAccount>, D::Error> {
     let v = serde_json::Value::deserialize(d)?;
     Ok(serde_json::from_value(v).ok())
 }
@@ -82,10 +80,7 @@ pub fn normalize_hostname(input: &str) -> String {
     {
         h = &h[..i];
     }
-    let h = h
-        .trim_start_matches('*')
-        .trim_start_matches('.')
-        .trim_end_matches('.');
+    let h = h.trim_start_matches('*').trim_start_matches('.').trim_end_matches('.');
     h.to_ascii_lowercase()
 }
 
@@ -97,9 +92,7 @@ pub fn zone_candidates(hostname: &str) -> Vec<String> {
     if labels.len() < 2 {
         return Vec::new();
     }
-    (0..=labels.len() - 2)
-        .map(|i| labels[i..].join("."))
-        .collect()
+    (0..=labels.len() - 2).map(|i| labels[i..].join(".")).collect()
 }
 
 impl CloudflareClient {
@@ -121,10 +114,7 @@ impl CloudflareClient {
 
     /// All zones matching `filter` (every page).
     pub async fn list_zones(&self, filter: &ZoneFilter) -> Result<Vec<Zone>, CloudflareError> {
-        collect_pages(ZONES_PER_PAGE, |page| {
-            self.list_zones_page(filter, page, ZONES_PER_PAGE)
-        })
-        .await
+        collect_pages(ZONES_PER_PAGE, |page| self.list_zones_page(filter, page, ZONES_PER_PAGE)).await
     }
 
     /// The zone named exactly `name` (case-insensitive), optionally restricted to an account.
@@ -134,11 +124,7 @@ impl CloudflareClient {
         name: &str,
     ) -> Result<Option<Zone>, CloudflareError> {
         let name = normalize_hostname(name);
-        let filter = ZoneFilter {
-            name: Some(name.clone()),
-            account_id: account_id.map(str::to_string),
-            status: None,
-        };
+        let filter = ZoneFilter { name: Some(name.clone()), account_id: account_id.map(str::to_string), status: None };
         let zones = self.list_zones(&filter).await?;
         Ok(zones.into_iter().find(|z| {
             z.name.eq_ignore_ascii_case(&name)
@@ -147,8 +133,7 @@ impl CloudflareClient {
     }
 
     pub async fn get_zone(&self, zone_id: &str) -> Result<Zone, CloudflareError> {
-        self.call(Request::get(EP_ZONE, format!("/zones/{}", enc(zone_id))))
-            .await
+        self.call(Request::get(EP_ZONE, format!("/zones/{}", enc(zone_id)))).await
     }
 
     /// The zone of `account_id` that `hostname` belongs to: tries each parent suffix, longest
@@ -175,20 +160,12 @@ mod tests {
     #[test]
     fn hostname_normalization_and_candidates() {
         assert_eq!(normalize_hostname("*.API.Example.com/*"), "api.example.com");
-        assert_eq!(
-            normalize_hostname("https://x.example.com:8443/p"),
-            "x.example.com"
-        );
+        assert_eq!(normalize_hostname("https://x.example.com:8443/p"), "x.example.com");
         assert_eq!(normalize_hostname("example.com."), "example.com");
         assert_eq!(normalize_hostname("*example.com/*"), "example.com");
         assert_eq!(
             zone_candidates("a.b.example.co.uk"),
-            vec![
-                "a.b.example.co.uk",
-                "b.example.co.uk",
-                "example.co.uk",
-                "co.uk"
-            ]
+            vec!["a.b.example.co.uk", "b.example.co.uk", "example.co.uk", "co.uk"]
         );
         assert_eq!(zone_candidates("example.com"), vec!["example.com"]);
         assert!(zone_candidates("localhost").is_empty());
@@ -206,9 +183,7 @@ mod tests {
         assert!(z.is_active() && !z.paused);
         assert_eq!(z.account.unwrap().id, "acc");
         assert!(z.name_servers.is_empty());
-        let z: Zone =
-            serde_json::from_value(json!({"id": "1", "name": "a.com", "account": "weird"}))
-                .unwrap();
+        let z: Zone = serde_json::from_value(json!({"id": "1", "name": "a.com", "account": "weird"})).unwrap();
         assert!(z.account.is_none() && z.status.is_empty());
     }
 }
