@@ -46,21 +46,11 @@ pub fn router(metrics: Arc<Metrics>, readiness: Arc<Readiness>) -> Router {
 }
 
 async fn metrics_handler(State(s): State<AdminState>) -> impl IntoResponse {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        s.metrics.render(),
-    )
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
 }
 
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
-    if s.readiness.is_ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
-    }
+    if s.readiness.is_ready() { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") }
 }
 
 /// Bind and serve until `shutdown` resolves. Returns the bound address through `bound`.
@@ -74,10 +64,7 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let app = router(metrics, readiness);
     let handle = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
             tracing::error!(error = %e, "admin server failed");
         }
     });

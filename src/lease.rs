@@ -21,11 +21,7 @@ pub struct LeaseConfig {
 }
 
 impl LeaseConfig {
-    pub fn new(
-        name: impl Into<String>,
-        namespace: impl Into<String>,
-        identity: impl Into<String>,
-    ) -> Self {
+    pub fn new(name: impl Into<String>, namespace: impl Into<String>, identity: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             namespace: namespace.into(),
@@ -53,10 +49,7 @@ pub struct LeaderElector {
 
 impl LeaderElector {
     pub fn new(client: Client, cfg: LeaseConfig) -> Self {
-        Self {
-            api: Api::namespaced(client, &cfg.namespace),
-            cfg,
-        }
+        Self { api: Api::namespaced(client, &cfg.namespace), cfg }
     }
 
     pub fn config(&self) -> &LeaseConfig {
@@ -70,10 +63,7 @@ impl LeaderElector {
         match self.api.get_opt(&self.cfg.name).await? {
             None => {
                 let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(self.cfg.name.clone()),
-                        ..Default::default()
-                    },
+                    metadata: ObjectMeta { name: Some(self.cfg.name.clone()), ..Default::default() },
                     spec: Some(LeaseSpec {
                         holder_identity: Some(self.cfg.identity.clone()),
                         lease_duration_seconds: Some(duration_secs),
@@ -105,11 +95,7 @@ impl LeaderElector {
                     new_spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
                 }
                 lease.spec = Some(new_spec);
-                match self
-                    .api
-                    .replace(&self.cfg.name, &PostParams::default(), &lease)
-                    .await
-                {
+                match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
                     Ok(_) => Ok(LeaseState::Leading),
                     Err(kube::Error::Api(e)) if e.code == 409 => self.standby_from_current().await,
                     Err(e) => Err(e),
@@ -137,9 +123,7 @@ impl LeaderElector {
                 spec.holder_identity = None;
                 spec.renew_time = None;
                 spec.acquire_time = None;
-                self.api
-                    .replace(&self.cfg.name, &PostParams::default(), &lease)
-                    .await?;
+                self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await?;
             }
         }
         Ok(())
@@ -151,11 +135,7 @@ fn expired(spec: &LeaseSpec, now: Timestamp) -> bool {
         return true;
     };
     let secs = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-    renew
-        .0
-        .checked_add(SignedDuration::from_secs(secs))
-        .map(|until| until < now)
-        .unwrap_or(true)
+    renew.0.checked_add(SignedDuration::from_secs(secs)).map(|until| until < now).unwrap_or(true)
 }
 
 #[cfg(test)]

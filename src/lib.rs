@@ -2,8 +2,11 @@
 
 pub mod admin;
 pub mod cli;
+pub mod cloudflare;
+pub mod controller;
 pub mod crd;
 pub mod engine;
 pub mod lease;
 pub mod metrics;
+pub mod prodtest;
 pub mod telemetry;

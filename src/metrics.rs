@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Operator metrics. The Cloudflare client registers its own request metrics on the same registry.
 #[derive(Clone)]
@@ -25,59 +23,35 @@ impl Metrics {
     pub fn new() -> Result<Arc<Self>, prometheus::Error> {
         let registry = Registry::new();
         let reconcile_total = IntCounterVec::new(
-            Opts::new(
-                "clodo_reconcile_total",
-                "Reconcile passes by controller and result",
-            ),
+            Opts::new("clodo_reconcile_total", "Reconcile passes by controller and result"),
             &["controller", "result"],
         )?;
         let reconcile_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "clodo_reconcile_duration_seconds",
-                "Duration of reconcile passes",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-            ]),
+            HistogramOpts::new("clodo_reconcile_duration_seconds", "Duration of reconcile passes")
+                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
             &["controller", "result"],
         )?;
         let deployments_total = IntCounterVec::new(
-            Opts::new(
-                "clodo_deployments_total",
-                "Worker versions deployed by strategy",
-            ),
+            Opts::new("clodo_deployments_total", "Worker versions deployed by strategy"),
             &["strategy"],
         )?;
-        let rollbacks_total = IntCounterVec::new(
-            Opts::new("clodo_rollbacks_total", "Rollbacks by trigger"),
-            &["reason"],
-        )?;
+        let rollbacks_total =
+            IntCounterVec::new(Opts::new("clodo_rollbacks_total", "Rollbacks by trigger"), &["reason"])?;
         let migrations_applied_total = IntCounterVec::new(
-            Opts::new(
-                "clodo_migrations_applied_total",
-                "D1 migrations applied by result",
-            ),
+            Opts::new("clodo_migrations_applied_total", "D1 migrations applied by result"),
             &["result"],
         )?;
         let production_tests_total = IntCounterVec::new(
-            Opts::new(
-                "clodo_production_tests_total",
-                "Production test checks by suite and result",
-            ),
+            Opts::new("clodo_production_tests_total", "Production test checks by suite and result"),
             &["suite", "result"],
         )?;
         let production_test_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "clodo_production_test_duration_seconds",
-                "Duration of production test checks",
-            )
-            .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
+            HistogramOpts::new("clodo_production_test_duration_seconds", "Duration of production test checks")
+                .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
             &["suite"],
         )?;
-        let resources_ready = IntGaugeVec::new(
-            Opts::new("clodo_resources_ready", "Resources with Ready=True by kind"),
-            &["kind"],
-        )?;
+        let resources_ready =
+            IntGaugeVec::new(Opts::new("clodo_resources_ready", "Resources with Ready=True by kind"), &["kind"])?;
         for c in [
             Box::new(reconcile_total.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
@@ -124,9 +98,7 @@ mod tests {
     #[test]
     fn renders_registered_series() {
         let m = Metrics::new().unwrap();
-        m.reconcile_total
-            .with_label_values(&["service", "ok"])
-            .inc();
+        m.reconcile_total.with_label_values(&["service", "ok"]).inc();
         m.deployments_total.with_label_values(&["Immediate"]).inc();
         let text = m.render();
         assert!(text.contains("clodo_reconcile_total{controller=\"service\",result=\"ok\"} 1"));

@@ -4,24 +4,16 @@ use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Install the global subscriber. Safe to call once per process.
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn,hyper=warn,tower=warn"));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if json {
         registry
-            .with(
-                fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_writer(std::io::stderr),
-            )
+            .with(fmt::layer().json().with_current_span(true).with_span_list(false).with_writer(std::io::stderr))
             .try_init()
     } else {
-        registry
-            .with(fmt::layer().with_target(false).with_writer(std::io::stderr))
-            .try_init()
+        registry.with(fmt::layer().with_target(false).with_writer(std::io::stderr)).try_init()
     };
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");

@@ -9,11 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 const STEMS: [(&str, &str, &str); 3] = [
-    (
-        "cloudflareservice",
-        "CloudflareService",
-        "cloudflareservices.clodo.dev",
-    ),
+    ("cloudflareservice", "CloudflareService", "cloudflareservices.clodo.dev"),
     ("customer", "Customer", "customers.clodo.dev"),
     ("portfolio", "Portfolio", "portfolios.clodo.dev"),
 ];
@@ -37,13 +33,7 @@ fn read(path: &Path) -> String {
 fn yaml_files(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("list {}: {e}", dir.display()))
-        .map(|entry| {
-            entry
-                .expect("dir entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
+        .map(|entry| entry.expect("dir entry").file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".yaml") || name.ends_with(".yml"))
         .collect()
 }
@@ -55,11 +45,7 @@ fn first_difference(a: &str, b: &str) -> String {
             return format!("line {}: crds/ has {x:?}, chart has {y:?}", n + 1);
         }
     }
-    format!(
-        "one is a prefix of the other ({} vs {} lines)",
-        a.lines().count(),
-        b.lines().count()
-    )
+    format!("one is a prefix of the other ({} vs {} lines)", a.lines().count(), b.lines().count())
 }
 
 #[test]
@@ -109,28 +95,14 @@ fn chart_crd_files_are_single_crds_the_template_can_render() {
             .collect();
         assert_eq!(docs.len(), 1, "{stem}.yaml holds {} documents", docs.len());
         let doc = &docs[0];
-        assert_eq!(
-            doc["spec"]["group"].as_str(),
-            Some("clodo.dev"),
-            "{stem}.yaml group"
-        );
-        assert_eq!(
-            doc["spec"]["names"]["kind"].as_str(),
-            Some(kind),
-            "{stem}.yaml kind"
-        );
-        assert_eq!(
-            doc["spec"]["scope"].as_str(),
-            Some("Namespaced"),
-            "{stem}.yaml scope"
-        );
+        assert_eq!(doc["spec"]["group"].as_str(), Some("clodo.dev"), "{stem}.yaml group");
+        assert_eq!(doc["spec"]["names"]["kind"].as_str(), Some(kind), "{stem}.yaml kind");
+        assert_eq!(doc["spec"]["scope"].as_str(), Some("Namespaced"), "{stem}.yaml scope");
         let versions = doc["spec"]["versions"].as_sequence().expect("versions");
         assert!(
-            versions
-                .iter()
-                .any(|v| v["name"].as_str() == Some("v1alpha1")
-                    && v["storage"].as_bool() == Some(true)
-                    && v["subresources"]["status"].is_mapping()),
+            versions.iter().any(|v| v["name"].as_str() == Some("v1alpha1")
+                && v["storage"].as_bool() == Some(true)
+                && v["subresources"]["status"].is_mapping()),
             "{stem}.yaml: v1alpha1 must be the storage version with a status subresource"
         );
     }

@@ -28,8 +28,7 @@ fn valid_service() -> Value {
 }
 
 fn with(mut v: Value, pointer: &str, new: Value) -> Value {
-    *v.pointer_mut(pointer)
-        .unwrap_or_else(|| panic!("{pointer}")) = new;
+    *v.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer}")) = new;
     v
 }
 
@@ -49,83 +48,39 @@ fn valid_service_passes() {
 #[test]
 fn malformed_services_are_rejected_with_the_reason() {
     let cases: Vec<(&str, Value, &str)> = vec![
-        (
-            "unknown environment",
-            with(valid_service(), "/spec/environment", json!("prod")),
-            "unknown variant",
-        ),
+        ("unknown environment", with(valid_service(), "/spec/environment", json!("prod")), "unknown variant"),
         (
             "duplicate bindings",
-            with(
-                valid_service(),
-                "/spec/d1Databases",
-                json!([{ "binding": "DB" }, { "binding": "DB" }]),
-            ),
+            with(valid_service(), "/spec/d1Databases", json!([{ "binding": "DB" }, { "binding": "DB" }])),
             "binding names must be unique",
         ),
         (
             "binding shadows a var",
-            with(
-                valid_service(),
-                "/spec/d1Databases",
-                json!([{ "binding": "LOG_LEVEL" }]),
-            ),
+            with(valid_service(), "/spec/d1Databases", json!([{ "binding": "LOG_LEVEL" }])),
             "also used by worker.vars",
         ),
         (
             "canary step over 99",
-            with(
-                valid_service(),
-                "/spec/rollout/canary/steps",
-                json!([10, 100]),
-            ),
+            with(valid_service(), "/spec/rollout/canary/steps", json!([10, 100])),
             "between 1 and 99",
         ),
-        (
-            "canary step zero",
-            with(
-                valid_service(),
-                "/spec/rollout/canary/steps",
-                json!([0, 50]),
-            ),
-            "between 1 and 99",
-        ),
+        ("canary step zero", with(valid_service(), "/spec/rollout/canary/steps", json!([0, 50])), "between 1 and 99"),
         (
             "canary steps descending",
-            with(
-                valid_service(),
-                "/spec/rollout/canary/steps",
-                json!([50, 10]),
-            ),
+            with(valid_service(), "/spec/rollout/canary/steps", json!([50, 10])),
             "strictly ascending",
         ),
         (
             "canary steps repeated",
-            with(
-                valid_service(),
-                "/spec/rollout/canary/steps",
-                json!([10, 10]),
-            ),
+            with(valid_service(), "/spec/rollout/canary/steps", json!([10, 10])),
             "strictly ascending",
         ),
         (
             "canary without settings",
-            with(
-                valid_service(),
-                "/spec/rollout",
-                json!({ "strategy": "Canary" }),
-            ),
+            with(valid_service(), "/spec/rollout", json!({ "strategy": "Canary" })),
             "rollout.canary is required",
         ),
-        (
-            "bad hostname",
-            with(
-                valid_service(),
-                "/spec/customDomains",
-                json!(["API.acme.com"]),
-            ),
-            "lowercase hostname",
-        ),
+        ("bad hostname", with(valid_service(), "/spec/customDomains", json!(["API.acme.com"])), "lowercase hostname"),
         (
             "hostname without dot",
             with(valid_service(), "/spec/customDomains", json!(["localhost"])),
@@ -133,20 +88,12 @@ fn malformed_services_are_rejected_with_the_reason() {
         ),
         (
             "duplicate domains",
-            with(
-                valid_service(),
-                "/spec/customDomains",
-                json!(["a.acme.com", "a.acme.com"]),
-            ),
+            with(valid_service(), "/spec/customDomains", json!(["a.acme.com", "a.acme.com"])),
             "hostnames must be unique",
         ),
         (
             "route with scheme",
-            with(
-                valid_service(),
-                "/spec/routes",
-                json!([{ "pattern": "https://api.acme.com/*" }]),
-            ),
+            with(valid_service(), "/spec/routes", json!([{ "pattern": "https://api.acme.com/*" }])),
             "must not contain a scheme",
         ),
         (
@@ -169,11 +116,7 @@ fn malformed_services_are_rejected_with_the_reason() {
         ),
         (
             "secret with no source",
-            with(
-                valid_service(),
-                "/spec/worker/secrets",
-                json!([{ "name": "JWT" }]),
-            ),
+            with(valid_service(), "/spec/worker/secrets", json!([{ "name": "JWT" }])),
             "exactly one of valueFrom or generate",
         ),
         (
@@ -192,27 +135,11 @@ fn malformed_services_are_rejected_with_the_reason() {
         ),
         (
             "var not an identifier",
-            with(
-                valid_service(),
-                "/spec/worker/vars",
-                json!({ "log-level": "x" }),
-            ),
+            with(valid_service(), "/spec/worker/vars", json!({ "log-level": "x" })),
             "JavaScript identifiers",
         ),
-        (
-            "empty customer name",
-            with(valid_service(), "/spec/customerRef/name", json!("")),
-            "name must not be empty",
-        ),
-        (
-            "unknown strategy",
-            with(
-                valid_service(),
-                "/spec/rollout/strategy",
-                json!("BlueGreen"),
-            ),
-            "unknown variant",
-        ),
+        ("empty customer name", with(valid_service(), "/spec/customerRef/name", json!("")), "name must not be empty"),
+        ("unknown strategy", with(valid_service(), "/spec/rollout/strategy", json!("BlueGreen")), "unknown variant"),
         (
             "missing worker",
             {
@@ -238,8 +165,7 @@ fn customer_and_portfolio_rules() {
     });
     let c: Customer = serde_json::from_value(customer.clone()).unwrap();
     assert!(c.validate_cel().is_ok());
-    let bad: Customer =
-        serde_json::from_value(with(customer, "/spec/zones", json!(["Acme.COM"]))).unwrap();
+    let bad: Customer = serde_json::from_value(with(customer, "/spec/zones", json!(["Acme.COM"]))).unwrap();
     assert!(format!("{:?}", bad.validate_cel().unwrap_err()).contains("lowercase domain"));
 
     let portfolio = json!({
@@ -259,8 +185,7 @@ fn customer_and_portfolio_rules() {
 
 #[test]
 fn schema_carries_patterns_and_ranges_for_the_api_server() {
-    let crd =
-        serde_json::to_string(&<CloudflareService as kube::CustomResourceExt>::crd()).unwrap();
+    let crd = serde_json::to_string(&<CloudflareService as kube::CustomResourceExt>::crd()).unwrap();
     for needle in [
         r#""pattern":"^\\d{4}-\\d{2}-\\d{2}$""#,
         r#""pattern":"^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$""#,

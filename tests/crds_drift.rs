@@ -22,17 +22,10 @@ fn crds_directory_matches_generated_definitions() {
 
 #[test]
 fn printed_stream_contains_every_kind_once() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clodo-operator"))
-        .arg("crds")
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clodo-operator")).arg("crds").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    for kind in [
-        "kind: CloudflareService",
-        "kind: Customer",
-        "kind: Portfolio",
-    ] {
+    for kind in ["kind: CloudflareService", "kind: Customer", "kind: Portfolio"] {
         assert_eq!(text.matches(kind).count(), 1, "{kind}");
     }
 }

@@ -24,20 +24,12 @@ async fn service_lifecycle_through_the_controllers() {
     let st = svc.status.clone().unwrap();
     assert_eq!(st.observed_generation, svc.metadata.generation);
     let v1 = st.worker.unwrap().version_id.unwrap();
-    assert!(
-        svc.metadata
-            .finalizers
-            .clone()
-            .unwrap_or_default()
-            .contains(&"clodo.dev/cleanup".to_string())
-    );
+    assert!(svc.metadata.finalizers.clone().unwrap_or_default().contains(&"clodo.dev/cleanup".to_string()));
 
     // Customer status is filled by its controller.
     let customers: Api<Customer> = Api::namespaced(env.client.clone(), &ns);
     let cust = wait_for(&customers, "acme", Duration::from_secs(30), |c| {
-        c.status
-            .as_ref()
-            .is_some_and(|s| c::is_true(&s.conditions, c::READY) && s.services == 1)
+        c.status.as_ref().is_some_and(|s| c::is_true(&s.conditions, c::READY) && s.services == 1)
     })
     .await;
     assert_eq!(cust.status.unwrap().zones[0].name, "acme.com");
@@ -49,63 +41,37 @@ async fn service_lifecycle_through_the_controllers() {
         common::config_map(
             &ns,
             "data-code",
-            &[(
-                "index.js",
-                "export default { fetch() { return new Response('v2') } };",
-            )],
+            &[("index.js", "export default { fetch() { return new Response('v2') } };")],
         ),
     )
     .await;
     let svc = wait_for(&services, "data", Duration::from_secs(60), |s| {
         is_ready(s)
-            && s.status
-                .as_ref()
-                .and_then(|x| x.worker.as_ref())
-                .and_then(|w| w.version_id.clone())
-                != Some(v1.clone())
+            && s.status.as_ref().and_then(|x| x.worker.as_ref()).and_then(|w| w.version_id.clone()) != Some(v1.clone())
     })
     .await;
-    assert_eq!(
-        svc.metadata.generation,
-        Some(1),
-        "the service spec was not touched"
-    );
+    assert_eq!(svc.metadata.generation, Some(1), "the service spec was not touched");
 
     // Rotate the token Secret: the next calls use the new token.
     env.emu.clear_journal();
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
-    apply(
-        &secrets,
-        common::secret(&ns, "acme-cloudflare", "token", ROTATED_TOKEN),
-    )
-    .await;
+    apply(&secrets, common::secret(&ns, "acme-cloudflare", "token", ROTATED_TOKEN)).await;
     apply(
         &cms,
         common::config_map(
             &ns,
             "data-code",
-            &[(
-                "index.js",
-                "export default { fetch() { return new Response('v3') } };",
-            )],
+            &[("index.js", "export default { fetch() { return new Response('v3') } };")],
         ),
     )
     .await;
     wait_until(Duration::from_secs(60), || {
-        env.emu
-            .journal()
-            .iter()
-            .any(|e| e.token_id.as_deref() == Some(env.rotated_token_id.as_str()) && e.mutating)
+        env.emu.journal().iter().any(|e| e.token_id.as_deref() == Some(env.rotated_token_id.as_str()) && e.mutating)
     })
     .await;
 
     // /metrics exposes the design's series.
-    let text = reqwest::get(format!("http://{}/metrics", op.admin_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = reqwest::get(format!("http://{}/metrics", op.admin_addr)).await.unwrap().text().await.unwrap();
     for series in [
         "clodo_reconcile_total",
         "clodo_reconcile_duration_seconds",
@@ -118,16 +84,11 @@ async fn service_lifecycle_through_the_controllers() {
         assert!(text.contains(series), "{series} missing from /metrics");
     }
     assert!(!text.contains(common::TOKEN) && !text.contains(ROTATED_TOKEN));
-    let ready = reqwest::get(format!("http://{}/readyz", op.admin_addr))
-        .await
-        .unwrap();
+    let ready = reqwest::get(format!("http://{}/readyz", op.admin_addr)).await.unwrap();
     assert!(ready.status().is_success());
 
     // Delete: the finalizer cleans Cloudflare up, then the object goes.
-    services
-        .delete("data", &DeleteParams::default())
-        .await
-        .unwrap();
+    services.delete("data", &DeleteParams::default()).await.unwrap();
     wait_until(Duration::from_secs(60), || env.emu_scripts() == 0).await;
     wait_gone(&services, "data", Duration::from_secs(30)).await;
     op.stop().await;
@@ -142,25 +103,14 @@ async fn only_the_leader_mutates_cloudflare() {
     let services: Api<CloudflareService> = Api::namespaced(env.client.clone(), &env.ns);
     wait_for(&services, "data", Duration::from_secs(60), |s| is_ready(s)).await;
     let passes = |h: &OperatorHandle| {
-        h.metrics
-            .reconcile_total
-            .with_label_values(&["service", "ok"])
-            .get()
-            + h.metrics
-                .reconcile_total
-                .with_label_values(&["service", "error"])
-                .get()
+        h.metrics.reconcile_total.with_label_values(&["service", "ok"]).get()
+            + h.metrics.reconcile_total.with_label_values(&["service", "error"]).get()
     };
     let (pa, pb) = (passes(&a), passes(&b));
-    assert!(
-        (pa > 0) != (pb > 0),
-        "exactly one replica reconciles: a={pa} b={pb}"
-    );
+    assert!((pa > 0) != (pb > 0), "exactly one replica reconciles: a={pa} b={pb}");
     // The standby is ready (standing by).
     for h in [&a, &b] {
-        let r = reqwest::get(format!("http://{}/readyz", h.admin_addr))
-            .await
-            .unwrap();
+        let r = reqwest::get(format!("http://{}/readyz", h.admin_addr)).await.unwrap();
         assert!(r.status().is_success());
     }
     // The leader stops and releases the lease: the standby takes over and keeps reconciling.
@@ -172,10 +122,7 @@ async fn only_the_leader_mutates_cloudflare() {
         common::config_map(
             &env.ns,
             "data-code",
-            &[(
-                "index.js",
-                "export default { fetch() { return new Response('v9') } };",
-            )],
+            &[("index.js", "export default { fetch() { return new Response('v9') } };")],
         ),
     )
     .await;

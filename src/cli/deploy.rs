@@ -42,9 +42,10 @@ pub async fn start_sandbox(m: &Manifests, source: &ManifestSource) -> anyhow::Re
     let mut builder = cloudflare_emulator::Emulator::builder();
     for cust in &m.customers {
         let ns = cust.namespace().unwrap_or_else(|| "default".into());
-        let (token, _) = resolve::read_secret_key(source, &ns, "spec.apiTokenSecretRef", &cust.spec.api_token_secret_ref)
-            .await
-            .map_err(|e| anyhow::anyhow!("Customer {ns}/{}: {e}", cust.name_any()))?;
+        let (token, _) =
+            resolve::read_secret_key(source, &ns, "spec.apiTokenSecretRef", &cust.spec.api_token_secret_ref)
+                .await
+                .map_err(|e| anyhow::anyhow!("Customer {ns}/{}: {e}", cust.name_any()))?;
         builder = builder.account(&cust.spec.account_id).token(token.expose(), &[cust.spec.account_id.as_str()]);
         for z in &cust.spec.zones {
             builder = builder.zone(z, &cust.spec.account_id);
@@ -62,7 +63,10 @@ fn state_file(dir: &Path, svc: &CloudflareService) -> std::path::PathBuf {
 pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
     let mut m = manifests::load(&args.files)?;
     if m.services.is_empty() {
-        bail!("no CloudflareService found in {}", args.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no CloudflareService found in {}",
+            args.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
     inject_env_token(&mut m);
     let persist = !args.sandbox;
@@ -178,7 +182,11 @@ fn inject_env_token(m: &mut Manifests) {
             continue;
         }
         m.secrets.push(k8s_openapi::api::core::v1::Secret {
-            metadata: kube::api::ObjectMeta { name: Some(r.name.clone()), namespace: Some(ns.clone()), ..Default::default() },
+            metadata: kube::api::ObjectMeta {
+                name: Some(r.name.clone()),
+                namespace: Some(ns.clone()),
+                ..Default::default()
+            },
             data: Some([(r.key.clone(), k8s_openapi::ByteString(token.clone().into_bytes()))].into()),
             ..Default::default()
         });

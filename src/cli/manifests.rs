@@ -33,12 +33,7 @@ pub fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
                 .with_context(|| format!("reading directory {}", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    matches!(
-                        p.extension().and_then(|e| e.to_str()),
-                        Some("yaml" | "yml" | "json")
-                    )
-                })
+                .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")))
                 .collect();
             entries.sort();
             out.extend(entries);
@@ -51,11 +46,7 @@ pub fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     if out.is_empty() {
         bail!(
             "no manifest files found in {}",
-            paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
     }
     Ok(out)
@@ -65,12 +56,10 @@ pub fn collect_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<Manifests> {
     let mut m = Manifests::default();
     for file in collect_files(paths)? {
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let value = serde_yaml::Value::deserialize(doc).with_context(|| {
-                format!("{}: document {} is not valid YAML", file.display(), i + 1)
-            })?;
+            let value = serde_yaml::Value::deserialize(doc)
+                .with_context(|| format!("{}: document {} is not valid YAML", file.display(), i + 1))?;
             if value.is_null() {
                 continue;
             }
@@ -96,16 +85,8 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Manifests> {
 }
 
 fn add(m: &mut Manifests, file: &Path, doc: usize, value: serde_yaml::Value) -> anyhow::Result<()> {
-    let kind = value
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .unwrap_or_default()
-        .to_string();
-    let api_version = value
-        .get("apiVersion")
-        .and_then(|k| k.as_str())
-        .unwrap_or_default()
-        .to_string();
+    let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+    let api_version = value.get("apiVersion").and_then(|k| k.as_str()).unwrap_or_default().to_string();
     let at = || format!("{}: document {doc} ({kind})", file.display());
     let clodo = api_version == "clodo.dev/v1alpha1";
     match (kind.as_str(), clodo) {
@@ -113,9 +94,7 @@ fn add(m: &mut Manifests, file: &Path, doc: usize, value: serde_yaml::Value) -> 
         ("Customer", true) => m.customers.push(parse(value).with_context(at)?),
         ("Portfolio", true) => m.portfolios.push(parse(value).with_context(at)?),
         ("Secret", false) if api_version == "v1" => m.secrets.push(parse(value).with_context(at)?),
-        ("ConfigMap", false) if api_version == "v1" => {
-            m.config_maps.push(parse(value).with_context(at)?)
-        }
+        ("ConfigMap", false) if api_version == "v1" => m.config_maps.push(parse(value).with_context(at)?),
         ("List", false) if api_version == "v1" => {
             if let Some(items) = value.get("items").and_then(|i| i.as_sequence()) {
                 for item in items.clone() {
@@ -123,10 +102,7 @@ fn add(m: &mut Manifests, file: &Path, doc: usize, value: serde_yaml::Value) -> 
                 }
             }
         }
-        _ => bail!(
-            "{}: unsupported kind {kind:?} with apiVersion {api_version:?}",
-            at()
-        ),
+        _ => bail!("{}: unsupported kind {kind:?} with apiVersion {api_version:?}", at()),
     }
     Ok(())
 }
@@ -134,22 +110,13 @@ fn add(m: &mut Manifests, file: &Path, doc: usize, value: serde_yaml::Value) -> 
 fn parse<T: serde::de::DeserializeOwned>(value: serde_yaml::Value) -> anyhow::Result<T> {
     // Secrets may use stringData: fold it into data like the API server does.
     let mut json: serde_json::Value = serde_json::to_value(value)?;
-    if let Some(sd) = json
-        .get("stringData")
-        .cloned()
-        .and_then(|v| v.as_object().cloned())
-    {
+    if let Some(sd) = json.get("stringData").cloned().and_then(|v| v.as_object().cloned()) {
         use base64::Engine as _;
-        let data = json
-            .as_object_mut()
-            .map(|o| o.entry("data").or_insert_with(|| serde_json::json!({})));
+        let data = json.as_object_mut().map(|o| o.entry("data").or_insert_with(|| serde_json::json!({})));
         if let Some(serde_json::Value::Object(data)) = data {
             for (k, v) in sd {
                 let s = v.as_str().unwrap_or_default();
-                data.insert(
-                    k,
-                    serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(s)),
-                );
+                data.insert(k, serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(s)));
             }
         }
         if let Some(o) = json.as_object_mut() {
@@ -171,17 +138,12 @@ impl ManifestSource {
     pub fn new(manifests: Manifests, state_file: Option<PathBuf>) -> anyhow::Result<Self> {
         let generated = match &state_file {
             Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
                 serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
             }
             _ => BTreeMap::new(),
         };
-        Ok(Self {
-            manifests,
-            generated: Mutex::new(generated),
-            state_file,
-        })
+        Ok(Self { manifests, generated: Mutex::new(generated), state_file })
     }
 
     pub fn manifests(&self) -> &Manifests {
@@ -192,10 +154,8 @@ impl ManifestSource {
         let Some(path) = &self.state_file else {
             return Ok(());
         };
-        let err = |e: std::io::Error| SourceError {
-            what: "generated secrets state file".into(),
-            message: e.to_string(),
-        };
+        let err =
+            |e: std::io::Error| SourceError { what: "generated secrets state file".into(), message: e.to_string() };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
@@ -208,46 +168,24 @@ impl ManifestSource {
             opts.mode(0o600);
         }
         use std::io::Write;
-        opts.open(path)
-            .and_then(|mut f| f.write_all(text.as_bytes()))
-            .map_err(err)
+        opts.open(path).and_then(|mut f| f.write_all(text.as_bytes())).map_err(err)
     }
 }
 
 fn matches(meta: &kube::api::ObjectMeta, namespace: &str, name: &str) -> bool {
-    meta.name.as_deref() == Some(name)
-        && meta.namespace.as_deref().unwrap_or("default") == namespace
+    meta.name.as_deref() == Some(name) && meta.namespace.as_deref().unwrap_or("default") == namespace
 }
 
 #[async_trait]
 impl ObjectSource for ManifestSource {
     async fn customer(&self, namespace: &str, name: &str) -> Result<Option<Customer>, SourceError> {
-        Ok(self
-            .manifests
-            .customers
-            .iter()
-            .find(|c| matches(&c.metadata, namespace, name))
-            .cloned())
+        Ok(self.manifests.customers.iter().find(|c| matches(&c.metadata, namespace, name)).cloned())
     }
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, SourceError> {
-        Ok(self
-            .manifests
-            .secrets
-            .iter()
-            .find(|c| matches(&c.metadata, namespace, name))
-            .cloned())
+        Ok(self.manifests.secrets.iter().find(|c| matches(&c.metadata, namespace, name)).cloned())
     }
-    async fn config_map(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<ConfigMap>, SourceError> {
-        Ok(self
-            .manifests
-            .config_maps
-            .iter()
-            .find(|c| matches(&c.metadata, namespace, name))
-            .cloned())
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, SourceError> {
+        Ok(self.manifests.config_maps.iter().find(|c| matches(&c.metadata, namespace, name)).cloned())
     }
     async fn generated_secret(
         &self,
@@ -260,10 +198,10 @@ impl ObjectSource for ManifestSource {
             service.metadata.namespace.as_deref().unwrap_or("default"),
             service.metadata.name.as_deref().unwrap_or_default()
         );
-        let mut map = self.generated.lock().map_err(|_| SourceError {
-            what: "generated secrets".into(),
-            message: "lock poisoned".into(),
-        })?;
+        let mut map = self
+            .generated
+            .lock()
+            .map_err(|_| SourceError { what: "generated secrets".into(), message: "lock poisoned".into() })?;
         if let Some(v) = map.get(&key) {
             return Ok(SecretValue::new(v.clone()));
         }
@@ -307,17 +245,14 @@ data: { index.js: "export default {}" }
     fn unknown_kinds_and_bad_fields_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("bad.yaml");
+        std::fs::write(&f, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n").unwrap();
+        let err = load(std::slice::from_ref(&f)).unwrap_err().to_string();
+        assert!(err.contains("bad.yaml") && err.contains("Deployment"), "{err}");
         std::fs::write(
             &f,
-            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+            "apiVersion: clodo.dev/v1alpha1\nkind: Customer\nmetadata: {name: x}\nspec: {accountId: 1}\n",
         )
         .unwrap();
-        let err = load(std::slice::from_ref(&f)).unwrap_err().to_string();
-        assert!(
-            err.contains("bad.yaml") && err.contains("Deployment"),
-            "{err}"
-        );
-        std::fs::write(&f, "apiVersion: clodo.dev/v1alpha1\nkind: Customer\nmetadata: {name: x}\nspec: {accountId: 1}\n").unwrap();
         let err = format!("{:#}", load(std::slice::from_ref(&f)).unwrap_err());
         assert!(err.contains("bad.yaml: document 1 (Customer)"), "{err}");
     }
@@ -335,10 +270,7 @@ data: { index.js: "export default {}" }
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o600);
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Command line: `run | crds | deploy | plan | validate`.
 
+pub mod deploy;
 pub mod manifests;
+pub mod run;
 
 use std::path::PathBuf;
 
@@ -57,7 +59,7 @@ pub struct DeployArgs {
 }
 
 /// Arguments of `run`.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Clone, Parser)]
 pub struct RunArgs {
     /// Address of the /metrics, /healthz and /readyz server.
     #[arg(long, env = "CLODO_METRICS_ADDR", default_value = "0.0.0.0:8080")]
@@ -104,17 +106,9 @@ pub struct RateLimitArg {
 impl std::str::FromStr for RateLimitArg {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (n, secs) = s
-            .split_once('/')
-            .ok_or_else(|| format!("expected REQUESTS/SECONDS, got {s:?}"))?;
-        let requests: u32 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad request count in {s:?}"))?;
-        let seconds: u64 = secs
-            .trim()
-            .parse()
-            .map_err(|_| format!("bad seconds in {s:?}"))?;
+        let (n, secs) = s.split_once('/').ok_or_else(|| format!("expected REQUESTS/SECONDS, got {s:?}"))?;
+        let requests: u32 = n.trim().parse().map_err(|_| format!("bad request count in {s:?}"))?;
+        let seconds: u64 = secs.trim().parse().map_err(|_| format!("bad seconds in {s:?}"))?;
         if requests == 0 || seconds == 0 {
             return Err(format!("rate limit {s:?} must be positive"));
         }
@@ -129,10 +123,7 @@ pub fn crds(dir: Option<PathBuf>) -> anyhow::Result<()> {
         Some(dir) => {
             std::fs::create_dir_all(&dir)?;
             for (stem, crd) in crate::crd::all_crds() {
-                std::fs::write(
-                    dir.join(format!("{stem}.yaml")),
-                    crate::crd::crd_yaml(&crd)?,
-                )?;
+                std::fs::write(dir.join(format!("{stem}.yaml")), crate::crd::crd_yaml(&crd)?)?;
             }
         }
     }
@@ -145,13 +136,7 @@ mod tests {
 
     #[test]
     fn rate_limit_parses() {
-        assert_eq!(
-            "1200/300".parse::<RateLimitArg>().unwrap(),
-            RateLimitArg {
-                requests: 1200,
-                seconds: 300
-            }
-        );
+        assert_eq!("1200/300".parse::<RateLimitArg>().unwrap(), RateLimitArg { requests: 1200, seconds: 300 });
         for bad in ["1200", "0/5", "x/5", "5/0"] {
             assert!(bad.parse::<RateLimitArg>().is_err(), "{bad}");
         }
@@ -159,21 +144,11 @@ mod tests {
 
     #[test]
     fn parses_commands() {
-        let cli = Cli::try_parse_from(["clodo-operator", "deploy", "-f", "examples/", "--sandbox"])
-            .unwrap();
-        assert!(matches!(
-            cli.command,
-            Some(Command::Deploy(DeployArgs { sandbox: true, .. }))
-        ));
-        let cli = Cli::try_parse_from([
-            "clodo-operator",
-            "run",
-            "--leader-election",
-            "false",
-            "--watch-namespaces",
-            "a,b",
-        ])
-        .unwrap();
+        let cli = Cli::try_parse_from(["clodo-operator", "deploy", "-f", "examples/", "--sandbox"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Deploy(DeployArgs { sandbox: true, .. }))));
+        let cli =
+            Cli::try_parse_from(["clodo-operator", "run", "--leader-election", "false", "--watch-namespaces", "a,b"])
+                .unwrap();
         match cli.command {
             Some(Command::Run(r)) => {
                 assert!(!r.leader_election);

@@ -66,7 +66,10 @@ pub async fn run_operator(
     if let Some(u) = &args.cloudflare_api_base_url {
         cf.base_url = u.clone();
     }
-    cf.rate_limit = (args.rate_limit.requests, Duration::from_secs(args.rate_limit.seconds));
+    cf.rate_limit = crate::cloudflare::RateLimit {
+        requests: args.rate_limit.requests,
+        window: Duration::from_secs(args.rate_limit.seconds),
+    };
     let pool = ClientPool::new(cf, Some(ClientMetrics::register(&metrics.registry)?));
     let engine = Arc::new(Engine::new(pool, metrics.clone(), EngineConfig::default()));
     let identity = args.pod_name.clone().unwrap_or_else(|| format!("clodo-operator-{}", uuid::Uuid::new_v4().simple()));
@@ -82,7 +85,8 @@ pub async fn run_operator(
 
     // Leader election: wait for the lease before starting any controller.
     let elector = if args.leader_election {
-        let e = LeaderElector::new(client.clone(), LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity));
+        let e =
+            LeaderElector::new(client.clone(), LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity));
         let mut stop_wait = stop.clone();
         loop {
             match e.try_acquire().await {
@@ -158,7 +162,13 @@ pub async fn run_operator(
     let mut tasks = Vec::new();
     for ns in namespaces {
         let (cust_controller, cust_store) = controller::customer::controller(ctx.clone(), ns.clone());
-        tasks.push(tokio::spawn(controller::customer::run(ctx.clone(), cust_controller, cust_store.clone(), ns.clone(), on_down())));
+        tasks.push(tokio::spawn(controller::customer::run(
+            ctx.clone(),
+            cust_controller,
+            cust_store.clone(),
+            ns.clone(),
+            on_down(),
+        )));
         let readiness2 = readiness.clone();
         let synced2 = synced.clone();
         let mark = move || {

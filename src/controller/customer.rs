@@ -8,9 +8,10 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, metadata_watcher, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info_span, warn};
@@ -19,7 +20,7 @@ use super::source::KubeSource;
 use super::{Context, Error, object_key};
 use crate::crd::conditions::{self as c, CondSpec, reason};
 use crate::crd::keys::FIELD_MANAGER;
-use crate::crd::{CloudflareService, Customer, CustomerStatus, TokenStatus, ZoneStatus};
+use crate::crd::{CloudflareService, Customer, TokenStatus, ZoneStatus};
 use crate::engine::hash::digest_strings;
 use crate::engine::resolve::{ResolveError, read_secret_key};
 use crate::engine::{PassEvent, ops};
@@ -66,7 +67,11 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
     let (token, secret_version) = match token {
         Ok((t, v)) if !t.is_empty() => (Some(t), v),
         Ok(_) => {
-            conds.push(CondSpec::fail(c::CREDENTIALS_VALID, reason::TOKEN_MISSING, "spec.apiTokenSecretRef: the token Secret key is empty"));
+            conds.push(CondSpec::fail(
+                c::CREDENTIALS_VALID,
+                reason::TOKEN_MISSING,
+                "spec.apiTokenSecretRef: the token Secret key is empty",
+            ));
             (None, String::new())
         }
         Err(ResolveError::Config(e)) => {
@@ -80,12 +85,18 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
         let checked_for = digest_strings(&[secret_version, cust.spec.account_id.clone()]);
         let fresh = prev.token.as_ref().is_some_and(|t| {
             t.checked_for.as_deref() == Some(checked_for.as_str())
-                && t.checked_at.as_ref().is_some_and(|at| now.0.duration_since(at.0).as_secs() < TOKEN_RECHECK.as_secs() as i64)
+                && t.checked_at
+                    .as_ref()
+                    .is_some_and(|at| now.0.duration_since(at.0).as_secs() < TOKEN_RECHECK.as_secs() as i64)
         }) && c::find(&prev.conditions, c::CREDENTIALS_VALID).is_some_and(|x| x.status != "Unknown");
-        let client = ctx.engine.clients.client(token.expose()).map_err(|e| Error::Engine(e.to_string()))?;
+        let client = ctx.engine.client_for(token.expose()).map_err(|e| Error::Engine(e.to_string()))?;
         if fresh {
             if let Some(x) = c::find(&prev.conditions, c::CREDENTIALS_VALID) {
-                let st = match x.status.as_str() { "True" => Some(true), "False" => Some(false), _ => None };
+                let st = match x.status.as_str() {
+                    "True" => Some(true),
+                    "False" => Some(false),
+                    _ => None,
+                };
                 conds.push(CondSpec::new(c::CREDENTIALS_VALID, st, &x.reason, x.message.clone()));
             }
         } else {
@@ -99,17 +110,38 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
                     });
                     if v.active {
                         let exp = v.expires_on.as_deref().map(|e| format!(", expires {e}")).unwrap_or_default();
-                        conds.push(CondSpec::ok(c::CREDENTIALS_VALID, reason::TOKEN_VALID, format!("token is active{exp}")));
+                        conds.push(CondSpec::ok(
+                            c::CREDENTIALS_VALID,
+                            reason::TOKEN_VALID,
+                            format!("token is active{exp}"),
+                        ));
                     } else {
-                        conds.push(CondSpec::fail(c::CREDENTIALS_VALID, reason::TOKEN_INVALID, format!("token status is {}", v.status)));
+                        conds.push(CondSpec::fail(
+                            c::CREDENTIALS_VALID,
+                            reason::TOKEN_INVALID,
+                            format!("token status is {}", v.status),
+                        ));
                     }
                 }
                 Err(e) if e.is_auth_error() => {
-                    status.token = Some(TokenStatus { status: "invalid".into(), expires_on: None, checked_for: Some(checked_for), checked_at: Some(now.clone()) });
-                    conds.push(CondSpec::fail(c::CREDENTIALS_VALID, reason::TOKEN_INVALID, format!("Cloudflare rejected the token: {e}")));
+                    status.token = Some(TokenStatus {
+                        status: "invalid".into(),
+                        expires_on: None,
+                        checked_for: Some(checked_for),
+                        checked_at: Some(now.clone()),
+                    });
+                    conds.push(CondSpec::fail(
+                        c::CREDENTIALS_VALID,
+                        reason::TOKEN_INVALID,
+                        format!("Cloudflare rejected the token: {e}"),
+                    ));
                 }
                 Err(e) => {
-                    conds.push(CondSpec::unknown(c::CREDENTIALS_VALID, crate::engine::cf_reason(&e), format!("verifying the token: {e}")));
+                    conds.push(CondSpec::unknown(
+                        c::CREDENTIALS_VALID,
+                        crate::engine::cf_reason(&e),
+                        format!("verifying the token: {e}"),
+                    ));
                     retry = Some(e.to_string());
                 }
             }
@@ -137,9 +169,17 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
             }
             status.zones = zones;
             if missing.is_empty() {
-                conds.push(CondSpec::ok(c::ZONES_RESOLVED, reason::ZONES_RESOLVED, format!("{} zone(s) resolved", cust.spec.zones.len())));
+                conds.push(CondSpec::ok(
+                    c::ZONES_RESOLVED,
+                    reason::ZONES_RESOLVED,
+                    format!("{} zone(s) resolved", cust.spec.zones.len()),
+                ));
             } else {
-                conds.push(CondSpec::fail(c::ZONES_RESOLVED, reason::ZONE_NOT_FOUND, format!("spec.zones: not found in account {}: {}", cust.spec.account_id, missing.join(", "))));
+                conds.push(CondSpec::fail(
+                    c::ZONES_RESOLVED,
+                    reason::ZONE_NOT_FOUND,
+                    format!("spec.zones: not found in account {}: {}", cust.spec.account_id, missing.join(", ")),
+                ));
             }
         }
     }
@@ -158,7 +198,11 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
     let is = c::find(&status.conditions, c::CREDENTIALS_VALID).map(|x| x.status.clone());
     if was != is {
         if let Some(x) = c::find(&status.conditions, c::CREDENTIALS_VALID) {
-            let ev = if x.status == "True" { PassEvent::normal(&x.reason, "VerifyToken", x.message.clone()) } else { PassEvent::warning(&x.reason, "VerifyToken", x.message.clone()) };
+            let ev = if x.status == "True" {
+                PassEvent::normal(&x.reason, "VerifyToken", x.message.clone())
+            } else {
+                PassEvent::warning(&x.reason, "VerifyToken", x.message.clone())
+            };
             events.push(ev);
         }
     }
@@ -188,10 +232,7 @@ pub fn error_policy(cust: Arc<Customer>, err: &Error, ctx: Arc<Context>) -> Acti
 }
 
 /// Run the Customer controller until shutdown. Returns its store for other controllers' mappers.
-pub fn controller(
-    ctx: Arc<Context>,
-    namespace: Option<String>,
-) -> (Controller<Customer>, Store<Customer>) {
+pub fn controller(ctx: Arc<Context>, namespace: Option<String>) -> (Controller<Customer>, Store<Customer>) {
     let client = ctx.client.clone();
     let api: Api<Customer> = match &namespace {
         Some(ns) => Api::namespaced(client, ns),
@@ -211,12 +252,12 @@ pub async fn run(
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let secrets: Api<Secret> = match &namespace {
+    let secrets: Api<PartialObjectMeta<Secret>> = match &namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
     let s = store.clone();
-    let by_secret = move |m: kube::core::PartialObjectMeta<Secret>| {
+    let by_secret = move |m: PartialObjectMeta<Secret>| {
         let ns = m.namespace().unwrap_or_default();
         let name = m.name_any();
         s.state()
@@ -229,7 +270,11 @@ pub async fn run(
     let gs = store.clone();
     let gauge_task = tokio::spawn(async move {
         loop {
-            let n = gs.state().iter().filter(|c| c.status.as_ref().is_some_and(|s| c::is_true(&s.conditions, c::READY))).count();
+            let n = gs
+                .state()
+                .iter()
+                .filter(|c| c.status.as_ref().is_some_and(|s| c::is_true(&s.conditions, c::READY)))
+                .count();
             gauge.set(n as i64);
             tokio::time::sleep(Duration::from_secs(5)).await;
         }
@@ -243,7 +288,7 @@ pub async fn run(
         Some(ObjectRef::<Customer>::new(&s.spec.customer_ref.name).within(&ns))
     };
     controller
-        .watches_stream(metadata_watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
+        .watches_stream(watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
         .watches(services, watcher::Config::default(), by_service)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)

@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, metadata_watcher, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info_span, warn};
@@ -37,7 +38,8 @@ pub async fn reconcile(svc: Arc<CloudflareService>, ctx: Arc<Context>) -> Result
         })
         .await
         .map_err(|e| match e {
-            kube::runtime::finalizer::Error::ApplyFailed(inner) | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
+            kube::runtime::finalizer::Error::ApplyFailed(inner)
+            | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
             other => Error::Finalizer(other.to_string()),
         });
         let label = if result.is_ok() { "ok" } else { "error" };
@@ -105,7 +107,11 @@ pub fn error_policy(svc: Arc<CloudflareService>, err: &Error, ctx: Arc<Context>)
 }
 
 /// Services in a store that reference a Customer.
-fn services_for_customer(store: &Store<CloudflareService>, ns: &str, customer: &str) -> Vec<ObjectRef<CloudflareService>> {
+fn services_for_customer(
+    store: &Store<CloudflareService>,
+    ns: &str,
+    customer: &str,
+) -> Vec<ObjectRef<CloudflareService>> {
     store
         .state()
         .into_iter()
@@ -147,16 +153,23 @@ pub async fn run(
     synced: impl Fn() + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let (services, secrets, config_maps, customer_api): (Api<CloudflareService>, Api<Secret>, Api<ConfigMap>, Api<Customer>) =
-        match &namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone())),
-        };
+    #[allow(clippy::type_complexity)]
+    let (services, secrets, config_maps, customer_api): (
+        Api<CloudflareService>,
+        Api<PartialObjectMeta<Secret>>,
+        Api<PartialObjectMeta<ConfigMap>>,
+        Api<Customer>,
+    ) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => {
+            (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
+        }
+    };
     let controller = Controller::new(services, ctx.watcher_config())
         .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency));
     let store = controller.store();
@@ -165,7 +178,7 @@ pub async fn run(
     let by_customer = move |c: Customer| services_for_customer(&s1, &c.namespace().unwrap_or_default(), &c.name_any());
     let s2 = store.clone();
     let c2 = customers.clone();
-    let by_secret = move |m: kube::core::PartialObjectMeta<Secret>| {
+    let by_secret = move |m: PartialObjectMeta<Secret>| {
         let ns = m.namespace().unwrap_or_default();
         let name = m.name_any();
         s2.state()
@@ -175,7 +188,7 @@ pub async fn run(
             .collect::<Vec<_>>()
     };
     let s3 = store.clone();
-    let by_config_map = move |m: kube::core::PartialObjectMeta<ConfigMap>| {
+    let by_config_map = move |m: PartialObjectMeta<ConfigMap>| {
         let ns = m.namespace().unwrap_or_default();
         let name = m.name_any();
         s3.state()
@@ -195,7 +208,11 @@ pub async fn run(
             let ready = ready_store
                 .state()
                 .iter()
-                .filter(|s| s.status.as_ref().is_some_and(|st| crate::crd::conditions::is_true(&st.conditions, crate::crd::conditions::READY)))
+                .filter(|s| {
+                    s.status.as_ref().is_some_and(|st| {
+                        crate::crd::conditions::is_true(&st.conditions, crate::crd::conditions::READY)
+                    })
+                })
                 .count();
             gauge.set(ready as i64);
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -204,8 +221,8 @@ pub async fn run(
 
     controller
         .watches(customer_api, watcher::Config::default(), by_customer)
-        .watches_stream(metadata_watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
-        .watches_stream(metadata_watcher(config_maps, watcher::Config::default()).touched_objects(), by_config_map)
+        .watches_stream(watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
+        .watches_stream(watcher(config_maps, watcher::Config::default()).touched_objects(), by_config_map)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|res| async move {

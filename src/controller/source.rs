@@ -111,7 +111,10 @@ impl ObjectSource for KubeSource {
                         type_: Some("Opaque".into()),
                         ..Default::default()
                     };
-                    match api.create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &s).await {
+                    match api
+                        .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &s)
+                        .await
+                    {
                         Ok(_) => return Ok(value),
                         Err(kube::Error::Api(e)) if e.code == 409 => continue,
                         Err(e) => return Err(source_err(&what, e)),

@@ -40,9 +40,7 @@ pub struct ConfigMapSource {
 }
 
 /// Deployment environment of a service.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     Development,
@@ -67,9 +65,7 @@ impl std::fmt::Display for Environment {
 }
 
 /// Security policy level (DESIGN §4). Ordered from most relaxed to strictest.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PolicyLevel {
     /// Violations are reported as warning Events only.

@@ -91,18 +91,8 @@ pub struct CondSpec {
 }
 
 impl CondSpec {
-    pub fn new(
-        type_: &'static str,
-        status: Option<bool>,
-        reason: &str,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            type_,
-            status,
-            reason: reason.to_string(),
-            message: message.into(),
-        }
+    pub fn new(type_: &'static str, status: Option<bool>, reason: &str, message: impl Into<String>) -> Self {
+        Self { type_, status, reason: reason.to_string(), message: message.into() }
     }
     pub fn ok(type_: &'static str, reason: &str, message: impl Into<String>) -> Self {
         Self::new(type_, Some(true), reason, message)
@@ -118,12 +108,7 @@ impl CondSpec {
 /// Merge `desired` into `previous` following metav1 rules: `lastTransitionTime` changes only when
 /// the status flips, `observedGeneration` is the current generation. Conditions keep the order of
 /// `desired`.
-pub fn merge(
-    previous: &[Condition],
-    desired: &[CondSpec],
-    generation: Option<i64>,
-    now: &Time,
-) -> Vec<Condition> {
+pub fn merge(previous: &[Condition], desired: &[CondSpec], generation: Option<i64>, now: &Time) -> Vec<Condition> {
     desired
         .iter()
         .map(|d| {
@@ -179,37 +164,18 @@ mod tests {
     fn transition_time_moves_only_on_status_flip() {
         let first = merge(&[], &[CondSpec::ok(READY, "Ready", "ok")], Some(1), &t(100));
         assert_eq!(first[0].last_transition_time, t(100));
-        let same = merge(
-            &first,
-            &[CondSpec::ok(READY, "Other", "msg changed")],
-            Some(2),
-            &t(200),
-        );
+        let same = merge(&first, &[CondSpec::ok(READY, "Other", "msg changed")], Some(2), &t(200));
         assert_eq!(same[0].last_transition_time, t(100));
         assert_eq!(same[0].observed_generation, Some(2));
         assert_eq!(same[0].reason, "Other");
-        let flipped = merge(
-            &same,
-            &[CondSpec::fail(READY, "Broken", "x")],
-            Some(2),
-            &t(300),
-        );
+        let flipped = merge(&same, &[CondSpec::fail(READY, "Broken", "x")], Some(2), &t(300));
         assert_eq!(flipped[0].last_transition_time, t(300));
         assert_eq!(flipped[0].status, "False");
     }
 
     #[test]
     fn unknown_status_and_lookup() {
-        let c = merge(
-            &[],
-            &[CondSpec::unknown(
-                PRODUCTION_TESTS_PASSED,
-                "NoLocalRuntime",
-                "m",
-            )],
-            None,
-            &t(1),
-        );
+        let c = merge(&[], &[CondSpec::unknown(PRODUCTION_TESTS_PASSED, "NoLocalRuntime", "m")], None, &t(1));
         assert_eq!(c[0].status, "Unknown");
         assert!(!is_true(&c, PRODUCTION_TESTS_PASSED));
         assert!(find(&c, READY).is_none());

@@ -23,17 +23,9 @@ use super::common::{Environment, PolicyLevel, SecretKeyRef};
     cel,
     status = "CustomerStatus",
     printcolumn(json_path = ".spec.accountId", name = "Account", type_ = "string"),
-    printcolumn(
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        name = "Ready",
-        type_ = "string"
-    ),
+    printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].status", name = "Ready", type_ = "string"),
     printcolumn(json_path = ".status.services", name = "Services", type_ = "integer"),
-    printcolumn(
-        json_path = ".metadata.creationTimestamp",
-        name = "Age",
-        type_ = "date"
-    )
+    printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CustomerSpec {

@@ -21,26 +21,14 @@ use super::service::ServiceBody;
     namespaced,
     cel,
     status = "PortfolioStatus",
-    printcolumn(
-        json_path = ".status.readyServices",
-        name = "Services",
-        type_ = "string"
-    ),
-    printcolumn(
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        name = "Ready",
-        type_ = "string"
-    ),
+    printcolumn(json_path = ".status.readyServices", name = "Services", type_ = "string"),
+    printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].status", name = "Ready", type_ = "string"),
     printcolumn(
         json_path = ".status.conditions[?(@.type==\"Progressing\")].status",
         name = "Progressing",
         type_ = "string"
     ),
-    printcolumn(
-        json_path = ".metadata.creationTimestamp",
-        name = "Age",
-        type_ = "date"
-    )
+    printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PortfolioSpec {

@@ -23,22 +23,10 @@ use super::common::{ConfigMapSource, Environment, LocalObjectRef, ValueFrom};
     cel,
     status = "CloudflareServiceStatus",
     printcolumn(json_path = ".status.phase", name = "Phase", type_ = "string"),
-    printcolumn(
-        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
-        name = "Ready",
-        type_ = "string"
-    ),
-    printcolumn(
-        json_path = ".status.worker.shortVersion",
-        name = "Version",
-        type_ = "string"
-    ),
+    printcolumn(json_path = ".status.conditions[?(@.type==\"Ready\")].status", name = "Ready", type_ = "string"),
+    printcolumn(json_path = ".status.worker.shortVersion", name = "Version", type_ = "string"),
     printcolumn(json_path = ".status.url", name = "URL", type_ = "string"),
-    printcolumn(
-        json_path = ".metadata.creationTimestamp",
-        name = "Age",
-        type_ = "date"
-    )
+    printcolumn(json_path = ".metadata.creationTimestamp", name = "Age", type_ = "date")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CloudflareServiceSpec {
@@ -581,10 +569,6 @@ impl CloudflareService {
             self.metadata.name.as_deref().unwrap_or_default(),
             self.spec.environment
         );
-        if self.spec.body.d1_databases.len() > 1 {
-            format!("{base}-{}", db.binding.to_lowercase())
-        } else {
-            base
-        }
+        if self.spec.body.d1_databases.len() > 1 { format!("{base}-{}", db.binding.to_lowercase()) } else { base }
     }
 }

@@ -4,12 +4,12 @@
 
 use std::collections::BTreeSet;
 
+use super::resolve::ObjectSource;
 use super::resolve::{ResolveError, read_secret_key};
 use super::{Engine, PassEvent, Progress, ops, plan::script_owner};
 use crate::cloudflare::CloudflareError;
 use crate::crd::keys::owner_tag;
 use crate::crd::{CloudflareService, DatabaseDeletionPolicy, DeletionPolicy};
-use super::resolve::ObjectSource;
 
 struct Events<'a> {
     list: Vec<PassEvent>,
@@ -44,11 +44,21 @@ pub async fn run(
     (ev.list, result)
 }
 
-async fn run_inner(engine: &Engine, svc: &CloudflareService, src: &dyn ObjectSource, ev: &mut Events<'_>) -> Result<(), String> {
+async fn run_inner(
+    engine: &Engine,
+    svc: &CloudflareService,
+    src: &dyn ObjectSource,
+    ev: &mut Events<'_>,
+) -> Result<(), String> {
     let body = &svc.spec.body;
-    let delete_dbs: Vec<_> = body.d1_databases.iter().filter(|d| d.deletion_policy == DatabaseDeletionPolicy::Delete).collect();
+    let delete_dbs: Vec<_> =
+        body.d1_databases.iter().filter(|d| d.deletion_policy == DatabaseDeletionPolicy::Delete).collect();
     if body.deletion_policy == DeletionPolicy::Orphan {
-        ev.push(PassEvent::normal("Orphaned", "Cleanup", "deletionPolicy is Orphan: every Cloudflare resource left in place"));
+        ev.push(PassEvent::normal(
+            "Orphaned",
+            "Cleanup",
+            "deletionPolicy is Orphan: every Cloudflare resource left in place",
+        ));
         return Ok(());
     }
     let ns = svc.metadata.namespace.clone().unwrap_or_else(|| "default".into());
@@ -59,28 +69,39 @@ async fn run_inner(engine: &Engine, svc: &CloudflareService, src: &dyn ObjectSou
             ev.push(PassEvent::warning(
                 "CleanupSkipped",
                 "Cleanup",
-                format!("Customer {} not found: cannot reach Cloudflare, resources left in place", svc.spec.customer_ref.name),
+                format!(
+                    "Customer {} not found: cannot reach Cloudflare, resources left in place",
+                    svc.spec.customer_ref.name
+                ),
             ));
             return Ok(());
         }
         Err(e) => return Err(e.to_string()),
     };
-    let token = match read_secret_key(src, &ns, "customer.spec.apiTokenSecretRef", &customer.spec.api_token_secret_ref).await {
-        Ok((t, _)) if !t.is_empty() => t,
-        Ok(_) | Err(ResolveError::Config(_)) => {
-            ev.push(PassEvent::warning("CleanupSkipped", "Cleanup", "API token Secret missing: Cloudflare resources left in place"));
-            return Ok(());
-        }
-        Err(ResolveError::Source(e)) => return Err(e.to_string()),
-    };
+    let token =
+        match read_secret_key(src, &ns, "customer.spec.apiTokenSecretRef", &customer.spec.api_token_secret_ref).await {
+            Ok((t, _)) if !t.is_empty() => t,
+            Ok(_) | Err(ResolveError::Config(_)) => {
+                ev.push(PassEvent::warning(
+                    "CleanupSkipped",
+                    "Cleanup",
+                    "API token Secret missing: Cloudflare resources left in place",
+                ));
+                return Ok(());
+            }
+            Err(ResolveError::Source(e)) => return Err(e.to_string()),
+        };
     let client = engine.client_for(token.expose()).map_err(|e| e.to_string())?;
     let acct = customer.spec.account_id.as_str();
     let script = svc.script_name();
     let mine = owner_tag(&ns, &name);
 
     {
-        let state = ops::script_state(&client, acct, &script).await.map_err(|e| format!("reading worker {script}: {e}"))?;
-        let ours = state.as_ref().is_some_and(|s| script_owner(&s.tags) == mine.strip_prefix(crate::crd::keys::OWNER_TAG_PREFIX));
+        let state =
+            ops::script_state(&client, acct, &script).await.map_err(|e| format!("reading worker {script}: {e}"))?;
+        let ours = state
+            .as_ref()
+            .is_some_and(|s| script_owner(&s.tags) == mine.strip_prefix(crate::crd::keys::OWNER_TAG_PREFIX));
         if ours {
             let mut zone_ids: BTreeSet<(String, String)> = svc
                 .status
@@ -93,33 +114,59 @@ async fn run_inner(engine: &Engine, svc: &CloudflareService, src: &dyn ObjectSou
                 }
             }
             for (zone_id, zone) in &zone_ids {
-                let routes = ops::list_routes(&client, zone_id, zone).await.map_err(|e| format!("listing routes: {e}"))?;
+                let routes =
+                    ops::list_routes(&client, zone_id, zone).await.map_err(|e| format!("listing routes: {e}"))?;
                 for r in routes.into_iter().filter(|r| r.script.as_deref() == Some(script.as_str())) {
-                    ignore_missing(ops::delete_route(&client, zone_id, &r.id).await).map_err(|e| format!("deleting route {}: {e}", r.pattern))?;
+                    ignore_missing(ops::delete_route(&client, zone_id, &r.id).await)
+                        .map_err(|e| format!("deleting route {}: {e}", r.pattern))?;
                     ev.push(PassEvent::normal("RouteDeleted", "Cleanup", format!("deleted route {}", r.pattern)));
                 }
             }
-            let domains = ops::list_domains(&client, acct, None, Some(&script)).await.map_err(|e| format!("listing custom domains: {e}"))?;
+            let domains = ops::list_domains(&client, acct, None, Some(&script))
+                .await
+                .map_err(|e| format!("listing custom domains: {e}"))?;
             for d in domains {
-                ignore_missing(ops::detach_domain(&client, acct, &d.id).await).map_err(|e| format!("detaching {}: {e}", d.hostname))?;
-                ev.push(PassEvent::normal("DomainDetached", "Cleanup", format!("detached custom domain {}", d.hostname)));
+                ignore_missing(ops::detach_domain(&client, acct, &d.id).await)
+                    .map_err(|e| format!("detaching {}: {e}", d.hostname))?;
+                ev.push(PassEvent::normal(
+                    "DomainDetached",
+                    "Cleanup",
+                    format!("detached custom domain {}", d.hostname),
+                ));
             }
-            ignore_missing(ops::delete_script(&client, acct, &script).await).map_err(|e| format!("deleting worker {script}: {e}"))?;
+            ignore_missing(ops::delete_script(&client, acct, &script).await)
+                .map_err(|e| format!("deleting worker {script}: {e}"))?;
             ev.push(PassEvent::normal("WorkerDeleted", "Cleanup", format!("deleted worker {script}")));
         } else if state.is_some() {
-            ev.push(PassEvent::warning("CleanupSkipped", "Cleanup", format!("worker {script} is not owned by this resource: left in place")));
+            ev.push(PassEvent::warning(
+                "CleanupSkipped",
+                "Cleanup",
+                format!("worker {script} is not owned by this resource: left in place"),
+            ));
         }
     }
 
     for db in delete_dbs {
         let db_name = svc.database_name(db);
-        let id = match svc.status.as_ref().and_then(|s| s.databases.iter().find(|x| x.binding == db.binding)).map(|x| x.id.clone()) {
+        let id = match svc
+            .status
+            .as_ref()
+            .and_then(|s| s.databases.iter().find(|x| x.binding == db.binding))
+            .map(|x| x.id.clone())
+        {
             Some(id) => Some(id),
-            None => ops::find_database(&client, acct, &db_name).await.map_err(|e| format!("looking up {db_name}: {e}"))?,
+            None => {
+                ops::find_database(&client, acct, &db_name).await.map_err(|e| format!("looking up {db_name}: {e}"))?
+            }
         };
         if let Some(id) = id {
-            ignore_missing(ops::delete_database(&client, acct, &id).await).map_err(|e| format!("deleting d1 database {db_name}: {e}"))?;
-            ev.push(PassEvent::normal("DatabaseDeleted", "Cleanup", format!("deleted d1 database {db_name} (deletionPolicy Delete)")));
+            ignore_missing(ops::delete_database(&client, acct, &id).await)
+                .map_err(|e| format!("deleting d1 database {db_name}: {e}"))?;
+            ev.push(PassEvent::normal(
+                "DatabaseDeleted",
+                "Cleanup",
+                format!("deleted d1 database {db_name} (deletionPolicy Delete)"),
+            ));
         }
     }
     Ok(())

@@ -8,10 +8,7 @@ use super::render::render;
 use super::resolve::{ConfigError, Module, ServiceInputs};
 use super::secret::SecretValue;
 use crate::crd::keys::{ANNOTATION_ADOPT, owner_tag};
-use crate::crd::{
-    DatabaseDeletionPolicy, DeletionPolicy, Environment, PolicyLevel, ProductionTestsSpec,
-    RolloutSpec,
-};
+use crate::crd::{DatabaseDeletionPolicy, DeletionPolicy, Environment, PolicyLevel, ProductionTestsSpec, RolloutSpec};
 
 /// A D1 database the service needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,8 +75,7 @@ impl Desired {
         let mut h = ContentHasher::new();
         h.field("main_module", self.main_module.as_bytes());
         for m in &self.modules {
-            h.field("module", m.name.as_bytes())
-                .field("content", &m.content);
+            h.field("module", m.name.as_bytes()).field("content", &m.content);
         }
         h.field("compatibility_date", self.compatibility_date.as_bytes());
         for f in &self.compatibility_flags {
@@ -93,13 +89,7 @@ impl Desired {
         }
         for db in &self.databases {
             h.field("d1", db.binding.as_bytes());
-            h.field(
-                "d1_id",
-                database_ids
-                    .get(&db.binding)
-                    .map(String::as_bytes)
-                    .unwrap_or_default(),
-            );
+            h.field("d1_id", database_ids.get(&db.binding).map(String::as_bytes).unwrap_or_default());
         }
         h.field("owner", self.owner_tag.as_bytes());
         h.finish()
@@ -125,15 +115,8 @@ pub fn route_host(pattern: &str) -> &str {
 /// The customer zone that contains a hostname: the longest zone name that equals it or is a
 /// dot-suffix of it.
 pub fn zone_for_host<'a>(zones: &'a [String], host: &str) -> Option<&'a String> {
-    let host = host
-        .trim_start_matches("*.")
-        .trim_start_matches('*')
-        .trim_end_matches('.')
-        .to_ascii_lowercase();
-    zones
-        .iter()
-        .filter(|z| host == **z || host.ends_with(&format!(".{z}")))
-        .max_by_key(|z| z.len())
+    let host = host.trim_start_matches("*.").trim_start_matches('*').trim_end_matches('.').to_ascii_lowercase();
+    zones.iter().filter(|z| host == **z || host.ends_with(&format!(".{z}"))).max_by_key(|z| z.len())
 }
 
 /// Build the desired state. Errors name the field.
@@ -142,36 +125,22 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
     let spec = &svc.spec;
     let body = &spec.body;
     let customer = &inputs.customer.spec;
-    let namespace = svc
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
+    let namespace = svc.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
     let name = svc.metadata.name.clone().unwrap_or_default();
     let script_name = svc.script_name();
     let env = spec.environment;
 
     if customer.account_id.trim().is_empty() {
-        return Err(ConfigError::new(
-            "customer.spec.accountId",
-            "must not be empty",
-        ));
+        return Err(ConfigError::new("customer.spec.accountId", "must not be empty"));
     }
 
     // Template variables: customer vars < environment vars < built-ins.
     let mut vars = customer.vars_for(env);
-    let env_domain = customer
-        .environments
-        .get(env)
-        .and_then(|e| e.domain.clone());
+    let env_domain = customer.environments.get(env).and_then(|e| e.domain.clone());
     let domain = env_domain
         .clone()
         .or_else(|| body.custom_domains.first().cloned())
-        .or_else(|| {
-            body.routes
-                .first()
-                .map(|r| route_host(&r.pattern).to_string())
-        })
+        .or_else(|| body.routes.first().map(|r| route_host(&r.pattern).to_string()))
         .unwrap_or_default();
     vars.insert("CUSTOMER".into(), spec.customer_ref.name.clone());
     vars.insert("ENVIRONMENT".into(), env.to_string());
@@ -181,10 +150,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
         vars.insert("DOMAIN".into(), domain);
     }
     let err = |e: super::render::Unresolved| {
-        ConfigError::new(
-            e.field,
-            format!("unresolved placeholder {{{{{}}}}}", e.placeholder),
-        )
+        ConfigError::new(e.field, format!("unresolved placeholder {{{{{}}}}}", e.placeholder))
     };
 
     // DOMAIN itself may be templated through the environment domain.
@@ -195,10 +161,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
 
     let mut rendered_vars = BTreeMap::new();
     for (k, v) in &body.worker.vars {
-        rendered_vars.insert(
-            k.clone(),
-            render(&format!("spec.worker.vars.{k}"), v, &vars).map_err(err)?,
-        );
+        rendered_vars.insert(k.clone(), render(&format!("spec.worker.vars.{k}"), v, &vars).map_err(err)?);
     }
 
     let zones = customer.zones.clone();
@@ -220,18 +183,12 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
             None => zone_for_host(&zones, &host).cloned().ok_or_else(|| {
                 ConfigError::new(
                     field.clone(),
-                    format!(
-                        "host {host:?} is not in any of the customer's zones ({})",
-                        zones.join(", ")
-                    ),
+                    format!("host {host:?} is not in any of the customer's zones ({})", zones.join(", ")),
                 )
             })?,
         };
         if zone_for_host(std::slice::from_ref(&zone), &host).is_none() {
-            return Err(ConfigError::new(
-                field,
-                format!("host {host:?} is outside zone {zone:?}"),
-            ));
+            return Err(ConfigError::new(field, format!("host {host:?} is outside zone {zone:?}")));
         }
         routes.push(DesiredRoute { pattern, zone });
     }
@@ -243,10 +200,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
         let zone = zone_for_host(&zones, &hostname).cloned().ok_or_else(|| {
             ConfigError::new(
                 field.clone(),
-                format!(
-                    "hostname {hostname:?} is not in any of the customer's zones ({})",
-                    zones.join(", ")
-                ),
+                format!("hostname {hostname:?} is not in any of the customer's zones ({})", zones.join(", ")),
             )
         })?;
         custom_domains.push(DesiredDomain { hostname, zone });
@@ -257,11 +211,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
         databases.push(DesiredDatabase {
             binding: db.binding.clone(),
             name: svc.database_name(db),
-            migrations: inputs
-                .migrations
-                .get(&db.binding)
-                .cloned()
-                .unwrap_or_default(),
+            migrations: inputs.migrations.get(&db.binding).cloned().unwrap_or_default(),
             deletion_policy: db.deletion_policy,
             field: format!("spec.d1Databases[{i}]"),
         });
@@ -283,36 +233,33 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
     }
 
     let annotations = svc.metadata.annotations.clone().unwrap_or_default();
-    let adopt = annotations
-        .get(ANNOTATION_ADOPT)
-        .is_some_and(|v| v == "true");
-    let rollback_to = annotations
-        .get(crate::crd::keys::ANNOTATION_ROLLBACK_TO)
-        .filter(|v| !v.is_empty())
-        .cloned();
+    let adopt = annotations.get(ANNOTATION_ADOPT).is_some_and(|v| v == "true");
+    let rollback_to = annotations.get(crate::crd::keys::ANNOTATION_ROLLBACK_TO).filter(|v| !v.is_empty()).cloned();
 
+    // Everything the pass acts on, by content (referenced objects may carry no version, e.g.
+    // manifests read from files).
     let mut input = ContentHasher::new();
     input
-        .field(
-            "spec",
-            serde_json::to_string(&svc.spec)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
-        .field(
-            "customer",
-            serde_json::to_string(&inputs.customer.spec)
-                .unwrap_or_default()
-                .as_bytes(),
-        )
-        .field("refs", inputs.references_digest.as_bytes())
+        .field("spec", serde_json::to_string(&svc.spec).unwrap_or_default().as_bytes())
+        .field("customer", serde_json::to_string(&inputs.customer.spec).unwrap_or_default().as_bytes())
         .field("adopt", &[adopt as u8])
-        .field(
-            "rollback_to",
-            rollback_to.as_deref().unwrap_or_default().as_bytes(),
-        );
+        .field("rollback_to", rollback_to.as_deref().unwrap_or_default().as_bytes());
+    for m in &inputs.modules {
+        input.field("module", m.name.as_bytes()).field("content", &m.content);
+    }
+    for (binding, files) in &inputs.migrations {
+        for f in files {
+            input
+                .field("migration", binding.as_bytes())
+                .field("file", f.name.as_bytes())
+                .field("sum", f.checksum.as_bytes());
+        }
+    }
     for (k, v) in &inputs.secrets {
         input.field("secret", &secret_digest(k, v.expose()));
+    }
+    if let Some(cred) = &inputs.test_credential {
+        input.field("test_credential", &secret_digest("test", cred.expose()));
     }
 
     Ok(Desired {
@@ -353,15 +300,8 @@ mod tests {
 
     #[test]
     fn zone_matching_prefers_longest_suffix() {
-        let zones = vec![
-            "acme.com".to_string(),
-            "eu.acme.com".to_string(),
-            "acme.io".to_string(),
-        ];
-        assert_eq!(
-            zone_for_host(&zones, "api.eu.acme.com").unwrap(),
-            "eu.acme.com"
-        );
+        let zones = vec!["acme.com".to_string(), "eu.acme.com".to_string(), "acme.io".to_string()];
+        assert_eq!(zone_for_host(&zones, "api.eu.acme.com").unwrap(), "eu.acme.com");
         assert_eq!(zone_for_host(&zones, "acme.com").unwrap(), "acme.com");
         assert_eq!(zone_for_host(&zones, "*.acme.io").unwrap(), "acme.io");
         assert!(zone_for_host(&zones, "notacme.com").is_none());

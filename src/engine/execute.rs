@@ -34,9 +34,15 @@ fn condition_of(step: &Step) -> &'static str {
 }
 
 /// Fail a condition from a Cloudflare error; returns the phase and outcome to stop with.
-pub(crate) fn stop_on_cf_error(pass: &mut Pass<'_>, cond: &'static str, what: &str, e: &CloudflareError) -> (Phase, Outcome) {
+pub(crate) fn stop_on_cf_error(
+    pass: &mut Pass<'_>,
+    cond: &'static str,
+    what: &str,
+    e: &CloudflareError,
+) -> (Phase, Outcome) {
     let message = format!("{what}: {e}");
     if e.is_auth_error() {
+        pass.token_rejected = true;
         pass.report.fail(c::CREDENTIALS_VALID, reason::TOKEN_INVALID, message);
         return (Phase::Failed, Outcome::Terminal);
     }
@@ -59,7 +65,7 @@ fn converged_on(d: &Desired, st: &CloudflareServiceStatus) -> bool {
 }
 
 /// Run the Cloudflare side of a pass.
-pub async fn run(
+pub(crate) async fn run(
     engine: &Engine,
     client: &CloudflareClient,
     d: &Desired,
@@ -68,11 +74,16 @@ pub async fn run(
 ) -> (Phase, Outcome) {
     let acct = d.account_id.as_str();
 
-    if !customer_checked {
+    if !customer_checked && !engine.recently_verified(client) {
         match ops::verify_token(client, acct).await {
-            Ok(v) if v.active => {}
+            Ok(v) if v.active => engine.mark_verified(client, true),
             Ok(v) => {
-                pass.report.fail(c::CREDENTIALS_VALID, reason::TOKEN_INVALID, format!("API token status is {}", v.status));
+                engine.mark_verified(client, false);
+                pass.report.fail(
+                    c::CREDENTIALS_VALID,
+                    reason::TOKEN_INVALID,
+                    format!("API token status is {}", v.status),
+                );
                 return (Phase::Failed, Outcome::Terminal);
             }
             Err(e) => return stop_on_cf_error(pass, c::CREDENTIALS_VALID, "verifying the API token", &e),
@@ -125,7 +136,11 @@ pub async fn run(
     if d.dry_run {
         pass.status.plan = plan.steps.iter().map(|s| s.describe(d)).collect();
         let n = plan.steps.len();
-        pass.report.fail(c::READY, reason::DRY_RUN, format!("dry run: {n} change(s) planned, nothing applied (see status.plan)"));
+        pass.report.fail(
+            c::READY,
+            reason::DRY_RUN,
+            format!("dry run: {n} change(s) planned, nothing applied (see status.plan)"),
+        );
         pass.emit(PassEvent::normal(reason::DRY_RUN, "Plan", format!("dry run planned {n} change(s)")));
         return (Phase::Pending, Outcome::Done { requeue_after: None });
     }
@@ -166,12 +181,8 @@ async fn execute(
     let acct = d.account_id.as_str();
     let mut db_ids: BTreeMap<String, String> = o.databases.iter().map(|(b, x)| (b.clone(), x.id.clone())).collect();
     let mut applied = plan.applied.clone();
-    let mut bookmarks: BTreeMap<String, String> = pass
-        .status
-        .databases
-        .iter()
-        .filter_map(|x| x.last_bookmark.clone().map(|b| (x.binding.clone(), b)))
-        .collect();
+    let mut bookmarks: BTreeMap<String, String> =
+        pass.status.databases.iter().filter_map(|x| x.last_bookmark.clone().map(|b| (x.binding.clone(), b))).collect();
     let mut routes: Vec<RouteStatus> = o
         .routes
         .iter()
@@ -187,7 +198,10 @@ async fn execute(
     let mut deployed = Deploy::Unchanged;
     let mut workers_dev = o.script.as_ref().and_then(|s| s.workers_dev_enabled).unwrap_or(false);
 
-    let write_dbs = |pass: &mut Pass<'_>, ids: &BTreeMap<String, String>, applied: &BTreeMap<String, Vec<AppliedMigration>>, bm: &BTreeMap<String, String>| {
+    let write_dbs = |pass: &mut Pass<'_>,
+                     ids: &BTreeMap<String, String>,
+                     applied: &BTreeMap<String, Vec<AppliedMigration>>,
+                     bm: &BTreeMap<String, String>| {
         pass.status.databases = d
             .databases
             .iter()
@@ -230,7 +244,14 @@ async fn execute(
                             bookmarks.insert(binding.clone(), b);
                             write_dbs(pass, &db_ids, &applied, &bookmarks);
                         }
-                        Err(e) => return Err(stop_on_cf_error(pass, cond, &format!("recording a Time Travel bookmark for binding {binding}"), &e)),
+                        Err(e) => {
+                            return Err(stop_on_cf_error(
+                                pass,
+                                cond,
+                                &format!("recording a Time Travel bookmark for binding {binding}"),
+                                &e,
+                            ));
+                        }
                     }
                 }
                 for f in files {
@@ -243,15 +264,30 @@ async fn execute(
                                 applied_at: Some(pass.now.0.to_string()),
                             });
                             write_dbs(pass, &db_ids, &applied, &bookmarks);
-                            pass.emit(PassEvent::normal("MigrationApplied", "ApplyMigration", format!("applied {} to binding {binding}", f.name)));
+                            pass.emit(PassEvent::normal(
+                                "MigrationApplied",
+                                "ApplyMigration",
+                                format!("applied {} to binding {binding}", f.name),
+                            ));
                         }
                         Err(e) if e.is_sql_error() => {
                             engine.metrics.migrations_applied_total.with_label_values(&["error"]).inc();
                             pass.report.ok(c::DATABASES_READY, reason::DATABASES_READY, "databases exist");
-                            pass.report.fail(cond, reason::MIGRATION_FAILED, format!("binding {binding}: {} failed: {}", f.name, e.api_message()));
+                            pass.report.fail(
+                                cond,
+                                reason::MIGRATION_FAILED,
+                                format!("binding {binding}: {} failed: {}", f.name, super::ops::api_message(&e)),
+                            );
                             return Err((Phase::Failed, Outcome::Terminal));
                         }
-                        Err(e) => return Err(stop_on_cf_error(pass, cond, &format!("applying {} to binding {binding}", f.name), &e)),
+                        Err(e) => {
+                            return Err(stop_on_cf_error(
+                                pass,
+                                cond,
+                                &format!("applying {} to binding {binding}", f.name),
+                                &e,
+                            ));
+                        }
                     }
                 }
                 continue;
@@ -265,7 +301,11 @@ async fn execute(
                 }
                 match ops::upload_worker(client, d, &db_ids, &hash).await {
                     Ok(version) => {
-                        let previous = pass.status.worker.as_ref().and_then(|w| w.version_id.clone())
+                        let previous = pass
+                            .status
+                            .worker
+                            .as_ref()
+                            .and_then(|w| w.version_id.clone())
                             .or_else(|| o.script.as_ref().and_then(|s| s.deployed_version.clone()));
                         record_deploy(pass, d, &version, previous, &hash, "Deployed");
                         engine.metrics.deployments_total.with_label_values(&["Immediate"]).inc();
@@ -345,7 +385,9 @@ async fn execute(
     pass.status.routes = sorted_routes(d, &routes);
     pass.status.custom_domains = sorted_domains(d, &domains);
     pass.status.url = d.public_url().or_else(|| {
-        (workers_dev).then(|| o.workers_subdomain.as_ref().map(|s| format!("https://{}.{s}.workers.dev", d.script_name))).flatten()
+        (workers_dev)
+            .then(|| o.workers_subdomain.as_ref().map(|s| format!("https://{}.{s}.workers.dev", d.script_name)))
+            .flatten()
     });
     if pass.status.worker.is_none()
         && let Some(script) = &o.script
@@ -375,8 +417,12 @@ fn settle_before(pass: &mut Pass<'_>, next: &'static str, done: &mut Vec<&'stati
         }
         done.push(cond);
         match cond {
-            c::DATABASES_READY if d.databases.is_empty() => pass.report.ok(cond, reason::NO_DATABASES, "no D1 databases declared"),
-            c::DATABASES_READY => pass.report.ok(cond, reason::DATABASES_READY, format!("{} D1 database(s) ready", d.databases.len())),
+            c::DATABASES_READY if d.databases.is_empty() => {
+                pass.report.ok(cond, reason::NO_DATABASES, "no D1 databases declared")
+            }
+            c::DATABASES_READY => {
+                pass.report.ok(cond, reason::DATABASES_READY, format!("{} D1 database(s) ready", d.databases.len()))
+            }
             c::MIGRATIONS_APPLIED => {
                 let n: usize = pass.status.databases.iter().map(|x| x.applied_migrations.len()).sum();
                 if d.databases.iter().all(|x| x.migrations.is_empty()) {
@@ -434,7 +480,12 @@ pub(crate) fn record_deploy(
     });
     pass.status.history.insert(
         0,
-        HistoryEntry { version_id: version.to_string(), content_hash: hash.to_string(), at: pass.now.clone(), outcome: outcome.to_string() },
+        HistoryEntry {
+            version_id: version.to_string(),
+            content_hash: hash.to_string(),
+            at: pass.now.clone(),
+            outcome: outcome.to_string(),
+        },
     );
     pass.status.history.truncate(HISTORY_LIMIT);
 }
@@ -476,7 +527,11 @@ async fn after_deploy(
         }
     }
     let Some(target) = engine.test_target(d, &pass.status) else {
-        pass.report.fail(c::PRODUCTION_TESTS_PASSED, "NoTestTarget", "no productionTests.baseUrl and the service has no URL");
+        pass.report.fail(
+            c::PRODUCTION_TESTS_PASSED,
+            "NoTestTarget",
+            "no productionTests.baseUrl and the service has no URL",
+        );
         return verdict(pass, None);
     };
     let mut run = crate::prodtest::run_suites(spec, &target).await;
@@ -491,7 +546,11 @@ async fn after_deploy(
     // Keep the previous run when nothing but timings changed: no status churn on quiet resyncs.
     let same_outcome = pass.status.last_test_run.as_ref().is_some_and(|prev| {
         prev.results.len() == run.results.len()
-            && prev.results.iter().zip(&run.results).all(|(a, b)| a.suite == b.suite && a.name == b.name && a.passed == b.passed)
+            && prev
+                .results
+                .iter()
+                .zip(&run.results)
+                .all(|(a, b)| a.suite == b.suite && a.name == b.name && a.passed == b.passed)
     });
     if deployed || !same_outcome {
         pass.status.last_test_run = Some(run.clone());
@@ -524,12 +583,18 @@ async fn rollback_after_failed_tests(
         pass.emit(PassEvent::warning(
             reason::PRODUCTION_TESTS_FAILED,
             "Rollback",
-            format!("production tests failed on the first version of {}; there is no previous version to roll back to", d.script_name),
+            format!(
+                "production tests failed on the first version of {}; there is no previous version to roll back to",
+                d.script_name
+            ),
         ));
         pass.status.failed_content_hash = Some(failed_hash);
         return verdict(pass, None);
     };
-    let note = format!("rollback: version {} failed its production tests", short(worker.version_id.as_deref().unwrap_or_default()));
+    let note = format!(
+        "rollback: version {} failed its production tests",
+        short(worker.version_id.as_deref().unwrap_or_default())
+    );
     match ops::deploy_versions(client, &d.account_id, &d.script_name, &[(previous.clone(), 100)], &note).await {
         Ok(()) => {
             let prev_hash = pass

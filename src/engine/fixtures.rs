@@ -18,17 +18,11 @@ pub fn customer() -> Customer {
         CustomerSpec {
             display_name: Some("Acme".into()),
             account_id: ACCOUNT.into(),
-            api_token_secret_ref: SecretKeyRef {
-                name: "acme-cloudflare".into(),
-                key: "token".into(),
-            },
+            api_token_secret_ref: SecretKeyRef { name: "acme-cloudflare".into(), key: "token".into() },
             zones: vec!["acme.com".into()],
             vars: BTreeMap::from([("SUPPORT_EMAIL".into(), "ops@acme.com".into())]),
             environments: Environments {
-                production: Some(EnvironmentSettings {
-                    domain: Some("api.acme.com".into()),
-                    ..Default::default()
-                }),
+                production: Some(EnvironmentSettings { domain: Some("api.acme.com".into()), ..Default::default() }),
                 ..Default::default()
             },
         },
@@ -39,18 +33,12 @@ pub fn customer() -> Customer {
 
 pub fn service() -> CloudflareService {
     let spec = CloudflareServiceSpec {
-        customer_ref: LocalObjectRef {
-            name: "acme".into(),
-        },
+        customer_ref: LocalObjectRef { name: "acme".into() },
         environment: Environment::Production,
         body: ServiceBody {
             worker: WorkerSpec {
                 main_module: "index.js".into(),
-                source: ConfigMapSource {
-                    config_map_ref: LocalObjectRef {
-                        name: "code".into(),
-                    },
-                },
+                source: ConfigMapSource { config_map_ref: LocalObjectRef { name: "code".into() } },
                 compatibility_date: "2025-10-01".into(),
                 compatibility_flags: vec![],
                 vars: BTreeMap::from([("PUBLIC_URL".into(), "https://{{DOMAIN}}".into())]),
@@ -59,17 +47,10 @@ pub fn service() -> CloudflareService {
             d1_databases: vec![D1DatabaseSpec {
                 binding: "DB".into(),
                 name: None,
-                migrations: Some(ConfigMapSource {
-                    config_map_ref: LocalObjectRef {
-                        name: "migrations".into(),
-                    },
-                }),
+                migrations: Some(ConfigMapSource { config_map_ref: LocalObjectRef { name: "migrations".into() } }),
                 deletion_policy: DatabaseDeletionPolicy::Retain,
             }],
-            routes: vec![RouteSpec {
-                pattern: "api.acme.com/*".into(),
-                zone: None,
-            }],
+            routes: vec![RouteSpec { pattern: "api.acme.com/*".into(), zone: None }],
             custom_domains: vec!["api.acme.com".into()],
             rollback_on_failure: true,
             ..Default::default()
@@ -93,16 +74,12 @@ pub fn inputs() -> ServiceInputs {
         customer: customer(),
         token: Some(SecretValue::new("tok")),
         token_problem: None,
-        modules: vec![Module {
-            name: "index.js".into(),
-            content: b"export default {}".to_vec(),
-        }],
+        modules: vec![Module { name: "index.js".into(), content: b"export default {}".to_vec() }],
         migrations: BTreeMap::from([(
             "DB".to_string(),
             vec![MigrationFile::new("0001_init.sql", "CREATE TABLE t(x);")],
         )]),
         secrets: vec![("JWT".into(), SecretValue::new(STRONG_SECRET))],
         test_credential: None,
-        references_digest: "refs".into(),
     }
 }

@@ -19,11 +19,7 @@ impl MigrationFile {
     pub fn new(name: impl Into<String>, sql: impl Into<String>) -> Self {
         let sql = sql.into();
         let checksum = checksum(&sql);
-        Self {
-            name: name.into(),
-            sql,
-            checksum,
-        }
+        Self { name: name.into(), sql, checksum }
     }
 }
 
@@ -43,29 +39,18 @@ pub enum MigrationSetError {
 
 /// Build the ordered migration list from ConfigMap entries. Files sort by the integer before the
 /// first `_` (wrangler's order), then by name.
-pub fn from_files(
-    field: &str,
-    files: &BTreeMap<String, String>,
-) -> Result<Vec<MigrationFile>, MigrationSetError> {
+pub fn from_files(field: &str, files: &BTreeMap<String, String>) -> Result<Vec<MigrationFile>, MigrationSetError> {
     let mut out = Vec::with_capacity(files.len());
     for (key, sql) in files {
         if sequence_number(key).is_none() {
-            return Err(MigrationSetError::BadName {
-                field: field.to_string(),
-                key: key.clone(),
-            });
+            return Err(MigrationSetError::BadName { field: field.to_string(), key: key.clone() });
         }
         if sql.trim().is_empty() {
-            return Err(MigrationSetError::Empty {
-                field: field.to_string(),
-                key: key.clone(),
-            });
+            return Err(MigrationSetError::Empty { field: field.to_string(), key: key.clone() });
         }
         out.push(MigrationFile::new(key.clone(), sql.clone()));
     }
-    out.sort_by(|a, b| {
-        (sequence_number(&a.name), &a.name).cmp(&(sequence_number(&b.name), &b.name))
-    });
+    out.sort_by(|a, b| (sequence_number(&a.name), &a.name).cmp(&(sequence_number(&b.name), &b.name)));
     Ok(out)
 }
 
@@ -75,10 +60,7 @@ fn sequence_number(name: &str) -> Option<u64> {
     if rest.is_empty() || num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    if !rest
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
-    {
+    if !rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.') {
         return None;
     }
     num.parse().ok()
@@ -95,9 +77,7 @@ pub struct MigrationState {
 
 /// A migration already applied whose file content changed since.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "migration {name} was changed after it was applied (applied {recorded}, file now {current})"
-)]
+#[error("migration {name} was changed after it was applied (applied {recorded}, file now {current})")]
 pub struct ChecksumMismatch {
     pub name: String,
     pub recorded: String,
@@ -185,38 +165,22 @@ mod tests {
     use super::*;
 
     fn files(list: &[(&str, &str)]) -> BTreeMap<String, String> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn sorts_by_sequence_number_like_wrangler() {
-        let f = from_files(
-            "m",
-            &files(&[("10_c.sql", "x"), ("2_b.sql", "y"), ("0001_a.sql", "z")]),
-        )
-        .unwrap();
+        let f = from_files("m", &files(&[("10_c.sql", "x"), ("2_b.sql", "y"), ("0001_a.sql", "z")])).unwrap();
         let names: Vec<_> = f.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, vec!["0001_a.sql", "2_b.sql", "10_c.sql"]);
     }
 
     #[test]
     fn rejects_bad_names_and_empty_files() {
-        for bad in [
-            "init.sql",
-            "0001.sql",
-            "0001_x.txt",
-            "abc_def.sql",
-            "0001_x y.sql",
-        ] {
-            let err =
-                from_files("d1Databases[0].migrations", &files(&[(bad, "select 1")])).unwrap_err();
+        for bad in ["init.sql", "0001.sql", "0001_x.txt", "abc_def.sql", "0001_x y.sql"] {
+            let err = from_files("d1Databases[0].migrations", &files(&[(bad, "select 1")])).unwrap_err();
             assert!(matches!(err, MigrationSetError::BadName { .. }), "{bad}");
-            assert!(
-                err.to_string()
-                    .starts_with("d1Databases[0].migrations: key")
-            );
+            assert!(err.to_string().starts_with("d1Databases[0].migrations: key"));
         }
         assert!(matches!(
             from_files("m", &files(&[("0001_a.sql", "  \n")])).unwrap_err(),
@@ -227,21 +191,10 @@ mod tests {
     #[test]
     fn pending_are_those_not_recorded() {
         let f = from_files("m", &files(&[("0001_a.sql", "A"), ("0002_b.sql", "B")])).unwrap();
-        let recorded = vec![AppliedMigration {
-            name: "0001_a.sql".into(),
-            checksum: checksum("A"),
-            applied_at: None,
-        }];
+        let recorded = vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("A"), applied_at: None }];
         let state = compare(&f, &recorded, None).unwrap();
         assert_eq!(state.applied.len(), 1);
-        assert_eq!(
-            state
-                .pending
-                .iter()
-                .map(|m| m.name.as_str())
-                .collect::<Vec<_>>(),
-            vec!["0002_b.sql"]
-        );
+        assert_eq!(state.pending.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), vec!["0002_b.sql"]);
     }
 
     #[test]
@@ -256,11 +209,7 @@ mod tests {
     #[test]
     fn changed_applied_file_is_a_mismatch() {
         let f = from_files("m", &files(&[("0001_a.sql", "A changed")])).unwrap();
-        let recorded = vec![AppliedMigration {
-            name: "0001_a.sql".into(),
-            checksum: checksum("A"),
-            applied_at: None,
-        }];
+        let recorded = vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("A"), applied_at: None }];
         let err = compare(&f, &recorded, None).unwrap_err();
         assert_eq!(err.name, "0001_a.sql");
         assert!(err.to_string().contains("changed after it was applied"));
@@ -268,11 +217,7 @@ mod tests {
 
     #[test]
     fn removed_files_stay_recorded() {
-        let recorded = vec![AppliedMigration {
-            name: "0001_a.sql".into(),
-            checksum: checksum("A"),
-            applied_at: None,
-        }];
+        let recorded = vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("A"), applied_at: None }];
         let state = compare(&[], &recorded, None).unwrap();
         assert_eq!(state.applied, recorded);
     }
@@ -281,8 +226,6 @@ mod tests {
     fn apply_sql_records_the_migration_in_the_same_query() {
         let sql = apply_sql(&MigrationFile::new("0001_it's.sql", "CREATE TABLE t(x);\n"));
         assert!(sql.starts_with("CREATE TABLE IF NOT EXISTS d1_migrations("));
-        assert!(sql.contains(
-            "CREATE TABLE t(x);\nINSERT INTO d1_migrations (name) values ('0001_it''s.sql');"
-        ));
+        assert!(sql.contains("CREATE TABLE t(x);\nINSERT INTO d1_migrations (name) values ('0001_it''s.sql');"));
     }
 }

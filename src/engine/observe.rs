@@ -13,7 +13,11 @@ use crate::crd::conditions as c;
 pub type ObserveError = (&'static str, String, CloudflareError);
 
 /// Read everything the planner needs. Only reads.
-pub async fn observe(client: &CloudflareClient, d: &Desired, st: &CloudflareServiceStatus) -> Result<Observed, ObserveError> {
+pub async fn observe(
+    client: &CloudflareClient,
+    d: &Desired,
+    st: &CloudflareServiceStatus,
+) -> Result<Observed, ObserveError> {
     let acct = d.account_id.as_str();
     let mut o = Observed::default();
 
@@ -27,7 +31,11 @@ pub async fn observe(client: &CloudflareClient, d: &Desired, st: &CloudflareServ
                 o.zone_ids.insert(z.to_string(), id);
             }
             Ok(None) => {
-                return Err((c::ROUTES_CONFIGURED, format!("zone {z} is not in account {acct}"), CloudflareError::not_found(format!("zone {z}"))));
+                return Err((
+                    c::ROUTES_CONFIGURED,
+                    format!("zone {z} is not in account {acct}"),
+                    CloudflareError::not_found(format!("zone {z}")),
+                ));
             }
             Err(e) => return Err((c::ROUTES_CONFIGURED, format!("looking up zone {z}"), e)),
         }
@@ -42,11 +50,10 @@ pub async fn observe(client: &CloudflareClient, d: &Desired, st: &CloudflareServ
             .await
             .map_err(|e| (c::ROUTES_CONFIGURED, "reading the account's workers.dev subdomain".to_string(), e))?;
         if let Some(script) = o.script.as_mut() {
-            script.workers_dev_enabled = Some(
-                ops::workers_dev_enabled(client, acct, &d.script_name)
-                    .await
-                    .map_err(|e| (c::ROUTES_CONFIGURED, format!("reading the workers.dev state of {}", d.script_name), e))?,
-            );
+            script.workers_dev_enabled =
+                Some(ops::workers_dev_enabled(client, acct, &d.script_name).await.map_err(|e| {
+                    (c::ROUTES_CONFIGURED, format!("reading the workers.dev state of {}", d.script_name), e)
+                })?);
         }
     }
 

@@ -68,45 +68,16 @@ pub struct Observed {
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    CreateDatabase {
-        binding: String,
-        name: String,
-    },
-    ApplyMigrations {
-        binding: String,
-        database: String,
-        files: Vec<MigrationFile>,
-        bookmark: bool,
-    },
-    DeleteSecret {
-        name: String,
-    },
-    UploadWorker {
-        reason: UploadReason,
-    },
+    CreateDatabase { binding: String, name: String },
+    ApplyMigrations { binding: String, database: String, files: Vec<MigrationFile>, bookmark: bool },
+    DeleteSecret { name: String },
+    UploadWorker { reason: UploadReason },
     TagScript,
-    CreateRoute {
-        pattern: String,
-        zone: String,
-    },
-    UpdateRoute {
-        id: String,
-        pattern: String,
-        zone: String,
-    },
-    DeleteRoute {
-        id: String,
-        pattern: String,
-        zone: String,
-    },
-    AttachDomain {
-        hostname: String,
-        zone: String,
-    },
-    DetachDomain {
-        id: String,
-        hostname: String,
-    },
+    CreateRoute { pattern: String, zone: String },
+    UpdateRoute { id: String, pattern: String, zone: String },
+    DeleteRoute { id: String, pattern: String, zone: String },
+    AttachDomain { hostname: String, zone: String },
+    DetachDomain { id: String, hostname: String },
     EnableWorkersDev,
 }
 
@@ -124,41 +95,21 @@ impl Step {
             Step::CreateDatabase { name, binding } => {
                 format!("create d1 database {name} (binding {binding})")
             }
-            Step::ApplyMigrations {
-                database,
-                files,
-                bookmark,
-                ..
-            } => {
+            Step::ApplyMigrations { database, files, bookmark, .. } => {
                 let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-                let bm = if *bookmark {
-                    " after recording a Time Travel bookmark"
-                } else {
-                    ""
-                };
-                format!(
-                    "apply migrations {} to d1 database {database}{bm}",
-                    names.join(", ")
-                )
+                let bm = if *bookmark { " after recording a Time Travel bookmark" } else { "" };
+                format!("apply migrations {} to d1 database {database}{bm}", names.join(", "))
             }
             Step::DeleteSecret { name } => {
                 format!("delete secret {name} from worker {}", d.script_name)
             }
-            Step::UploadWorker {
-                reason: UploadReason::New,
-            } => format!("upload and deploy new worker {}", d.script_name),
-            Step::UploadWorker {
-                reason: UploadReason::Changed,
-            } => {
-                format!(
-                    "upload and deploy a new version of worker {}",
-                    d.script_name
-                )
+            Step::UploadWorker { reason: UploadReason::New } => {
+                format!("upload and deploy new worker {}", d.script_name)
             }
-            Step::TagScript => format!(
-                "tag worker {} as owned by {}/{}",
-                d.script_name, d.namespace, d.name
-            ),
+            Step::UploadWorker { reason: UploadReason::Changed } => {
+                format!("upload and deploy a new version of worker {}", d.script_name)
+            }
+            Step::TagScript => format!("tag worker {} as owned by {}/{}", d.script_name, d.namespace, d.name),
             Step::CreateRoute { pattern, zone } => format!("create route {pattern} in zone {zone}"),
             Step::UpdateRoute { pattern, zone, .. } => {
                 format!("point route {pattern} in zone {zone} at {}", d.script_name)
@@ -229,11 +180,7 @@ pub fn script_owner(tags: &[String]) -> Option<&str> {
 }
 
 /// Compute the plan. `recorded` is the per-binding migration record from status.
-pub fn plan(
-    d: &Desired,
-    o: &Observed,
-    recorded: &BTreeMap<String, Vec<AppliedMigration>>,
-) -> Result<Plan, PlanError> {
+pub fn plan(d: &Desired, o: &Observed, recorded: &BTreeMap<String, Vec<AppliedMigration>>) -> Result<Plan, PlanError> {
     let mut steps = Vec::new();
     let mut applied = BTreeMap::new();
     let me = format!("{}.{}", d.namespace, d.name);
@@ -266,10 +213,7 @@ pub fn plan(
         }
     }
     for r in &d.routes {
-        if let Some(existing) = o
-            .routes
-            .iter()
-            .find(|x| x.pattern == r.pattern && x.zone == r.zone)
+        if let Some(existing) = o.routes.iter().find(|x| x.pattern == r.pattern && x.zone == r.zone)
             && let Some(other) = &existing.script
             && other != &d.script_name
         {
@@ -285,10 +229,7 @@ pub fn plan(
         {
             return Err(PlanError::Conflict {
                 on: ROUTES_CONFIGURED,
-                message: format!(
-                    "custom domain {} is attached to worker {}",
-                    dom.hostname, existing.service
-                ),
+                message: format!("custom domain {} is attached to worker {}", dom.hostname, existing.service),
             });
         }
     }
@@ -297,10 +238,7 @@ pub fn plan(
     let mut ids = BTreeMap::new();
     let mut creating = false;
     for db in &d.databases {
-        let rec = recorded
-            .get(&db.binding)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let rec = recorded.get(&db.binding).map(Vec::as_slice).unwrap_or_default();
         let found = o.databases.get(&db.binding);
         let in_db = found.and_then(|f| f.applied.as_deref());
         let state = if found.is_none() {
@@ -308,20 +246,14 @@ pub fn plan(
         } else {
             migrations::compare(&db.migrations, rec, in_db)
         }
-        .map_err(|source| PlanError::Checksum {
-            binding: db.binding.clone(),
-            source,
-        })?;
+        .map_err(|source| PlanError::Checksum { binding: db.binding.clone(), source })?;
         match found {
             Some(f) => {
                 ids.insert(db.binding.clone(), f.id.clone());
             }
             None => {
                 creating = true;
-                steps.push(Step::CreateDatabase {
-                    binding: db.binding.clone(),
-                    name: db.name.clone(),
-                });
+                steps.push(Step::CreateDatabase { binding: db.binding.clone(), name: db.name.clone() });
             }
         }
         if !state.pending.is_empty() {
@@ -338,9 +270,7 @@ pub fn plan(
     // Worker.
     let content_hash = (!creating).then(|| d.content_hash(&ids));
     match &o.script {
-        None => steps.push(Step::UploadWorker {
-            reason: UploadReason::New,
-        }),
+        None => steps.push(Step::UploadWorker { reason: UploadReason::New }),
         Some(script) => {
             for s in &script.secret_names {
                 if !d.secrets.iter().any(|(n, _)| n == s) {
@@ -352,9 +282,7 @@ pub fn plan(
                 Some(h) => script.deployed_hash.as_deref() != Some(h.as_str()),
             };
             if changed || steps.iter().any(|s| matches!(s, Step::DeleteSecret { .. })) {
-                steps.push(Step::UploadWorker {
-                    reason: UploadReason::Changed,
-                });
+                steps.push(Step::UploadWorker { reason: UploadReason::Changed });
             }
         }
     }
@@ -364,21 +292,10 @@ pub fn plan(
 
     // Routes: create missing, repoint unattached ones, delete ours that are no longer declared.
     for r in &d.routes {
-        match o
-            .routes
-            .iter()
-            .find(|x| x.pattern == r.pattern && x.zone == r.zone)
-        {
-            None => steps.push(Step::CreateRoute {
-                pattern: r.pattern.clone(),
-                zone: r.zone.clone(),
-            }),
+        match o.routes.iter().find(|x| x.pattern == r.pattern && x.zone == r.zone) {
+            None => steps.push(Step::CreateRoute { pattern: r.pattern.clone(), zone: r.zone.clone() }),
             Some(x) if x.script.as_deref() != Some(d.script_name.as_str()) => {
-                steps.push(Step::UpdateRoute {
-                    id: x.id.clone(),
-                    pattern: r.pattern.clone(),
-                    zone: r.zone.clone(),
-                })
+                steps.push(Step::UpdateRoute { id: x.id.clone(), pattern: r.pattern.clone(), zone: r.zone.clone() })
             }
             Some(_) => {}
         }
@@ -387,63 +304,36 @@ pub fn plan(
     if script_is_ours {
         for x in &o.routes {
             if x.script.as_deref() == Some(d.script_name.as_str())
-                && !d
-                    .routes
-                    .iter()
-                    .any(|r| r.pattern == x.pattern && r.zone == x.zone)
+                && !d.routes.iter().any(|r| r.pattern == x.pattern && r.zone == x.zone)
             {
-                steps.push(Step::DeleteRoute {
-                    id: x.id.clone(),
-                    pattern: x.pattern.clone(),
-                    zone: x.zone.clone(),
-                });
+                steps.push(Step::DeleteRoute { id: x.id.clone(), pattern: x.pattern.clone(), zone: x.zone.clone() });
             }
         }
     }
 
     // Custom domains.
     for dom in &d.custom_domains {
-        if !o
-            .domains
-            .iter()
-            .any(|x| x.hostname == dom.hostname && x.service == d.script_name)
-        {
-            steps.push(Step::AttachDomain {
-                hostname: dom.hostname.clone(),
-                zone: dom.zone.clone(),
-            });
+        if !o.domains.iter().any(|x| x.hostname == dom.hostname && x.service == d.script_name) {
+            steps.push(Step::AttachDomain { hostname: dom.hostname.clone(), zone: dom.zone.clone() });
         }
     }
     if script_is_ours {
         for x in &o.domains {
-            if x.service == d.script_name
-                && !d.custom_domains.iter().any(|c| c.hostname == x.hostname)
-            {
-                steps.push(Step::DetachDomain {
-                    id: x.id.clone(),
-                    hostname: x.hostname.clone(),
-                });
+            if x.service == d.script_name && !d.custom_domains.iter().any(|c| c.hostname == x.hostname) {
+                steps.push(Step::DetachDomain { id: x.id.clone(), hostname: x.hostname.clone() });
             }
         }
     }
 
     // Without a route or custom domain the service is reached on workers.dev.
     if d.routes.is_empty() && d.custom_domains.is_empty() {
-        let enabled = o
-            .script
-            .as_ref()
-            .and_then(|s| s.workers_dev_enabled)
-            .unwrap_or(false);
+        let enabled = o.script.as_ref().and_then(|s| s.workers_dev_enabled).unwrap_or(false);
         if !enabled {
             steps.push(Step::EnableWorkersDev);
         }
     }
 
-    Ok(Plan {
-        steps,
-        applied,
-        content_hash,
-    })
+    Ok(Plan { steps, applied, content_hash })
 }
 
 #[cfg(test)]
@@ -469,10 +359,7 @@ mod tests {
             }),
             databases: BTreeMap::from([(
                 "DB".to_string(),
-                ObservedDatabase {
-                    id: "db-1".into(),
-                    applied: Some(vec!["0001_init.sql".into()]),
-                },
+                ObservedDatabase { id: "db-1".into(), applied: Some(vec!["0001_init.sql".into()]) },
             )]),
             zone_ids: BTreeMap::from([("acme.com".to_string(), "z1".to_string())]),
             routes: vec![ObservedRoute {
@@ -502,23 +389,10 @@ mod tests {
         let p = plan(&d, &Observed::default(), &BTreeMap::new()).unwrap();
         assert_eq!(
             kinds(&p),
-            vec![
-                "CreateDatabase",
-                "ApplyMigrations",
-                "UploadWorker",
-                "TagScript",
-                "CreateRoute",
-                "AttachDomain"
-            ]
+            vec!["CreateDatabase", "ApplyMigrations", "UploadWorker", "TagScript", "CreateRoute", "AttachDomain"]
         );
         assert!(p.content_hash.is_none());
-        assert!(matches!(
-            &p.steps[1],
-            Step::ApplyMigrations {
-                bookmark: false,
-                ..
-            }
-        ));
+        assert!(matches!(&p.steps[1], Step::ApplyMigrations { bookmark: false, .. }));
     }
 
     #[test]
@@ -541,17 +415,12 @@ mod tests {
     #[test]
     fn new_migration_only_applies_it_with_a_production_bookmark() {
         let mut i = inputs();
-        i.migrations
-            .get_mut("DB")
-            .unwrap()
-            .push(MigrationFile::new("0002_more.sql", "CREATE TABLE u(y);"));
+        i.migrations.get_mut("DB").unwrap().push(MigrationFile::new("0002_more.sql", "CREATE TABLE u(y);"));
         let d = build(&i).unwrap();
         let p = plan(&d, &converged(&d), &BTreeMap::new()).unwrap();
         assert_eq!(kinds(&p), vec!["ApplyMigrations"]);
         match &p.steps[0] {
-            Step::ApplyMigrations {
-                files, bookmark, ..
-            } => {
+            Step::ApplyMigrations { files, bookmark, .. } => {
                 assert_eq!(files.len(), 1);
                 assert_eq!(files[0].name, "0002_more.sql");
                 assert!(bookmark);
@@ -565,11 +434,7 @@ mod tests {
         let d = desired();
         let recorded = BTreeMap::from([(
             "DB".to_string(),
-            vec![AppliedMigration {
-                name: "0001_init.sql".into(),
-                checksum: "sha256:old".into(),
-                applied_at: None,
-            }],
+            vec![AppliedMigration { name: "0001_init.sql".into(), checksum: "sha256:old".into(), applied_at: None }],
         )]);
         let err = plan(&d, &converged(&d), &recorded).unwrap_err();
         assert!(matches!(err, PlanError::Checksum { .. }), "{err}");
@@ -584,13 +449,7 @@ mod tests {
         assert!(err.to_string().contains("owned by other/svc"), "{err}");
 
         o.script.as_mut().unwrap().tags = vec![];
-        assert!(matches!(
-            plan(&d, &o, &BTreeMap::new()),
-            Err(PlanError::Conflict {
-                on: WORKER_DEPLOYED,
-                ..
-            })
-        ));
+        assert!(matches!(plan(&d, &o, &BTreeMap::new()), Err(PlanError::Conflict { on: WORKER_DEPLOYED, .. })));
         d.adopt = true;
         let p = plan(&d, &o, &BTreeMap::new()).unwrap();
         assert!(kinds(&p).contains(&"TagScript"));
@@ -601,20 +460,10 @@ mod tests {
         let d = desired();
         let mut o = converged(&d);
         o.routes[0].script = Some("someone-else".into());
-        assert!(
-            plan(&d, &o, &BTreeMap::new())
-                .unwrap_err()
-                .to_string()
-                .contains("route api.acme.com/*")
-        );
+        assert!(plan(&d, &o, &BTreeMap::new()).unwrap_err().to_string().contains("route api.acme.com/*"));
         let mut o = converged(&d);
         o.domains[0].service = "someone-else".into();
-        assert!(
-            plan(&d, &o, &BTreeMap::new())
-                .unwrap_err()
-                .to_string()
-                .contains("custom domain api.acme.com")
-        );
+        assert!(plan(&d, &o, &BTreeMap::new()).unwrap_err().to_string().contains("custom domain api.acme.com"));
     }
 
     #[test]
@@ -643,14 +492,6 @@ mod tests {
         });
         o.script.as_mut().unwrap().secret_names.push("OLD".into());
         let p = plan(&d, &o, &BTreeMap::new()).unwrap();
-        assert_eq!(
-            kinds(&p),
-            vec![
-                "DeleteSecret",
-                "UploadWorker",
-                "DeleteRoute",
-                "DetachDomain"
-            ]
-        );
+        assert_eq!(kinds(&p), vec!["DeleteSecret", "UploadWorker", "DeleteRoute", "DetachDomain"]);
     }
 }

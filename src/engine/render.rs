@@ -13,21 +13,13 @@ pub struct Unresolved {
 
 impl std::fmt::Display for Unresolved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}: unresolved placeholder {{{{{}}}}}",
-            self.field, self.placeholder
-        )
+        write!(f, "{}: unresolved placeholder {{{{{}}}}}", self.field, self.placeholder)
     }
 }
 
 /// Replace every `{{NAME}}` (optional spaces inside the braces) with its value. Unknown names are
 /// left in place and reported. Values are not re-expanded.
-pub fn render(
-    field: &str,
-    input: &str,
-    vars: &BTreeMap<String, String>,
-) -> Result<String, Unresolved> {
+pub fn render(field: &str, input: &str, vars: &BTreeMap<String, String>) -> Result<String, Unresolved> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(start) = rest.find("{{") {
@@ -41,10 +33,7 @@ pub fn render(
         match vars.get(name) {
             Some(v) if is_name(name) => out.push_str(v),
             _ => {
-                return Err(Unresolved {
-                    field: field.to_string(),
-                    placeholder: name.to_string(),
-                });
+                return Err(Unresolved { field: field.to_string(), placeholder: name.to_string() });
             }
         }
         rest = &after[end + 2..];
@@ -75,14 +64,10 @@ mod tests {
     use super::*;
 
     fn vars() -> BTreeMap<String, String> {
-        [
-            ("DOMAIN", "api.acme.com"),
-            ("ENVIRONMENT", "production"),
-            ("X", "{{DOMAIN}}"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+        [("DOMAIN", "api.acme.com"), ("ENVIRONMENT", "production"), ("X", "{{DOMAIN}}")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -103,10 +88,7 @@ mod tests {
     fn reports_field_and_placeholder() {
         let err = render("worker.vars.URL", "https://{{MISSING}}/x", &vars()).unwrap_err();
         assert_eq!(err.placeholder, "MISSING");
-        assert_eq!(
-            err.to_string(),
-            "worker.vars.URL: unresolved placeholder {{MISSING}}"
-        );
+        assert_eq!(err.to_string(), "worker.vars.URL: unresolved placeholder {{MISSING}}");
         assert!(render("f", "{{}}", &vars()).is_err());
         assert!(render("f", "{{a-b}}", &vars()).is_err());
     }

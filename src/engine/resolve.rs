@@ -19,11 +19,7 @@ pub const MAX_SCRIPT_BYTES: usize = 10 * 1024 * 1024;
 pub trait ObjectSource: Send + Sync {
     async fn customer(&self, namespace: &str, name: &str) -> Result<Option<Customer>, SourceError>;
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, SourceError>;
-    async fn config_map(
-        &self,
-        namespace: &str,
-        name: &str,
-    ) -> Result<Option<ConfigMap>, SourceError>;
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, SourceError>;
     /// Get or create the operator-owned value of a `generate` secret. A value, once created, is
     /// returned unchanged on every later call.
     async fn generated_secret(
@@ -52,10 +48,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -88,8 +81,6 @@ pub struct ServiceInputs {
     pub secrets: Vec<(String, SecretValue)>,
     /// Credential header value for the auth production test.
     pub test_credential: Option<SecretValue>,
-    /// Digest of the versions of every referenced object, for change detection.
-    pub references_digest: String,
 }
 
 /// Why resolution stopped.
@@ -108,43 +99,25 @@ pub async fn read_secret_key(
     field: &str,
     r: &SecretKeyRef,
 ) -> Result<(SecretValue, String), ResolveError> {
-    let secret = src.secret(namespace, &r.name).await?.ok_or_else(|| {
-        ConfigError::new(
-            field,
-            format!("Secret {:?} not found in namespace {namespace:?}", r.name),
-        )
-    })?;
+    let secret = src
+        .secret(namespace, &r.name)
+        .await?
+        .ok_or_else(|| ConfigError::new(field, format!("Secret {:?} not found in namespace {namespace:?}", r.name)))?;
     let bytes = secret
         .data
         .as_ref()
         .and_then(|d| d.get(&r.key))
         .map(|b| b.0.clone())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|d| d.get(&r.key))
-                .map(|s| s.clone().into_bytes())
-        })
-        .ok_or_else(|| {
-            ConfigError::new(field, format!("Secret {:?} has no key {:?}", r.name, r.key))
-        })?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        ConfigError::new(
-            field,
-            format!("Secret {:?} key {:?} is not UTF-8 text", r.name, r.key),
-        )
-    })?;
+        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&r.key)).map(|s| s.clone().into_bytes()))
+        .ok_or_else(|| ConfigError::new(field, format!("Secret {:?} has no key {:?}", r.name, r.key)))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ConfigError::new(field, format!("Secret {:?} key {:?} is not UTF-8 text", r.name, r.key)))?;
     let text = text.trim_end_matches(['\n', '\r']).to_string();
     Ok((SecretValue::new(text), version_of(&secret.metadata)))
 }
 
 fn version_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
-    format!(
-        "{}@{}",
-        meta.name.as_deref().unwrap_or_default(),
-        meta.resource_version.as_deref().unwrap_or_default()
-    )
+    format!("{}@{}", meta.name.as_deref().unwrap_or_default(), meta.resource_version.as_deref().unwrap_or_default())
 }
 
 /// Read all files of a ConfigMap (data and binaryData).
@@ -153,13 +126,11 @@ pub async fn read_config_map_files(
     namespace: &str,
     field: &str,
     name: &str,
-) -> Result<(BTreeMap<String, Vec<u8>>, String), ResolveError> {
-    let cm = src.config_map(namespace, name).await?.ok_or_else(|| {
-        ConfigError::new(
-            field,
-            format!("ConfigMap {name:?} not found in namespace {namespace:?}"),
-        )
-    })?;
+) -> Result<BTreeMap<String, Vec<u8>>, ResolveError> {
+    let cm = src
+        .config_map(namespace, name)
+        .await?
+        .ok_or_else(|| ConfigError::new(field, format!("ConfigMap {name:?} not found in namespace {namespace:?}")))?;
     let mut files = BTreeMap::new();
     for (k, v) in cm.data.iter().flatten() {
         files.insert(k.clone(), v.clone().into_bytes());
@@ -167,69 +138,36 @@ pub async fn read_config_map_files(
     for (k, v) in cm.binary_data.iter().flatten() {
         files.insert(k.clone(), v.0.clone());
     }
-    Ok((files, version_of(&cm.metadata)))
+    Ok(files)
 }
 
 /// Resolve every reference of a service.
-pub async fn resolve(
-    src: &dyn ObjectSource,
-    service: &CloudflareService,
-) -> Result<ServiceInputs, ResolveError> {
-    let ns = service
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".to_string());
-    let mut versions = Vec::new();
+pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Result<ServiceInputs, ResolveError> {
+    let ns = service.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
 
     let customer_name = &service.spec.customer_ref.name;
     let customer = src.customer(&ns, customer_name).await?.ok_or_else(|| {
-        ConfigError::new(
-            "spec.customerRef.name",
-            format!("Customer {customer_name:?} not found in namespace {ns:?}"),
-        )
+        ConfigError::new("spec.customerRef.name", format!("Customer {customer_name:?} not found in namespace {ns:?}"))
     })?;
-    versions.push(version_of(&customer.metadata));
 
-    let (token, token_problem) = match read_secret_key(
-        src,
-        &ns,
-        "customer.spec.apiTokenSecretRef",
-        &customer.spec.api_token_secret_ref,
-    )
-    .await
-    {
-        Ok((t, _)) if t.is_empty() => (
-            None,
-            Some(ConfigError::new(
-                "customer.spec.apiTokenSecretRef",
-                "the API token Secret key is empty",
-            )),
-        ),
-        Ok((t, v)) => {
-            versions.push(v);
-            (Some(t), None)
-        }
-        Err(ResolveError::Config(e)) => (None, Some(e)),
-        Err(e) => return Err(e),
-    };
+    let (token, token_problem) =
+        match read_secret_key(src, &ns, "customer.spec.apiTokenSecretRef", &customer.spec.api_token_secret_ref).await {
+            Ok((t, _)) if t.is_empty() => {
+                (None, Some(ConfigError::new("customer.spec.apiTokenSecretRef", "the API token Secret key is empty")))
+            }
+            Ok((t, _)) => (Some(t), None),
+            Err(ResolveError::Config(e)) => (None, Some(e)),
+            Err(e) => return Err(e),
+        };
 
     let worker = &service.spec.body.worker;
-    let (files, v) = read_config_map_files(
-        src,
-        &ns,
-        "spec.worker.source.configMapRef.name",
-        &worker.source.config_map_ref.name,
-    )
-    .await?;
-    versions.push(v);
+    let files =
+        read_config_map_files(src, &ns, "spec.worker.source.configMapRef.name", &worker.source.config_map_ref.name)
+            .await?;
     if files.is_empty() {
         return Err(ConfigError::new(
             "spec.worker.source.configMapRef.name",
-            format!(
-                "ConfigMap {:?} has no files",
-                worker.source.config_map_ref.name
-            ),
+            format!("ConfigMap {:?} has no files", worker.source.config_map_ref.name),
         )
         .into());
     }
@@ -249,42 +187,31 @@ pub async fn resolve(
     if total > MAX_SCRIPT_BYTES {
         return Err(ConfigError::new(
             "spec.worker.source.configMapRef.name",
-            format!(
-                "modules total {total} bytes, over the {MAX_SCRIPT_BYTES}-byte Worker size limit"
-            ),
+            format!("modules total {total} bytes, over the {MAX_SCRIPT_BYTES}-byte Worker size limit"),
         )
         .into());
     }
-    let modules = files
-        .into_iter()
-        .map(|(name, content)| Module { name, content })
-        .collect();
+    let modules = files.into_iter().map(|(name, content)| Module { name, content }).collect();
 
     let mut migrations = BTreeMap::new();
     for (i, db) in service.spec.body.d1_databases.iter().enumerate() {
         let Some(m) = &db.migrations else { continue };
         let field = format!("spec.d1Databases[{i}].migrations.configMapRef.name");
-        let (files, v) = read_config_map_files(src, &ns, &field, &m.config_map_ref.name).await?;
-        versions.push(v);
+        let files = read_config_map_files(src, &ns, &field, &m.config_map_ref.name).await?;
         if files.is_empty() {
             return Err(ConfigError::new(
                 field,
-                format!(
-                    "ConfigMap {:?} has no migration files",
-                    m.config_map_ref.name
-                ),
+                format!("ConfigMap {:?} has no migration files", m.config_map_ref.name),
             )
             .into());
         }
         let mut text = BTreeMap::new();
         for (k, bytes) in files {
-            let sql = String::from_utf8(bytes).map_err(|_| {
-                ConfigError::new(field.clone(), format!("migration {k:?} is not UTF-8 text"))
-            })?;
+            let sql = String::from_utf8(bytes)
+                .map_err(|_| ConfigError::new(field.clone(), format!("migration {k:?} is not UTF-8 text")))?;
             text.insert(k, sql);
         }
-        let list = migrations::from_files(&field, &text)
-            .map_err(|e| ConfigError::new(field.clone(), e.to_string()))?;
+        let list = migrations::from_files(&field, &text).map_err(|e| ConfigError::new(field.clone(), e.to_string()))?;
         migrations.insert(db.binding.clone(), list);
     }
 
@@ -293,14 +220,8 @@ pub async fn resolve(
         let field = format!("spec.worker.secrets[{i}]");
         match (&s.value_from, &s.generate) {
             (Some(vf), None) => {
-                let (value, v) = read_secret_key(
-                    src,
-                    &ns,
-                    &format!("{field}.valueFrom.secretKeyRef"),
-                    &vf.secret_key_ref,
-                )
-                .await?;
-                versions.push(v);
+                let (value, _) =
+                    read_secret_key(src, &ns, &format!("{field}.valueFrom.secretKeyRef"), &vf.secret_key_ref).await?;
                 secrets.push((s.name.clone(), value));
             }
             (None, Some(g)) => {
@@ -308,11 +229,7 @@ pub async fn resolve(
                 secrets.push((s.name.clone(), value));
             }
             _ => {
-                return Err(ConfigError::new(
-                    field,
-                    "exactly one of valueFrom or generate must be set",
-                )
-                .into());
+                return Err(ConfigError::new(field, "exactly one of valueFrom or generate must be set").into());
             }
         }
     }
@@ -326,18 +243,16 @@ pub async fn resolve(
         .and_then(|t| t.auth.as_ref())
         .and_then(|a| a.with_credentials.as_ref())
     {
-        let (value, v) = read_secret_key(
+        let (value, _) = read_secret_key(
             src,
             &ns,
             "spec.productionTests.auth.withCredentials.valueFrom.secretKeyRef",
             &cred.value_from.secret_key_ref,
         )
         .await?;
-        versions.push(v);
         test_credential = Some(value);
     }
 
-    let references_digest = super::hash::digest_strings(&versions);
     Ok(ServiceInputs {
         service: service.clone(),
         customer,
@@ -347,6 +262,5 @@ pub async fn resolve(
         migrations,
         secrets,
         test_credential,
-        references_digest,
     })
 }

@@ -9,18 +9,8 @@ pub const MIN_SECRET_LEN: usize = 32;
 /// Minimum Shannon entropy (bits per character) for secrets under the strict policy.
 pub const MIN_SECRET_ENTROPY: f64 = 3.0;
 
-const DUMMY_WORDS: [&str; 10] = [
-    "test",
-    "dummy",
-    "changeme",
-    "change-me",
-    "change_me",
-    "example",
-    "placeholder",
-    "password",
-    "secret",
-    "default",
-];
+const DUMMY_WORDS: [&str; 10] =
+    ["test", "dummy", "changeme", "change-me", "change_me", "example", "placeholder", "password", "secret", "default"];
 
 /// How serious a finding is under the active policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,9 +56,7 @@ impl Rule {
             Rule::DummyValue => "value is a known dummy or default value".to_string(),
             Rule::InsecureUrl => "URL uses http:// instead of https://".to_string(),
             Rule::LocalUrl => "URL points to localhost or a private address".to_string(),
-            Rule::UnresolvedPlaceholder => {
-                "value contains an unresolved {{…}} placeholder".to_string()
-            }
+            Rule::UnresolvedPlaceholder => "value contains an unresolved {{…}} placeholder".to_string(),
             Rule::MissingToken => "Cloudflare API token Secret is missing or empty".to_string(),
         }
     }
@@ -79,13 +67,8 @@ impl Rule {
             PolicyLevel::Strict => Severity::Block,
             PolicyLevel::Relaxed => Severity::Warn,
             PolicyLevel::Standard => match self {
-                Rule::DummyValue | Rule::UnresolvedPlaceholder | Rule::MissingToken => {
-                    Severity::Block
-                }
-                Rule::SecretTooShort
-                | Rule::SecretLowEntropy
-                | Rule::InsecureUrl
-                | Rule::LocalUrl => Severity::Warn,
+                Rule::DummyValue | Rule::UnresolvedPlaceholder | Rule::MissingToken => Severity::Block,
+                Rule::SecretTooShort | Rule::SecretLowEntropy | Rule::InsecureUrl | Rule::LocalUrl => Severity::Warn,
             },
         }
     }
@@ -105,11 +88,7 @@ pub struct PolicyInput<'a> {
 pub fn evaluate(input: &PolicyInput<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut push = |field: &str, rule: Rule| {
-        findings.push(Finding {
-            field: field.to_string(),
-            rule,
-            severity: rule.severity(input.level),
-        });
+        findings.push(Finding { field: field.to_string(), rule, severity: rule.severity(input.level) });
     };
     if !input.token_present {
         push("customer.apiTokenSecretRef", Rule::MissingToken);
@@ -149,16 +128,10 @@ pub fn is_dummy(value: &str) -> bool {
         return true;
     }
     let stripped: String = v.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    if DUMMY_WORDS
-        .iter()
-        .any(|w| stripped == w.replace(['-', '_'], ""))
-    {
+    if DUMMY_WORDS.iter().any(|w| stripped == w.replace(['-', '_'], "")) {
         return true;
     }
-    if DUMMY_WORDS
-        .iter()
-        .any(|w| stripped.starts_with(&w.replace(['-', '_'], "")) && stripped.len() <= w.len() + 4)
-    {
+    if DUMMY_WORDS.iter().any(|w| stripped.starts_with(&w.replace(['-', '_'], "")) && stripped.len() <= w.len() + 4) {
         return true;
     }
     let chars: Vec<char> = v.chars().collect();
@@ -200,27 +173,18 @@ fn urls(value: &str) -> impl Iterator<Item = &str> {
 fn is_local_url(url: &str) -> bool {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority
-        .rsplit_once('@')
-        .map(|(_, h)| h)
-        .unwrap_or(authority);
+    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
     let host = if let Some(h) = host.strip_prefix('[') {
         h.split(']').next().unwrap_or_default()
     } else {
         host.split(':').next().unwrap_or_default()
     };
     let host = host.to_ascii_lowercase();
-    if host == "localhost"
-        || host.ends_with(".localhost")
-        || host.ends_with(".local")
-        || host.ends_with(".internal")
-    {
+    if host == "localhost" || host.ends_with(".localhost") || host.ends_with(".local") || host.ends_with(".internal") {
         return true;
     }
     match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => {
-            ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified()
-        }
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
         Ok(IpAddr::V6(ip)) => {
             ip.is_loopback()
                 || ip.is_unspecified()
@@ -240,14 +204,8 @@ mod tests {
     fn eval(level: PolicyLevel, vars: &[(&str, &str)], secrets: &[(&str, &str)]) -> Vec<Finding> {
         evaluate(&PolicyInput {
             level,
-            vars: vars
-                .iter()
-                .map(|(k, v)| (format!("worker.vars.{k}"), *v))
-                .collect(),
-            secrets: secrets
-                .iter()
-                .map(|(k, v)| (format!("worker.secrets.{k}"), *v))
-                .collect(),
+            vars: vars.iter().map(|(k, v)| (format!("worker.vars.{k}"), *v)).collect(),
+            secrets: secrets.iter().map(|(k, v)| (format!("worker.secrets.{k}"), *v)).collect(),
             token_present: true,
         })
     }
@@ -271,23 +229,14 @@ mod tests {
         ] {
             assert!(is_dummy(v), "{v:?} should be dummy");
         }
-        for v in [
-            STRONG,
-            "info",
-            "https://api.acme.com",
-            "testing-environment-banner",
-        ] {
+        for v in [STRONG, "info", "https://api.acme.com", "testing-environment-banner"] {
             assert!(!is_dummy(v), "{v:?} should not be dummy");
         }
     }
 
     #[test]
     fn strict_blocks_weak_secrets_and_names_the_key_only() {
-        let f = eval(
-            PolicyLevel::Strict,
-            &[],
-            &[("JWT_SECRET", "short-but-not-dummy"), ("OK", STRONG)],
-        );
+        let f = eval(PolicyLevel::Strict, &[], &[("JWT_SECRET", "short-but-not-dummy"), ("OK", STRONG)]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].rule, Rule::SecretTooShort);
         assert_eq!(f[0].severity, Severity::Block);
@@ -298,11 +247,7 @@ mod tests {
 
     #[test]
     fn low_entropy_long_secret_is_caught() {
-        let f = eval(
-            PolicyLevel::Strict,
-            &[],
-            &[("K", "abababababababababababababababab")],
-        );
+        let f = eval(PolicyLevel::Strict, &[], &[("K", "abababababababababababababababab")]);
         assert_eq!(f[0].rule, Rule::SecretLowEntropy);
     }
 
@@ -318,10 +263,7 @@ mod tests {
             ("see https://user@127.0.0.1/x", vec![Rule::LocalUrl]),
         ];
         for (value, want) in cases {
-            let got: Vec<Rule> = eval(PolicyLevel::Strict, &[("U", value)], &[])
-                .iter()
-                .map(|f| f.rule)
-                .collect();
+            let got: Vec<Rule> = eval(PolicyLevel::Strict, &[("U", value)], &[]).iter().map(|f| f.rule).collect();
             assert_eq!(got, want, "{value}");
         }
     }
@@ -329,18 +271,9 @@ mod tests {
     #[test]
     fn levels_change_severity() {
         let secrets = [("S", "short-value-abc")];
-        assert_eq!(
-            eval(PolicyLevel::Standard, &[], &secrets)[0].severity,
-            Severity::Warn
-        );
-        assert_eq!(
-            eval(PolicyLevel::Relaxed, &[], &[("S", "changeme")])[0].severity,
-            Severity::Warn
-        );
-        assert_eq!(
-            eval(PolicyLevel::Standard, &[], &[("S", "changeme")])[0].severity,
-            Severity::Block
-        );
+        assert_eq!(eval(PolicyLevel::Standard, &[], &secrets)[0].severity, Severity::Warn);
+        assert_eq!(eval(PolicyLevel::Relaxed, &[], &[("S", "changeme")])[0].severity, Severity::Warn);
+        assert_eq!(eval(PolicyLevel::Standard, &[], &[("S", "changeme")])[0].severity, Severity::Block);
     }
 
     #[test]

@@ -38,25 +38,27 @@ impl Report {
         self.conds.iter().find(|x| x.type_ == type_)
     }
 
-    /// The first condition that is not True, in DESIGN order.
+    /// The condition that keeps the service from Ready: the first False one in DESIGN order,
+    /// else the first that is not True.
     pub fn first_not_ok(&self) -> Option<CondSpec> {
-        c::SERVICE_CONDITIONS
-            .iter()
-            .filter(|t| **t != c::READY)
-            .map(|t| self.resolved(t))
-            .find(|x| x.status != Some(true))
+        let all: Vec<CondSpec> =
+            c::SERVICE_CONDITIONS.iter().filter(|t| **t != c::READY).map(|t| self.resolved(t)).collect();
+        all.iter().find(|x| x.status == Some(false)).or_else(|| all.iter().find(|x| x.status != Some(true))).cloned()
     }
 
     fn resolved(&self, type_: &'static str) -> CondSpec {
         if let Some(x) = self.get(type_) {
             return x.clone();
         }
-        // Not reached this pass: blocked by the first earlier failure.
-        let blocker = c::SERVICE_CONDITIONS
-            .iter()
-            .take_while(|t| **t != type_)
-            .filter_map(|t| self.get(t))
-            .find(|x| x.status != Some(true));
+        // Not reached this pass: blocked by a failure (the first in DESIGN order).
+        let blocker =
+            c::SERVICE_CONDITIONS.iter().filter_map(|t| self.get(t)).find(|x| x.status == Some(false)).or_else(|| {
+                c::SERVICE_CONDITIONS
+                    .iter()
+                    .take_while(|t| **t != type_)
+                    .filter_map(|t| self.get(t))
+                    .find(|x| x.status.is_none())
+            });
         match blocker {
             Some(b) => CondSpec::unknown(
                 type_,
@@ -69,25 +71,13 @@ impl Report {
 
     /// Every service condition with Ready derived from the others.
     pub fn finish(&self) -> Vec<CondSpec> {
-        let mut out: Vec<CondSpec> = c::SERVICE_CONDITIONS
-            .iter()
-            .filter(|t| **t != c::READY)
-            .map(|t| self.resolved(t))
-            .collect();
+        let mut out: Vec<CondSpec> =
+            c::SERVICE_CONDITIONS.iter().filter(|t| **t != c::READY).map(|t| self.resolved(t)).collect();
         let ready = match self.get(c::READY) {
             Some(explicit) => explicit.clone(),
             None => match self.first_not_ok() {
-                None => CondSpec::ok(
-                    c::READY,
-                    reason::READY,
-                    "service is deployed and its checks pass",
-                ),
-                Some(x) => CondSpec::new(
-                    c::READY,
-                    Some(false),
-                    &x.reason,
-                    format!("{}: {}", x.type_, x.message),
-                ),
+                None => CondSpec::ok(c::READY, reason::READY, "service is deployed and its checks pass"),
+                Some(x) => CondSpec::new(c::READY, Some(false), &x.reason, format!("{}: {}", x.type_, x.message)),
             },
         };
         out.push(ready);
@@ -97,13 +87,7 @@ impl Report {
 
 /// Apply a report to a status: conditions merged with transition bookkeeping, observedGeneration,
 /// phase.
-pub fn apply(
-    status: &mut CloudflareServiceStatus,
-    report: &Report,
-    phase: Phase,
-    generation: Option<i64>,
-    now: &Time,
-) {
+pub fn apply(status: &mut CloudflareServiceStatus, report: &Report, phase: Phase, generation: Option<i64>, now: &Time) {
     let conds = report.finish();
     status.conditions = c::merge(&status.conditions, &conds, generation, now);
     status.observed_generation = generation;
@@ -138,11 +122,7 @@ mod tests {
         let out = r.finish();
         assert_eq!(out.len(), 9);
         assert_eq!(out.last().unwrap().status, Some(true));
-        r.fail(
-            c::MIGRATIONS_APPLIED,
-            reason::CHECKSUM_MISMATCH,
-            "0001 changed",
-        );
+        r.fail(c::MIGRATIONS_APPLIED, reason::CHECKSUM_MISMATCH, "0001 changed");
         let ready = r.finish().pop().unwrap();
         assert_eq!(ready.status, Some(false));
         assert_eq!(ready.reason, reason::CHECKSUM_MISMATCH);
@@ -153,11 +133,7 @@ mod tests {
     fn unreached_conditions_are_blocked_by_the_first_failure() {
         let mut r = Report::new();
         r.ok(c::CREDENTIALS_VALID, "TokenValid", "ok");
-        r.fail(
-            c::CONFIG_VALID,
-            reason::MISSING_REFERENCE,
-            "spec.customerRef.name: not found",
-        );
+        r.fail(c::CONFIG_VALID, reason::MISSING_REFERENCE, "spec.customerRef.name: not found");
         let out = r.finish();
         let worker = out.iter().find(|x| x.type_ == c::WORKER_DEPLOYED).unwrap();
         assert_eq!(worker.status, None);
@@ -172,34 +148,19 @@ mod tests {
         apply(&mut s, &Report::new(), Phase::Pending, Some(3), &now);
         assert_eq!(s.observed_generation, Some(3));
         assert_eq!(s.conditions.len(), 9);
-        assert!(
-            s.conditions
-                .iter()
-                .all(|x| x.observed_generation == Some(3))
-        );
+        assert!(s.conditions.iter().all(|x| x.observed_generation == Some(3)));
     }
 
     #[test]
     fn failure_phases() {
-        assert_eq!(
-            phase_for_failure(c::MIGRATIONS_APPLIED, true),
-            Phase::Failed
-        );
-        assert_eq!(
-            phase_for_failure(c::MIGRATIONS_APPLIED, false),
-            Phase::Migrating
-        );
-        assert_eq!(
-            phase_for_failure(c::ROUTES_CONFIGURED, false),
-            Phase::Deploying
-        );
+        assert_eq!(phase_for_failure(c::MIGRATIONS_APPLIED, true), Phase::Failed);
+        assert_eq!(phase_for_failure(c::MIGRATIONS_APPLIED, false), Phase::Migrating);
+        assert_eq!(phase_for_failure(c::ROUTES_CONFIGURED, false), Phase::Deploying);
     }
 }
 
 /// A report that keeps previous conditions as they were (used while suspended).
-pub fn report_from_conditions(
-    conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-) -> Report {
+pub fn report_from_conditions(conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> Report {
     let mut r = Report::new();
     for t in c::SERVICE_CONDITIONS {
         if let Some(x) = c::find(conds, t) {

@@ -51,7 +51,9 @@ fn parse(path: &str) -> Result<Vec<Seg>, PathError> {
                 } else if let Some(q) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
                     segs.push(Seg::Key(q.to_string()));
                 } else {
-                    segs.push(Seg::Index(inner.parse().map_err(|_| err("bracket must hold an index or a quoted key"))?));
+                    segs.push(Seg::Index(
+                        inner.parse().map_err(|_| err("bracket must hold an index or a quoted key"))?,
+                    ));
                 }
             }
             _ => return Err(err("expected . or [")),

@@ -45,7 +45,11 @@ struct Probe {
 }
 
 async fn probe(client: &Client, t: &Target, method: Method, path: &str, auth: Option<(&str, &str)>) -> Probe {
-    let url = format!("{}{}", t.base_url.trim_end_matches('/'), if path.starts_with('/') { path.to_string() } else { format!("/{path}") });
+    let url = format!(
+        "{}{}",
+        t.base_url.trim_end_matches('/'),
+        if path.starts_with('/') { path.to_string() } else { format!("/{path}") }
+    );
     let mut req = client.request(method, &url);
     if let Some(h) = &t.host_header {
         req = req.header(reqwest::header::HOST, h);
@@ -63,7 +67,9 @@ async fn probe(client: &Client, t: &Target, method: Method, path: &str, auth: Op
             let body = resp.text().await.unwrap_or_default();
             Probe { status: Some(status), body, elapsed: start.elapsed(), error: None }
         }
-        Err(e) => Probe { status: None, body: String::new(), elapsed: start.elapsed(), error: Some(describe_error(&e)) },
+        Err(e) => {
+            Probe { status: None, body: String::new(), elapsed: start.elapsed(), error: Some(describe_error(&e)) }
+        }
     }
 }
 
@@ -83,7 +89,7 @@ fn describe_error(e: &reqwest::Error) -> String {
             format!("connection failed ({detail})")
         }
     } else {
-        format!("request failed ({})", e.without_url())
+        format!("request failed ({e})")
     }
 }
 
@@ -103,7 +109,12 @@ fn expect_status(suite: &str, name: &str, p: &Probe, want: u16) -> TestResult {
 /// Run every declared check. Never fails: problems are failed results.
 pub async fn run_suites(spec: &ProductionTestsSpec, t: &Target) -> TestRun {
     let timeout = Duration::from_secs(u64::from(spec.timeout_seconds.max(1)));
-    let client = match Client::builder().timeout(timeout).connect_timeout(timeout).redirect(reqwest::redirect::Policy::none()).build() {
+    let client = match Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             return TestRun {
@@ -111,7 +122,13 @@ pub async fn run_suites(spec: &ProductionTestsSpec, t: &Target) -> TestRun {
                 passed: 0,
                 failed: 1,
                 p95_ms: None,
-                results: vec![result("setup", "http-client", false, format!("cannot build HTTP client: {e}"), Duration::ZERO)],
+                results: vec![result(
+                    "setup",
+                    "http-client",
+                    false,
+                    format!("cannot build HTTP client: {e}"),
+                    Duration::ZERO,
+                )],
             };
         }
     };
@@ -143,7 +160,13 @@ pub async fn run_suites(spec: &ProductionTestsSpec, t: &Target) -> TestRun {
                     let p = probe(&client, t, Method::GET, &a.path, Some((w.header.as_str(), cred.expose()))).await;
                     results.push(expect_status("auth", "with-credentials", &p, w.expect_status));
                 }
-                None => results.push(result("auth", "with-credentials", false, "credential Secret not resolved".into(), Duration::ZERO)),
+                None => results.push(result(
+                    "auth",
+                    "with-credentials",
+                    false,
+                    "credential Secret not resolved".into(),
+                    Duration::ZERO,
+                )),
             }
         }
     }
@@ -214,7 +237,10 @@ async fn performance(client: &Client, t: &Target, perf: &crate::crd::Performance
     if error_rate > perf.max_error_rate {
         problems.push(format!("error rate {:.3} over {:.3}", error_rate, perf.max_error_rate));
     }
-    let summary = format!("{} requests at concurrency {}: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms, error rate {error_rate:.3}", perf.requests, perf.concurrency);
+    let summary = format!(
+        "{} requests at concurrency {}: p50 {p50} ms, p95 {p95} ms, p99 {p99} ms, error rate {error_rate:.3}",
+        perf.requests, perf.concurrency
+    );
     let passed = problems.is_empty();
     let message = if passed { summary } else { format!("{}; {summary}", problems.join("; ")) };
     (result("performance", &perf.path, passed, message, start.elapsed()), p95)

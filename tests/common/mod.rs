@@ -40,6 +40,14 @@ pub struct World {
     pub engine: Engine,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub scripts: usize,
+    pub routes: usize,
+    pub custom_domains: usize,
+    pub databases: usize,
+}
+
 pub struct Recorder(pub Mutex<Vec<PassEvent>>);
 
 impl Progress for Recorder {
@@ -49,23 +57,13 @@ impl Progress for Recorder {
 }
 
 fn meta(ns: &str, name: &str) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some(ns.into()),
-        generation: Some(1),
-        ..Default::default()
-    }
+    ObjectMeta { name: Some(name.into()), namespace: Some(ns.into()), generation: Some(1), ..Default::default() }
 }
 
 pub fn config_map(ns: &str, name: &str, files: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
         metadata: meta(ns, name),
-        data: Some(
-            files
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
+        data: Some(files.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
         ..Default::default()
     }
 }
@@ -73,10 +71,7 @@ pub fn config_map(ns: &str, name: &str, files: &[(&str, &str)]) -> ConfigMap {
 pub fn secret(ns: &str, name: &str, key: &str, value: &str) -> Secret {
     Secret {
         metadata: meta(ns, name),
-        data: Some(BTreeMap::from([(
-            key.to_string(),
-            ByteString(value.as_bytes().to_vec()),
-        )])),
+        data: Some(BTreeMap::from([(key.to_string(), ByteString(value.as_bytes().to_vec()))])),
         ..Default::default()
     }
 }
@@ -87,17 +82,11 @@ pub fn customer(ns: &str, account: &str) -> Customer {
         CustomerSpec {
             display_name: Some("Acme".into()),
             account_id: account.into(),
-            api_token_secret_ref: SecretKeyRef {
-                name: "acme-cloudflare".into(),
-                key: "token".into(),
-            },
+            api_token_secret_ref: SecretKeyRef { name: "acme-cloudflare".into(), key: "token".into() },
             zones: vec!["acme.com".into()],
             vars: BTreeMap::from([("SUPPORT_EMAIL".into(), "ops@acme.com".into())]),
             environments: Environments {
-                production: Some(EnvironmentSettings {
-                    domain: Some("api.acme.com".into()),
-                    ..Default::default()
-                }),
+                production: Some(EnvironmentSettings { domain: Some("api.acme.com".into()), ..Default::default() }),
                 ..Default::default()
             },
         },
@@ -110,19 +99,13 @@ pub fn service(ns: &str) -> CloudflareService {
     let mut s = CloudflareService::new(
         "data",
         CloudflareServiceSpec {
-            customer_ref: LocalObjectRef {
-                name: "acme".into(),
-            },
+            customer_ref: LocalObjectRef { name: "acme".into() },
             environment: Environment::Production,
             body: ServiceBody {
                 service_type: ServiceType::DataService,
                 worker: WorkerSpec {
                     main_module: "index.js".into(),
-                    source: ConfigMapSource {
-                        config_map_ref: LocalObjectRef {
-                            name: "data-code".into(),
-                        },
-                    },
+                    source: ConfigMapSource { config_map_ref: LocalObjectRef { name: "data-code".into() } },
                     compatibility_date: "2025-10-01".into(),
                     compatibility_flags: vec![],
                     vars: BTreeMap::from([
@@ -132,10 +115,7 @@ pub fn service(ns: &str) -> CloudflareService {
                     secrets: vec![SecretSpec {
                         name: "JWT_SECRET".into(),
                         value_from: Some(ValueFrom {
-                            secret_key_ref: SecretKeyRef {
-                                name: "acme-secrets".into(),
-                                key: "jwt".into(),
-                            },
+                            secret_key_ref: SecretKeyRef { name: "acme-secrets".into(), key: "jwt".into() },
                         }),
                         generate: None,
                     }],
@@ -144,16 +124,11 @@ pub fn service(ns: &str) -> CloudflareService {
                     binding: "DB".into(),
                     name: None,
                     migrations: Some(ConfigMapSource {
-                        config_map_ref: LocalObjectRef {
-                            name: "data-migrations".into(),
-                        },
+                        config_map_ref: LocalObjectRef { name: "data-migrations".into() },
                     }),
                     deletion_policy: DatabaseDeletionPolicy::Retain,
                 }],
-                routes: vec![RouteSpec {
-                    pattern: "api.acme.com/*".into(),
-                    zone: None,
-                }],
+                routes: vec![RouteSpec { pattern: "api.acme.com/*".into(), zone: None }],
                 custom_domains: vec!["api.acme.com".into()],
                 rollback_on_failure: true,
                 ..Default::default()
@@ -170,20 +145,14 @@ pub fn base_manifests(ns: &str, account: &str) -> Manifests {
         customers: vec![customer(ns, account)],
         services: vec![service(ns)],
         portfolios: vec![],
-        secrets: vec![
-            secret(ns, "acme-cloudflare", "token", TOKEN),
-            secret(ns, "acme-secrets", "jwt", STRONG),
-        ],
+        secrets: vec![secret(ns, "acme-cloudflare", "token", TOKEN), secret(ns, "acme-secrets", "jwt", STRONG)],
         config_maps: vec![
             config_map(ns, "data-code", &[("index.js", WORKER_JS)]),
             config_map(
                 ns,
                 "data-migrations",
                 &[
-                    (
-                        "0001_init.sql",
-                        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);",
-                    ),
+                    ("0001_init.sql", "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL);"),
                     (
                         "0002_items.sql",
                         "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);\nINSERT INTO items (name) VALUES ('first');",
@@ -209,19 +178,9 @@ impl World {
         let metrics = Metrics::new().unwrap();
         let mut cfg = ClientConfig::default();
         cfg.base_url = emu.base_url();
-        let pool = ClientPool::new(
-            cfg,
-            Some(ClientMetrics::register(&metrics.registry).unwrap()),
-        );
+        let pool = ClientPool::new(cfg, Some(ClientMetrics::register(&metrics.registry).unwrap()));
         let engine = Engine::new(pool, metrics.clone(), EngineConfig::default());
-        World {
-            emu,
-            account,
-            ns,
-            manifests,
-            metrics,
-            engine,
-        }
+        World { emu, account, ns, manifests, metrics, engine }
     }
 
     pub fn source(&self) -> ManifestSource {
@@ -243,31 +202,26 @@ impl World {
 
     pub fn set_config_map(&mut self, name: &str, files: &[(&str, &str)]) {
         let ns = self.ns.clone();
-        self.manifests
-            .config_maps
-            .retain(|c| c.metadata.name.as_deref() != Some(name));
-        self.manifests
-            .config_maps
-            .push(config_map(&ns, name, files));
+        self.manifests.config_maps.retain(|c| c.metadata.name.as_deref() != Some(name));
+        self.manifests.config_maps.push(config_map(&ns, name, files));
+    }
+
+    /// Counts of what the account holds in the emulator.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            scripts: self.emu.scripts(&self.account).len(),
+            routes: self.emu.routes("acme.com").len(),
+            custom_domains: self.emu.custom_domains(&self.account).len(),
+            databases: self.emu.d1_databases(&self.account).len(),
+        }
     }
 
     pub fn mutations(&self) -> Vec<String> {
-        self.emu
-            .journal()
-            .into_iter()
-            .filter(|e| e.mutating)
-            .map(|e| format!("{} {}", e.method, e.path))
-            .collect()
+        self.emu.journal().into_iter().filter(|e| e.mutating).map(|e| format!("{} {}", e.method, e.path)).collect()
     }
 }
 
-pub fn cond<'a>(
-    svc: &'a CloudflareService,
-    t: &str,
-) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+pub fn cond<'a>(svc: &'a CloudflareService, t: &str) -> &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
     let st = svc.status.as_ref().expect("status");
-    st.conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .unwrap_or_else(|| panic!("condition {t} missing: {:#?}", st.conditions))
+    st.conditions.iter().find(|c| c.type_ == t).unwrap_or_else(|| panic!("condition {t} missing: {:#?}", st.conditions))
 }

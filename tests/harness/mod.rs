@@ -53,16 +53,9 @@ impl TestEnv {
     /// per-test account, and a per-test namespace.
     pub async fn start(n: u8) -> TestEnv {
         let (client, fake) = if std::env::var_os("KUBECONFIG").is_some() {
-            (
-                Client::try_default()
-                    .await
-                    .expect("KUBECONFIG cluster reachable"),
-                None,
-            )
+            (Client::try_default().await.expect("KUBECONFIG cluster reachable"), None)
         } else {
-            let fake = kube_fake_api::FakeApiServer::start()
-                .await
-                .expect("fake API starts");
+            let fake = kube_fake_api::FakeApiServer::start().await.expect("fake API starts");
             (fake.client(), Some(fake))
         };
         install_crds(&client).await;
@@ -76,31 +69,18 @@ impl TestEnv {
             .await
             .expect("emulator starts");
         let rotated_token_id = emu.token_id(ROTATED_TOKEN).expect("token id");
-        let ns = format!(
-            "clodo-e2e-{n}-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..6]
-        );
+        let ns = format!("clodo-e2e-{n}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
         let nss: Api<Namespace> = Api::all(client.clone());
         let _ = nss
             .create(
                 &PostParams::default(),
                 &Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(ns.clone()),
-                        ..Default::default()
-                    },
+                    metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() },
                     ..Default::default()
                 },
             )
             .await;
-        TestEnv {
-            client,
-            fake,
-            emu,
-            account,
-            ns,
-            rotated_token_id,
-        }
+        TestEnv { client, fake, emu, account, ns, rotated_token_id }
     }
 
     /// Start an operator instance in-process.
@@ -123,12 +103,7 @@ impl TestEnv {
         let client = self.client.clone();
         let task = tokio::spawn(async move { run_operator(args, client, stop_rx, Some(tx)).await });
         let h = rx.await.expect("operator started");
-        OperatorHandle {
-            metrics: h.metrics,
-            admin_addr: h.admin_addr,
-            stop,
-            task,
-        }
+        OperatorHandle { metrics: h.metrics, admin_addr: h.admin_addr, stop, task }
     }
 
     /// Apply the example objects: Customer, Secrets, ConfigMaps, CloudflareService.
@@ -161,20 +136,11 @@ pub async fn install_crds(client: &Client) {
         let mut body = serde_json::to_value(&crd).unwrap();
         body["apiVersion"] = "apiextensions.k8s.io/v1".into();
         body["kind"] = "CustomResourceDefinition".into();
-        api.patch(
-            &name,
-            &PatchParams::apply("clodo-tests").force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .expect("CRD applies");
+        api.patch(&name, &PatchParams::apply("clodo-tests").force(), &Patch::Apply(&body)).await.expect("CRD applies");
     }
     // Wait until the API serves them.
     let services: Api<CloudflareService> = Api::all(client.clone());
-    wait_until_async(Duration::from_secs(30), || async {
-        services.list(&Default::default()).await.is_ok()
-    })
-    .await;
+    wait_until_async(Duration::from_secs(30), || async { services.list(&Default::default()).await.is_ok() }).await;
 }
 
 /// Server-side apply of a typed object (like `kubectl apply --server-side`).
@@ -193,28 +159,19 @@ where
     if let Some(o) = body.as_object_mut() {
         o.remove("status");
     }
-    api.patch(
-        &name,
-        &PatchParams::apply("clodo-tests").force(),
-        &Patch::Apply(&body),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("apply {name}: {e}"));
+    api.patch(&name, &PatchParams::apply("clodo-tests").force(), &Patch::Apply(&body))
+        .await
+        .unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }
 
 pub fn is_ready(s: &CloudflareService) -> bool {
-    s.status.as_ref().is_some_and(|st| {
-        st.observed_generation == s.metadata.generation && c::is_true(&st.conditions, c::READY)
-    })
+    s.status
+        .as_ref()
+        .is_some_and(|st| st.observed_generation == s.metadata.generation && c::is_true(&st.conditions, c::READY))
 }
 
 /// Poll an object until `pred` holds (timeout panics with the last state).
-pub async fn wait_for<K>(
-    api: &Api<K>,
-    name: &str,
-    timeout: Duration,
-    pred: impl Fn(&K) -> bool,
-) -> K
+pub async fn wait_for<K>(api: &Api<K>, name: &str, timeout: Duration, pred: impl Fn(&K) -> bool) -> K
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -240,10 +197,7 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     while api.get_opt(name).await.ok().flatten().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} still exists"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "{name} still exists");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -251,10 +205,7 @@ where
 pub async fn wait_until(timeout: Duration, pred: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !pred() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not reached in {timeout:?}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached in {timeout:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -262,10 +213,7 @@ pub async fn wait_until(timeout: Duration, pred: impl Fn() -> bool) {
 pub async fn wait_until_async<F: Future<Output = bool>>(timeout: Duration, pred: impl Fn() -> F) {
     let deadline = tokio::time::Instant::now() + timeout;
     while !pred().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not reached in {timeout:?}"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "condition not reached in {timeout:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
