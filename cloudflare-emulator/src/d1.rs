@@ -285,9 +285,8 @@ impl D1Db {
         }
         // Keep the current state so the restore can be undone.
         let current = tt.version;
-        if !tt.snapshots.contains_key(&current) {
-            let snap = snapshot(&conn).map_err(|e| D1Error::Storage(e.to_string()))?;
-            tt.snapshots.insert(current, snap);
+        if let std::collections::btree_map::Entry::Vacant(slot) = tt.snapshots.entry(current) {
+            slot.insert(snapshot(&conn).map_err(|e| D1Error::Storage(e.to_string()))?);
         }
         if !tt.pinned.contains(&current) {
             tt.pinned.push(current);

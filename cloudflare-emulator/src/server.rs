@@ -69,7 +69,7 @@ async fn pipeline(State(app): State<SharedApp>, mut req: Request, next: Next) ->
     };
 
     let read_only = response.extensions().get::<ReadOnlyCall>().is_some();
-    let mutating = !(method == Method::GET || method == Method::HEAD) && !read_only;
+    let mutating = !(method == Method::GET || method == Method::HEAD || read_only);
     let status = response.status().as_u16();
     debug!(
         method = %method,

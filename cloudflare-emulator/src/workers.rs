@@ -390,23 +390,18 @@ fn validate_binding(account: &Account, prev: Option<&Version>, mut b: Value) -> 
     let name = binding_name(&b).unwrap_or_default().to_string();
     let kind = binding_type(&b).unwrap_or_default().to_string();
     match kind.as_str() {
-        "plain_text" => {
-            if !b.get("text").is_some_and(Value::is_string) {
-                return Err(err(format!("binding {name} of type plain_text must have a string `text`")));
-            }
+        "plain_text" if !b.get("text").is_some_and(Value::is_string) => {
+            return Err(err(format!("binding {name} of type plain_text must have a string `text`")));
         }
-        "json" => {
-            if b.get("json").is_none() {
-                return Err(err(format!("binding {name} of type json must have a `json` value")));
-            }
+        "json" if b.get("json").is_none() => {
+            return Err(err(format!("binding {name} of type json must have a `json` value")));
         }
-        "secret_text" => {
-            if !b.get("text").is_some_and(Value::is_string) {
-                match prev.and_then(|v| v.binding(&name)).filter(|p| binding_type(p) == Some("secret_text")) {
-                    Some(p) => b["text"] = p["text"].clone(),
-                    None => {
-                        return Err(err(format!("binding {name} of type secret_text must have a string `text`")));
-                    }
+        "secret_text" if !b.get("text").is_some_and(Value::is_string) => {
+            let previous = prev.and_then(|v| v.binding(&name)).filter(|p| binding_type(p) == Some("secret_text"));
+            match previous {
+                Some(p) => b["text"] = p["text"].clone(),
+                None => {
+                    return Err(err(format!("binding {name} of type secret_text must have a string `text`")));
                 }
             }
         }
