@@ -50,9 +50,18 @@ impl CompiledVersion {
     pub fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let mut errs = Vec::new();
         validate_object_root(&self.schema, obj, &mut errs);
-        if errs.is_empty()
-            && let Some(cel) = &self.cel
-        {
+        let Some(cel) = &self.cel else {
+            return errs;
+        };
+        // Like the real server: type and required errors block CEL evaluation.
+        let blocking = errs.iter().any(|e| matches!(e.reason, "FieldValueTypeInvalid" | "FieldValueRequired"));
+        if blocking {
+            errs.push(FieldError::invalid(
+                "",
+                &Value::Null,
+                "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+        } else {
             let validator = kube_cel::Validator::new();
             if let Err(cel_errs) = validator.validate_compiled(cel, obj, old) {
                 for e in cel_errs.iter() {
@@ -537,7 +546,9 @@ mod tests {
         assert!(obj["spec"].get("replicas").is_none(), "non-nullable null is pruned");
         assert!(obj["spec"].get("opt").is_some(), "nullable null is kept");
         let errs = c.validate(&obj, None);
-        assert_eq!(errs, vec![FieldError::required("spec.environment")]);
+        assert_eq!(errs[0], FieldError::required("spec.environment"));
+        assert_eq!(errs.len(), 2, "a required error blocks CEL: {errs:?}");
+        assert!(errs[1].detail.contains("some validation rules were not checked"));
     }
 
     #[test]
@@ -548,6 +559,14 @@ mod tests {
         assert_eq!(errs[0].field, "spec");
         assert_eq!(errs[0].detail, "Invalid value: \"object\": three is unlucky");
         assert!(c.validate(&json!({"spec": {"environment": "staging", "replicas": 2}}), None).is_empty());
+    }
+
+    #[test]
+    fn cel_still_runs_beside_non_blocking_errors() {
+        let c = CompiledVersion::compile(&schema(), "s").expect("compiles");
+        let errs = c.validate(&json!({"spec": {"environment": "prod", "replicas": 3}}), None);
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["spec.environment", "spec"], "{errs:?}");
     }
 
     #[test]
