@@ -393,3 +393,64 @@ async fn metadata_only_requests() -> anyhow::Result<()> {
     assert_eq!(got["kind"], "ConfigMap");
     Ok(())
 }
+
+#[tokio::test]
+async fn apply_strategic_merge_and_delete_collection_on_builtins() -> anyhow::Result<()> {
+    let api = FakeApiServer::start().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(api.client(), "b");
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied", "labels": {"app": "x"}},
+        "data": {"a": "1", "b": "2"}});
+    cms.patch("applied", &PatchParams::apply("op"), &Patch::Apply(body)).await?;
+    // The manager stops applying "b": it is removed; "c" written by someone else survives.
+    cms.patch("applied", &PatchParams::default(), &Patch::Merge(json!({"data": {"c": "3"}}))).await?;
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied", "labels": {"app": "x"}},
+        "data": {"a": "1"}});
+    let after = cms.patch("applied", &PatchParams::apply("op"), &Patch::Apply(body)).await?;
+    let keys: Vec<String> = after.data.unwrap_or_default().into_keys().collect();
+    assert_eq!(keys, ["a", "c"]);
+
+    // Strategic merge keeps existing finalizers (a set), unlike a JSON merge patch.
+    cms.patch("applied", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["a.dev/x"]}})))
+        .await?;
+    let smp = cms
+        .patch("applied", &PatchParams::default(), &Patch::Strategic(json!({"metadata": {"finalizers": ["b.dev/y"]}})))
+        .await?;
+    assert_eq!(smp.finalizers(), ["a.dev/x", "b.dev/y"]);
+    cms.patch("applied", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+
+    for name in ["keep", "drop-1", "drop-2"] {
+        let mut c = cm(name, &[]);
+        if name.starts_with("drop") {
+            c.metadata.labels = Some(BTreeMap::from([("gone".to_string(), "yes".to_string())]));
+        }
+        cms.create(&PostParams::default(), &c).await?;
+    }
+    let deleted = cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("gone=yes")).await?;
+    let deleted = deleted.left().expect("the deleted objects are listed");
+    assert_eq!(deleted.items.len(), 2);
+    let left: Vec<String> = cms.list(&ListParams::default()).await?.items.iter().map(|c| c.name_any()).collect();
+    assert_eq!(left, ["applied", "keep"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn shutdown_ends_watches_and_stops_serving() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let api = FakeApiServer::start().await?;
+    let cms: Api<ConfigMap> = Api::default_namespaced(api.client());
+    let mut stream = cms.watch(&kube::api::WatchParams::default(), "0").await?.boxed();
+    let client = api.client();
+    tokio::time::timeout(WAIT, api.shutdown()).await?;
+    let rest = tokio::time::timeout(WAIT, async {
+        let mut n = 0;
+        while stream.next().await.is_some() {
+            n += 1;
+        }
+        n
+    })
+    .await?;
+    assert_eq!(rest, 0, "the open watch ended");
+    let after: Api<ConfigMap> = Api::default_namespaced(client);
+    assert!(after.get_opt("x").await.is_err(), "nothing answers after shutdown");
+    Ok(())
+}
