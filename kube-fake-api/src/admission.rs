@@ -266,6 +266,12 @@ pub(crate) fn admit(
                 Builtin::ConfigMap => validate_data_keys(obj, &["data", "binaryData"], &mut errs),
                 Builtin::Event => validate_events_v1(obj, &mut errs),
                 Builtin::Namespace => {
+                    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                        let labels = meta.entry("labels").or_insert_with(|| json!({}));
+                        if let Some(l) = labels.as_object_mut() {
+                            l.insert("kubernetes.io/metadata.name".into(), json!(name));
+                        }
+                    }
                     if obj.pointer("/status/phase").is_none() {
                         obj["status"] = json!({"phase": "Active"});
                     }

@@ -242,17 +242,18 @@ impl State {
         Writer { manager: &ctx.manager, api_version, time, part, nav }
     }
 
-    /// Namespace checks for a create: exists (or auto-create) and not terminating.
-    fn ensure_namespace(&mut self, ctx: &WriteCtx, name: &str) -> Result<(), ApiError> {
+    /// Namespace checks for a create: exists and is not terminating. Returns the
+    /// namespace to create on commit when it is missing and namespaces are not strict.
+    fn check_namespace_for_create(&self, ctx: &WriteCtx, name: &str) -> Result<Option<String>, ApiError> {
         let Some(ns) = ctx.namespace.as_deref() else {
-            return Ok(());
+            return Ok(None);
         };
         match self.get(&ns_key(), &(String::new(), ns.to_string())) {
             Some(n) if is_deleting(n) => Err(ApiError::forbidden(format!(
                 "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 ctx.rd.plural,
             ))),
-            Some(_) => Ok(()),
+            Some(_) => Ok(None),
             None if self.opts.strict_namespaces => Err(ApiError::not_found(
                 &crate::status::Qualified {
                     group: String::new(),
@@ -261,12 +262,7 @@ impl State {
                 },
                 ns,
             )),
-            None => {
-                if !ctx.dry_run {
-                    self.insert_namespace(ns);
-                }
-                Ok(())
-            }
+            None => Ok(Some(ns.to_string())),
         }
     }
 
@@ -303,7 +299,7 @@ impl State {
                 ctx.rd.plural, ctx.rd.group
             )));
         }
-        self.ensure_namespace(ctx, &name)?;
+        let missing_namespace = self.check_namespace_for_create(ctx, &name)?;
         let key = ctx.key(&name);
         if self.get(&ctx.rd.key(), &key).is_some() {
             return Err(ApiError::already_exists(&ctx.rd.qualified(), &name));
@@ -354,6 +350,9 @@ impl State {
         }
         if ctx.dry_run {
             return Ok(Written { object: obj, created: true, warnings });
+        }
+        if let Some(ns) = missing_namespace {
+            self.insert_namespace(&ns);
         }
         let stored = self.put(&ctx.rd.key(), key, obj, None);
         self.after_commit(&ctx.rd, &stored);

@@ -127,6 +127,15 @@ async fn namespaces_auto_created_by_default_and_required_when_strict() -> anyhow
     let nss: Api<Namespace> = Api::all(api.client());
     let ns = nss.get("auto").await?;
     assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+    assert_eq!(
+        ns.metadata.labels.unwrap_or_default().get("kubernetes.io/metadata.name").map(String::as_str),
+        Some("auto")
+    );
+    // A rejected create leaves no namespace behind.
+    let elsewhere: Api<ConfigMap> = Api::namespaced(api.client(), "never");
+    let e = api_status(elsewhere.create(&PostParams::default(), &cm("Bad_Name", &[])).await.unwrap_err());
+    assert_eq!(e.code, 422);
+    assert!(nss.get_opt("never").await?.is_none());
 
     let strict = FakeApiServer::builder().strict_namespaces(true).start().await?;
     let cms: Api<ConfigMap> = Api::namespaced(strict.client(), "team");
