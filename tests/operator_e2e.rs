@@ -84,8 +84,7 @@ async fn service_lifecycle_through_the_controllers() {
         assert!(text.contains(series), "{series} missing from /metrics");
     }
     assert!(!text.contains(common::TOKEN) && !text.contains(ROTATED_TOKEN));
-    let ready = reqwest::get(format!("http://{}/readyz", op.admin_addr)).await.unwrap();
-    assert!(ready.status().is_success());
+    wait_ready(&op).await;
 
     // Delete: the finalizer cleans Cloudflare up, then the object goes.
     services.delete("data", &DeleteParams::default()).await.unwrap();
@@ -110,8 +109,7 @@ async fn only_the_leader_mutates_cloudflare() {
     assert!((pa > 0) != (pb > 0), "exactly one replica reconciles: a={pa} b={pb}");
     // The standby is ready (standing by).
     for h in [&a, &b] {
-        let r = reqwest::get(format!("http://{}/readyz", h.admin_addr)).await.unwrap();
-        assert!(r.status().is_success());
+        wait_ready(h).await;
     }
     // The leader stops and releases the lease: the standby takes over and keeps reconciling.
     let (leader, standby) = if pa > 0 { (a, b) } else { (b, a) };

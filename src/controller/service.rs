@@ -201,7 +201,14 @@ pub async fn run(
     let ready_store = store.clone();
     let gauge = ctx.metrics.resources_ready.with_label_values(&[KIND]);
     let gauge_task = tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
+        // Re-poll in short slices: a Controller's store can miss the wake-up of its ready
+        // signal (observed with kube-runtime 5.0), while the state itself is ready.
+        let r = loop {
+            if let Ok(r) = tokio::time::timeout(Duration::from_millis(200), ready_store.wait_until_ready()).await {
+                break r;
+            }
+        };
+        if r.is_ok() {
             synced();
         }
         loop {

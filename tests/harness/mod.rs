@@ -164,6 +164,19 @@ where
         .unwrap_or_else(|e| panic!("apply {name}: {e}"));
 }
 
+/// Wait until the operator's /readyz answers 200.
+pub async fn wait_ready(h: &OperatorHandle) {
+    let url = format!("http://{}/readyz", h.admin_addr);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{url} never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub fn is_ready(s: &CloudflareService) -> bool {
     s.status
         .as_ref()
