@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::ops::{CRD_CLEANUP, FOREGROUND, Propagation};
+use crate::crd::CRD_CLEANUP;
+use crate::delete::{FOREGROUND, Propagation};
 use crate::registry::{Builtin, ResKey, ResourceDef};
 use crate::store::{ObjKey, State, crd_key, finalizers, is_deleting, meta_str, ns_key, set_finalizers};
 

@@ -7,7 +7,8 @@ use http::{HeaderValue, Method};
 use serde_json::{Value, json};
 
 use crate::admission::FieldValidation;
-use crate::ops::{DeleteOpts, Deleted, Propagation, WriteCtx, Written};
+use crate::delete::{DeleteOpts, Deleted, Propagation};
+use crate::ops::{WriteCtx, Written};
 use crate::patch::PatchKind;
 use crate::path::ResourcePath;
 use crate::query::Query;
@@ -188,7 +189,7 @@ pub(crate) fn resource(shared: &Arc<Shared>, rp: ResourcePath, req: Incoming<'_>
                 .collect();
             let mut items = Vec::new();
             for (ns, name) in names {
-                let ctx = WriteCtx { namespace: if rd.namespaced { Some(ns) } else { None }, ..ctx_clone(&ctx) };
+                let ctx = WriteCtx { namespace: if rd.namespaced { Some(ns) } else { None }, ..ctx.clone() };
                 match st.delete(&ctx, &name, &opts)? {
                     Deleted::Pending(o) | Deleted::Gone(o) => items.push(render(&rd, version, &o, meta_only)),
                 }
@@ -211,17 +212,6 @@ pub(crate) fn resource(shared: &Arc<Shared>, rp: ResourcePath, req: Incoming<'_>
 
 fn ctx_key(rp: &ResourcePath, name: &str) -> (String, String) {
     (rp.namespace.clone().unwrap_or_default(), name.to_string())
-}
-
-fn ctx_clone(c: &WriteCtx) -> WriteCtx {
-    WriteCtx {
-        rd: c.rd.clone(),
-        version: c.version.clone(),
-        namespace: c.namespace.clone(),
-        dry_run: c.dry_run,
-        manager: c.manager.clone(),
-        validation: c.validation,
-    }
 }
 
 fn delete_opts(body: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {

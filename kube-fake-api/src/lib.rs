@@ -17,6 +17,8 @@
 //! is implemented and how it differs from a real API server.
 
 mod admission;
+mod crd;
+mod delete;
 mod discovery;
 mod gc;
 mod handlers;

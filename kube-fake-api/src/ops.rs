@@ -4,13 +4,15 @@
 use serde_json::{Map, Value, json};
 
 use crate::admission::{FieldValidation, admit};
+use crate::crd::{CRD_CLEANUP, set_crd_status};
 use crate::managed::{self, Part, Writer};
 use crate::patch::{PatchKind, apply_patch};
-use crate::registry::{Builtin, ResourceDef, resource_from_crd};
+use crate::registry::{Builtin, ResourceDef};
 use crate::status::{ApiError, FieldError};
 use crate::store::{ObjKey, State, crd_key, finalizers, is_deleting, meta_str, now_rfc3339, ns_key, set_finalizers};
 
 /// Request-level settings shared by every write.
+#[derive(Clone)]
 pub(crate) struct WriteCtx {
     pub rd: ResourceDef,
     pub version: String,
@@ -25,7 +27,7 @@ impl WriteCtx {
         self.rd.api_version(&self.version)
     }
 
-    fn key(&self, name: &str) -> ObjKey {
+    pub(crate) fn key(&self, name: &str) -> ObjKey {
         (self.namespace.clone().unwrap_or_default(), name.to_string())
     }
 
@@ -41,64 +43,7 @@ pub(crate) struct Written {
     pub warnings: Vec<String>,
 }
 
-/// `propagationPolicy` of a delete.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Propagation {
-    Background,
-    Foreground,
-    Orphan,
-}
-
-/// Parsed `DeleteOptions`.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct DeleteOpts {
-    pub propagation: Option<Propagation>,
-    pub precondition_uid: Option<String>,
-    pub precondition_rv: Option<String>,
-    /// `dryRun: ["All"]` in the body.
-    pub dry_run: bool,
-}
-
-impl DeleteOpts {
-    pub fn from_body(body: &Value) -> Result<Self, ApiError> {
-        let propagation = match body.get("propagationPolicy").and_then(Value::as_str) {
-            None => match body.get("orphanDependents").and_then(Value::as_bool) {
-                Some(true) => Some(Propagation::Orphan),
-                Some(false) => Some(Propagation::Background),
-                None => None,
-            },
-            Some("Background") => Some(Propagation::Background),
-            Some("Foreground") => Some(Propagation::Foreground),
-            Some("Orphan") => Some(Propagation::Orphan),
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "propagationPolicy: Unsupported value: \"{other}\": supported values: \"Background\", \"Foreground\", \"Orphan\""
-                )));
-            }
-        };
-        let pre = body.get("preconditions");
-        let s = |k: &str| pre.and_then(|p| p.get(k)).and_then(Value::as_str).map(str::to_string);
-        Ok(Self {
-            propagation,
-            precondition_uid: s("uid"),
-            precondition_rv: s("resourceVersion"),
-            dry_run: body.get("dryRun").and_then(Value::as_array).is_some_and(|a| a.iter().any(|x| x == "All")),
-        })
-    }
-}
-
-/// What a delete did.
-pub(crate) enum Deleted {
-    /// Still present with `deletionTimestamp` (finalizers pending).
-    Pending(Value),
-    /// Removed from storage.
-    Gone(Value),
-}
-
-pub(crate) const FOREGROUND: &str = "foregroundDeletion";
-pub(crate) const CRD_CLEANUP: &str = "customresourcecleanup.apiextensions.k8s.io";
-
-fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+pub(crate) fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
@@ -367,7 +312,7 @@ impl State {
         }
     }
 
-    fn existing(&self, ctx: &WriteCtx, name: &str) -> Result<Value, ApiError> {
+    pub(crate) fn existing(&self, ctx: &WriteCtx, name: &str) -> Result<Value, ApiError> {
         self.get(&ctx.rd.key(), &ctx.key(name)).cloned().ok_or_else(|| ApiError::not_found(&ctx.rd.qualified(), name))
     }
 
@@ -633,164 +578,4 @@ impl State {
         new["apiVersion"] = json!(av);
         self.finish_update(ctx, name, old, std::mem::take(&mut new), status, false)
     }
-
-    /// DELETE of one object.
-    pub fn delete(&mut self, ctx: &WriteCtx, name: &str, opts: &DeleteOpts) -> Result<Deleted, ApiError> {
-        let old = self.existing(ctx, name)?;
-        if let Some(uid) = &opts.precondition_uid
-            && Some(uid.as_str()) != meta_str(&old, "uid")
-        {
-            return Err(ApiError::conflict(
-                &ctx.rd.qualified(),
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    meta_str(&old, "uid").unwrap_or_default()
-                ),
-            ));
-        }
-        if let Some(rv) = &opts.precondition_rv
-            && Some(rv.as_str()) != meta_str(&old, "resourceVersion")
-        {
-            return Err(ApiError::conflict(
-                &ctx.rd.qualified(),
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    meta_str(&old, "resourceVersion").unwrap_or_default()
-                ),
-            ));
-        }
-        let policy = opts.propagation.unwrap_or(Propagation::Background);
-        if ctx.dry_run || opts.dry_run {
-            return Ok(
-                if finalizers(&old).is_empty()
-                    && policy != Propagation::Foreground
-                    && !self.blocked_by_spec_finalizers(&ctx.rd, &old)
-                {
-                    Deleted::Gone(old)
-                } else {
-                    let mut o = old;
-                    mark_deleting(&mut o, policy);
-                    Deleted::Pending(o)
-                },
-            );
-        }
-        let outcome = self.delete_object(&ctx.rd, &ctx.key(name), policy);
-        self.collect_garbage();
-        outcome.ok_or_else(|| ApiError::not_found(&ctx.rd.qualified(), name))
-    }
-
-    /// Delete by key with a propagation policy; shared by the API and garbage collection.
-    pub(crate) fn delete_object(&mut self, rd: &ResourceDef, key: &ObjKey, policy: Propagation) -> Option<Deleted> {
-        let res = rd.key();
-        let old = self.get(&res, key)?.clone();
-        if policy == Propagation::Orphan
-            && let Some(uid) = meta_str(&old, "uid")
-        {
-            let uid = uid.to_string();
-            self.orphan_dependents(&uid);
-        }
-        if is_deleting(&old) {
-            if policy == Propagation::Foreground && !finalizers(&old).iter().any(|f| f == FOREGROUND) {
-                let mut new = old.clone();
-                let mut f = finalizers(&new);
-                f.push(FOREGROUND.to_string());
-                set_finalizers(&mut new, &f);
-                return Some(Deleted::Pending(self.put(&res, key.clone(), new, Some(old))));
-            }
-            return Some(Deleted::Pending(old));
-        }
-        if finalizers(&old).is_empty()
-            && policy != Propagation::Foreground
-            && !self.blocked_by_spec_finalizers(rd, &old)
-        {
-            let gone = self.remove(&res, key)?;
-            self.after_commit(rd, &gone);
-            return Some(Deleted::Gone(gone));
-        }
-        let mut new = old.clone();
-        mark_deleting(&mut new, policy);
-        if rd.builtin == Some(Builtin::Namespace) {
-            new["status"] = json!({"phase": "Terminating"});
-        }
-        Some(Deleted::Pending(self.put(&res, key.clone(), new, Some(old))))
-    }
-
-    /// Namespaces are held by `spec.finalizers` until their content is gone.
-    fn blocked_by_spec_finalizers(&self, rd: &ResourceDef, obj: &Value) -> bool {
-        rd.builtin == Some(Builtin::Namespace)
-            && obj.pointer("/spec/finalizers").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
-    }
-
-    /// Keep the registry in step with CRD objects.
-    pub(crate) fn after_commit(&mut self, rd: &ResourceDef, obj: &Value) {
-        if rd.builtin != Some(Builtin::Crd) {
-            return;
-        }
-        let name = meta_str(obj, "name").unwrap_or_default().to_string();
-        let still_there = self.get(&crd_key(), &(String::new(), name)).is_some();
-        match resource_from_crd(obj) {
-            Ok(def) if still_there => self.registry.insert(def),
-            Ok(def) => {
-                let key = def.key();
-                self.registry.remove(&key);
-                self.drop_resource(&key);
-            }
-            Err(_) => {}
-        }
-    }
-}
-
-fn mark_deleting(obj: &mut Value, policy: Propagation) {
-    if policy == Propagation::Foreground {
-        let mut f = finalizers(obj);
-        if !f.iter().any(|x| x == FOREGROUND) {
-            f.push(FOREGROUND.to_string());
-        }
-        set_finalizers(obj, &f);
-    }
-    let meta = meta_mut(obj);
-    meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
-    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
-}
-
-/// The status the apiextensions server maintains on a CRD.
-fn set_crd_status(crd: &mut Value) {
-    let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
-    let mut accepted = names.clone();
-    if let Some(kind) = names.get("kind").and_then(Value::as_str) {
-        if accepted.get("singular").is_none() {
-            accepted["singular"] = json!(kind.to_lowercase());
-        }
-        if accepted.get("listKind").is_none() {
-            accepted["listKind"] = json!(format!("{kind}List"));
-        }
-    }
-    let stored: Vec<Value> = crd
-        .pointer("/spec/versions")
-        .and_then(Value::as_array)
-        .map(|vs| {
-            vs.iter()
-                .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
-                .filter_map(|v| v.get("name").cloned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let previous = crd
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|c| c.first())
-        .and_then(|c| c.get("lastTransitionTime"))
-        .cloned()
-        .unwrap_or_else(|| json!(now_rfc3339()));
-    let cond = |t: &str, reason: &str, msg: &str| json!({"type": t, "status": "True", "reason": reason, "message": msg, "lastTransitionTime": previous});
-    crd["status"] = json!({
-        "acceptedNames": accepted,
-        "storedVersions": stored,
-        "conditions": [
-            cond("NamesAccepted", "NoConflicts", "no conflicts found"),
-            cond("Established", "InitialNamesAccepted", "the initial names have been accepted"),
-        ],
-    });
 }
