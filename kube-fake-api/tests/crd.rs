@@ -393,3 +393,28 @@ async fn deleting_the_crd_removes_instances_and_the_resource() -> anyhow::Result
     let _ = spec(1);
     Ok(())
 }
+
+#[tokio::test]
+async fn updating_the_crd_changes_the_served_schema() -> anyhow::Result<()> {
+    let (api, _widgets) = setup().await?;
+    let crds: Api<CustomResourceDefinition> = Api::all(api.client());
+    let dyn_api = dynamic(&api, "ns1");
+    let obj = |env: &str| -> anyhow::Result<DynamicObject> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "test.clodo.dev/v1", "kind": "Widget", "metadata": {"name": format!("w-{env}")},
+            "spec": {"environment": env, "replicas": 1, "owner": "o"}
+        }))?)
+    };
+    let e = api_status(dyn_api.create(&PostParams::default(), &obj("preview")?).await.unwrap_err());
+    assert_eq!(e.code, 422);
+
+    let patch: json_patch::Patch = serde_json::from_value(json!([{
+        "op": "add",
+        "path": "/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/environment/enum/-",
+        "value": "preview"
+    }]))?;
+    let crd = crds.patch(Widget::crd_name(), &PatchParams::default(), &Patch::Json::<()>(patch)).await?;
+    assert_eq!(crd.metadata.generation, Some(2), "a CRD spec change bumps its generation");
+    dyn_api.create(&PostParams::default(), &obj("preview")?).await?;
+    Ok(())
+}

@@ -202,6 +202,22 @@ async fn watcher_and_reflector_follow_changes() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn metadata_watcher_gets_partial_objects() -> anyhow::Result<()> {
+    let api = FakeApiServer::start().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(api.client(), "m");
+    cms.create(&PostParams::default(), &cm("before")).await?;
+    let meta: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::namespaced(api.client(), "m");
+    let mut stream = watcher(meta, watcher::Config::default()).applied_objects().boxed();
+    let first = tokio::time::timeout(WAIT, stream.try_next()).await??.expect("an object");
+    assert_eq!(first.name_any(), "before");
+    assert_eq!(first.types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    cms.create(&PostParams::default(), &cm("after")).await?;
+    let second = tokio::time::timeout(WAIT, stream.try_next()).await??.expect("an object");
+    assert_eq!(second.name_any(), "after");
+    Ok(())
+}
+
+#[tokio::test]
 async fn watcher_relists_after_410() -> anyhow::Result<()> {
     let api = FakeApiServer::start().await?;
     let cms: Api<ConfigMap> = Api::namespaced(api.client(), "g");
