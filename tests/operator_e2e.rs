@@ -20,7 +20,7 @@ async fn service_lifecycle_through_the_controllers() {
     env.apply_base().await;
 
     let services: Api<CloudflareService> = Api::namespaced(env.client.clone(), &ns);
-    let svc = wait_for(&services, "data", Duration::from_secs(60), |s| is_ready(s)).await;
+    let svc = wait_for(&services, "data", Duration::from_secs(60), is_ready).await;
     let st = svc.status.clone().unwrap();
     assert_eq!(st.observed_generation, svc.metadata.generation);
     let v1 = st.worker.unwrap().version_id.unwrap();
@@ -100,7 +100,7 @@ async fn only_the_leader_mutates_cloudflare() {
     let b = env.start_operator("op-b", true).await;
     env.apply_base().await;
     let services: Api<CloudflareService> = Api::namespaced(env.client.clone(), &env.ns);
-    wait_for(&services, "data", Duration::from_secs(60), |s| is_ready(s)).await;
+    wait_for(&services, "data", Duration::from_secs(60), is_ready).await;
     let passes = |h: &OperatorHandle| {
         h.metrics.reconcile_total.with_label_values(&["service", "ok"]).get()
             + h.metrics.reconcile_total.with_label_values(&["service", "error"]).get()

@@ -187,10 +187,10 @@ pub async fn run_operator(
     if let Some(r) = renew {
         r.abort();
     }
-    if let Some(e) = elector {
-        if let Err(err) = e.release().await {
-            warn!(error = %err, "releasing the lease failed");
-        }
+    if let Some(e) = elector
+        && let Err(err) = e.release().await
+    {
+        warn!(error = %err, "releasing the lease failed");
     }
     admin_task.abort();
     info!("operator stopped");

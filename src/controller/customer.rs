@@ -196,15 +196,15 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
 
     let was = c::find(&prev.conditions, c::CREDENTIALS_VALID).map(|x| x.status.clone());
     let is = c::find(&status.conditions, c::CREDENTIALS_VALID).map(|x| x.status.clone());
-    if was != is {
-        if let Some(x) = c::find(&status.conditions, c::CREDENTIALS_VALID) {
-            let ev = if x.status == "True" {
-                PassEvent::normal(&x.reason, "VerifyToken", x.message.clone())
-            } else {
-                PassEvent::warning(&x.reason, "VerifyToken", x.message.clone())
-            };
-            events.push(ev);
-        }
+    if was != is
+        && let Some(x) = c::find(&status.conditions, c::CREDENTIALS_VALID)
+    {
+        let ev = if x.status == "True" {
+            PassEvent::normal(&x.reason, "VerifyToken", x.message.clone())
+        } else {
+            PassEvent::warning(&x.reason, "VerifyToken", x.message.clone())
+        };
+        events.push(ev);
     }
     ctx.publish(&cust.object_ref(&()), &events).await;
 

@@ -384,8 +384,7 @@ mod tests {
 
     #[test]
     fn stamps_domains_into_names_and_templates() {
-        let mut body = ServiceBody::default();
-        body.custom_domains = vec!["api.{{DOMAIN}}".into()];
+        let body = ServiceBody { custom_domains: vec!["api.{{DOMAIN}}".into()], ..Default::default() };
         let p = Portfolio::new(
             "suite",
             crate::crd::PortfolioSpec {

@@ -1,5 +1,8 @@
 //! The `Customer` custom resource: a tenant with one Cloudflare account.
 
+// kube-derive attributes repeat `type_ = "string"` per column by design.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

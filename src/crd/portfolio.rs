@@ -1,5 +1,8 @@
 //! The `Portfolio` custom resource: services deployed together in dependency order.
 
+// kube-derive attributes repeat `type_ = "string"` per column by design.
+#![allow(clippy::duplicated_attributes)]
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;

@@ -108,6 +108,22 @@ pub fn phase_for_failure(type_: &str, terminal: bool) -> Phase {
     }
 }
 
+/// A report that keeps previous conditions as they were (used while suspended).
+pub fn report_from_conditions(conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> Report {
+    let mut r = Report::new();
+    for t in c::SERVICE_CONDITIONS {
+        if let Some(x) = c::find(conds, t) {
+            let status = match x.status.as_str() {
+                "True" => Some(true),
+                "False" => Some(false),
+                _ => None,
+            };
+            r.set(CondSpec::new(t, status, &x.reason, x.message.clone()));
+        }
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,20 +173,4 @@ mod tests {
         assert_eq!(phase_for_failure(c::MIGRATIONS_APPLIED, false), Phase::Migrating);
         assert_eq!(phase_for_failure(c::ROUTES_CONFIGURED, false), Phase::Deploying);
     }
-}
-
-/// A report that keeps previous conditions as they were (used while suspended).
-pub fn report_from_conditions(conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> Report {
-    let mut r = Report::new();
-    for t in c::SERVICE_CONDITIONS {
-        if let Some(x) = c::find(conds, t) {
-            let status = match x.status.as_str() {
-                "True" => Some(true),
-                "False" => Some(false),
-                _ => None,
-            };
-            r.set(CondSpec::new(t, status, &x.reason, x.message.clone()));
-        }
-    }
-    r
 }

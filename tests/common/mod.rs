@@ -176,8 +176,7 @@ impl World {
         let ns = format!("ns{n}");
         let manifests = base_manifests(&ns, &account);
         let metrics = Metrics::new().unwrap();
-        let mut cfg = ClientConfig::default();
-        cfg.base_url = emu.base_url();
+        let cfg = ClientConfig { base_url: emu.base_url(), ..Default::default() };
         let pool = ClientPool::new(cfg, Some(ClientMetrics::register(&metrics.registry).unwrap()));
         let engine = Engine::new(pool, metrics.clone(), EngineConfig::default());
         World { emu, account, ns, manifests, metrics, engine }
