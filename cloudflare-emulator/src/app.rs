@@ -26,6 +26,8 @@ pub(crate) struct App {
     pub faults: FaultState,
     pub limiter: RateLimiter,
     pub user_id: String,
+    /// Flips to `true` when the server stops; held requests end early.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 const STATE_FILE: &str = "state.json";
@@ -44,12 +46,30 @@ impl App {
             faults: FaultState::default(),
             limiter: RateLimiter::new(config.rate_limit, config.rate_window),
             user_id: ids::hex32(),
+            stopping: tokio::sync::watch::Sender::new(false),
             state: Mutex::new(State::default()),
             config,
         };
         app.persist(&state);
         *app.lock() = state;
         Ok(app)
+    }
+
+    /// Signal held requests (latency, injected timeouts) to finish now.
+    pub(crate) fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Sleep for `d`, or less if the server is stopping. Returns `false` when cut short.
+    pub(crate) async fn hold(&self, d: std::time::Duration) -> bool {
+        let mut rx = self.stopping.subscribe();
+        if *rx.borrow() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => true,
+            _ = rx.wait_for(|stopping| *stopping) => false,
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -1,6 +1,7 @@
 //! The running emulator: URLs, journal, faults, reset and state inspection for tests.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -12,6 +13,9 @@ use crate::faults::Faults;
 use crate::journal::JournalEntry;
 use crate::model::{Account, CustomDomain, D1Database, DnsRecord, Route, Script, State, Zone};
 use crate::{API_PREFIX, EmulatorError};
+
+/// How long [`EmulatorHandle::shutdown`] waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A running emulator. Dropping it stops the server; [`Self::shutdown`] also waits for it.
 pub struct EmulatorHandle {
@@ -140,12 +144,18 @@ impl EmulatorHandle {
         Ok(Value::Array(out.statements.last().map(|s| s.row_objects()).unwrap_or_default()))
     }
 
-    /// Stop serving and wait for the server task.
+    /// Stop serving and wait for the server task. Requests still in flight (for example
+    /// ones held by an injected timeout) are answered at once (504); the server task gets
+    /// [`SHUTDOWN_GRACE`] to finish, then is aborted.
     pub async fn shutdown(mut self) {
+        self.app.stop();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(task) = self.task.take() {
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err()
+        {
+            task.abort();
             let _ = task.await;
         }
     }
@@ -153,6 +163,7 @@ impl EmulatorHandle {
 
 impl Drop for EmulatorHandle {
     fn drop(&mut self) {
+        self.app.stop();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

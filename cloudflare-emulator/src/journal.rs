@@ -25,6 +25,9 @@ pub struct JournalEntry {
     pub duration_ms: u64,
 }
 
+/// Entries kept; the oldest are dropped beyond this (long-running sandboxes).
+pub const JOURNAL_CAPACITY: usize = 100_000;
+
 #[derive(Default)]
 pub(crate) struct Journal {
     inner: Mutex<JournalInner>,
@@ -41,6 +44,10 @@ impl Journal {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.next_seq += 1;
         entry.seq = inner.next_seq;
+        if inner.entries.len() >= JOURNAL_CAPACITY {
+            let excess = inner.entries.len() + 1 - JOURNAL_CAPACITY;
+            inner.entries.drain(..excess);
+        }
         inner.entries.push(entry);
     }
 

@@ -38,8 +38,8 @@ use std::path::PathBuf;
 
 pub use builder::{Emulator, EmulatorBuilder};
 pub use faults::Faults;
-pub use handle::EmulatorHandle;
-pub use journal::JournalEntry;
+pub use handle::{EmulatorHandle, SHUTDOWN_GRACE};
+pub use journal::{JOURNAL_CAPACITY, JournalEntry};
 
 /// Path prefix of the API (`CLOUDFLARE_API_BASE_URL` = `http://ADDR/client/v4`).
 pub const API_PREFIX: &str = "/client/v4";

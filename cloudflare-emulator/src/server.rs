@@ -102,7 +102,7 @@ async fn admit(
     api_path: &str,
 ) -> Result<Caller, (Option<String>, ApiError)> {
     if !app.config.latency.is_zero() {
-        tokio::time::sleep(app.config.latency).await;
+        app.hold(app.config.latency).await;
     }
     let caller = auth::authenticate(app, headers, api_path).map_err(|e| (None, e))?;
     let id = Some(caller.token_id.clone());
@@ -114,7 +114,7 @@ async fn admit(
     }
     let decision = app.faults.decide(full_path);
     if !decision.latency.is_zero() {
-        tokio::time::sleep(decision.latency).await;
+        app.hold(decision.latency).await;
     }
     match decision.outcome {
         FaultOutcome::Pass => {}
@@ -131,7 +131,7 @@ async fn admit(
             return Err((id, e));
         }
         FaultOutcome::Timeout { hold } => {
-            tokio::time::sleep(hold).await;
+            app.hold(hold).await;
             return Err((id, ApiError::new(StatusCode::GATEWAY_TIMEOUT, 10013, "emulator: injected timeout")));
         }
     }

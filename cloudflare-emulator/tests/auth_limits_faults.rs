@@ -182,3 +182,19 @@ async fn journal_records_calls_without_secrets_and_reset_restores() {
     assert!(emu.journal().is_empty());
     a.get("/zones").await.ok();
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_held_requests_forever() {
+    let emu = start().await;
+    emu.set_faults(Faults { timeout_rate: 1.0, timeout_ms: 120_000, ..Faults::default() });
+    let url = format!("{}/zones", emu.base_url());
+    let held = tokio::spawn(async move { reqwest::Client::new().get(url).bearer_auth(TOK_A).send().await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = Instant::now();
+    emu.shutdown().await;
+    assert!(t.elapsed() < cloudflare_emulator::SHUTDOWN_GRACE + Duration::from_secs(2));
+    let held = tokio::time::timeout(Duration::from_secs(3), held).await.expect("held request ends promptly");
+    if let Ok(resp) = held.unwrap() {
+        assert_eq!(resp.status(), 504);
+    }
+}
