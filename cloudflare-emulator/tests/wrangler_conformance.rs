@@ -324,6 +324,27 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
     assert_eq!(d.versions[0].version_id, v3.id);
     assert_eq!(script.deployments.len(), 3);
 
+    // --- versions upload (not deployed), then a 50/50 split with versions deploy
+    let out = w.run(&["versions", "upload", "--message", "canary", "--tag", "hash-abc"], None).await;
+    let script = emu.script(ACCOUNT, WORKER).unwrap();
+    let v4 = script.versions.last().unwrap().clone();
+    assert!(out.stdout.contains(&v4.id), "version id printed:\n{}", out.stdout);
+    assert_eq!(v4.annotations.get("workers/tag").map(String::as_str), Some("hash-abc"));
+    assert_eq!(script.active_deployment().unwrap().versions[0].version_id, v3.id, "upload does not deploy");
+    let split = [format!("{}@50%", v3.id), format!("{}@50%", v4.id)];
+    w.run(&["versions", "deploy", &split[0], &split[1], "-y", "--message", "half"], None).await;
+    let script = emu.script(ACCOUNT, WORKER).unwrap();
+    let d = script.active_deployment().unwrap();
+    assert_eq!(d.versions.len(), 2);
+    assert_eq!(d.annotations.get("workers/message").map(String::as_str), Some("half"));
+    let status = w.run(&["deployments", "status", "--json"], None).await;
+    assert!(status.stdout.contains(&v4.id), "deployments status shows the split:\n{}", status.stdout);
+
+    // --- delete through the services endpoint
+    w.run(&["delete", "--force"], None).await;
+    assert!(emu.script(ACCOUNT, WORKER).is_none());
+    assert!(emu.routes("example.com").is_empty());
+
     emu.shutdown().await;
     eprintln!("wrangler conformance test took {:?}", started.elapsed());
 }
