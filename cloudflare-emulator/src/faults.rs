@@ -22,7 +22,9 @@ pub struct Faults {
     /// Latency added to every call, on top of the configured base latency.
     pub added_latency_ms: u64,
     /// `(path prefix, status)`: calls whose path starts with the prefix fail with that status.
-    /// The prefix may include `/client/v4` or start right after it.
+    /// The prefix may include `/client/v4` or start right after it. JSON accepts
+    /// `[["/zones", 503]]` or `[{"prefix": "/zones", "status": 503}]`.
+    #[serde(deserialize_with = "prefix_rules")]
     pub path_prefix_failures: Vec<(String, u16)>,
     /// The next N calls fail with `error_status`.
     pub fail_next: u32,
@@ -43,6 +45,21 @@ impl Default for Faults {
             retry_after_secs: 1,
         }
     }
+}
+
+fn prefix_rules<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, u16)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Rule {
+        Pair(String, u16),
+        Object { prefix: String, status: u16 },
+    }
+    Ok(Vec::<Rule>::deserialize(d)?
+        .into_iter()
+        .map(|r| match r {
+            Rule::Pair(p, s) | Rule::Object { prefix: p, status: s } => (p, s),
+        })
+        .collect())
 }
 
 /// What to do with one request.
@@ -143,5 +160,10 @@ mod tests {
         assert_eq!(f.error_status, 500);
         assert_eq!(f.fail_next, 1);
         assert_eq!(f.path_prefix_failures, vec![("/zones".to_string(), 503)]);
+        let f: Faults = serde_json::from_str(r#"{"path_prefix_failures":[{"prefix":"/a","status":502}]}"#).unwrap();
+        assert_eq!(f.path_prefix_failures, vec![("/a".to_string(), 502)]);
+        assert_eq!(f.timeout_ms, 30_000);
+        let back: Faults = serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+        assert_eq!(back, f);
     }
 }
