@@ -91,6 +91,16 @@ pub(crate) async fn run(
     }
     pass.report.ok(c::CREDENTIALS_VALID, reason::TOKEN_VALID, "API token is active");
 
+    // A canary in flight advances (or waits) before anything else.
+    if let Some(stop) = super::rollout::resume(engine, client, d, pass).await {
+        return stop;
+    }
+    if let Some(target) = d.rollback_to.clone()
+        && let Err(stop) = super::rollout::manual(engine, client, d, &target, pass).await
+    {
+        return stop;
+    }
+
     // Quiet resync: one read tells whether anything drifted.
     if converged_on(d, &pass.status) {
         let version = pass.status.worker.as_ref().and_then(|w| w.version_id.clone()).unwrap_or_default();
@@ -155,6 +165,31 @@ pub(crate) async fn run(
             let (_, outcome) = after_deploy(engine, client, d, pass, false).await;
             (Phase::RolledBack, outcome)
         }
+        Ok(Deploy::Canary(wait)) => {
+            if let Some(r) = pass.status.rollout.clone() {
+                let msg = format!(
+                    "canary: version {} serves {}% next to {}",
+                    short(&r.version_id),
+                    r.percentage,
+                    short(&r.previous_version_id)
+                );
+                pass.report.ok(c::WORKER_DEPLOYED, reason::CANARY_IN_PROGRESS, msg.clone());
+                pass.report.fail(c::READY, reason::CANARY_IN_PROGRESS, msg);
+            }
+            pass.status.input_hash = Some(d.input_digest.clone());
+            (Phase::Deploying, Outcome::Done { requeue_after: Some(wait) })
+        }
+        Ok(Deploy::Pinned) => {
+            let v = pass.status.worker.as_ref().and_then(|w| w.version_id.clone()).unwrap_or_default();
+            pass.report.ok(
+                c::WORKER_DEPLOYED,
+                "PinnedByAnnotation",
+                format!(
+                    "pinned to version {v} by annotation clodo.dev/rollback-to; remove it to deploy the spec again"
+                ),
+            );
+            after_deploy(engine, client, d, pass, false).await
+        }
         Ok(deploy) => after_deploy(engine, client, d, pass, deploy == Deploy::New).await,
         Err(stop) => stop,
     }
@@ -167,6 +202,10 @@ enum Deploy {
     Unchanged,
     /// The desired content already failed its tests and was rolled back: not redeployed.
     HeldBack,
+    /// A canary started; requeue after the step interval.
+    Canary(Duration),
+    /// `clodo.dev/rollback-to` pins the serving version: no upload.
+    Pinned,
 }
 
 /// Execute plan steps in order, updating status as each one lands.
@@ -295,9 +334,23 @@ async fn execute(
             Step::DeleteSecret { name } => ops::delete_secret(client, acct, &d.script_name, name).await,
             Step::UploadWorker { .. } => {
                 let hash = d.content_hash(&db_ids);
+                if d.rollback_to.is_some() {
+                    deployed = Deploy::Pinned;
+                    continue;
+                }
                 if pass.status.failed_content_hash.as_deref() == Some(hash.as_str()) {
                     deployed = Deploy::HeldBack;
                     continue;
+                }
+                let serving = o.script.as_ref().and_then(|s| s.deployed_version.clone());
+                if let Some(previous) = serving.as_deref().filter(|p| super::rollout::wants_canary(d, Some(p))) {
+                    match super::rollout::start(engine, client, d, &db_ids, &hash, previous, pass).await {
+                        Ok(wait) => {
+                            deployed = Deploy::Canary(wait);
+                            continue;
+                        }
+                        Err(stop) => return Err(stop),
+                    }
                 }
                 match ops::upload_worker(client, d, &db_ids, &hash).await {
                     Ok(version) => {

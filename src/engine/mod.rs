@@ -17,6 +17,7 @@ pub mod ops;
 pub mod plan;
 pub mod render;
 pub mod resolve;
+pub mod rollout;
 pub mod secret;
 pub mod security;
 pub mod status;

@@ -108,10 +108,10 @@ pub fn phase_for_failure(type_: &str, terminal: bool) -> Phase {
     }
 }
 
-/// A report that keeps previous conditions as they were (used while suspended).
+/// A report that keeps previous conditions as they were (Ready is derived again).
 pub fn report_from_conditions(conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> Report {
     let mut r = Report::new();
-    for t in c::SERVICE_CONDITIONS {
+    for t in c::SERVICE_CONDITIONS.iter().filter(|t| **t != c::READY) {
         if let Some(x) = c::find(conds, t) {
             let status = match x.status.as_str() {
                 "True" => Some(true),

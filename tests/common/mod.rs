@@ -15,6 +15,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::ObjectMeta;
 
 pub const TOKEN: &str = "cf-test-token-9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+pub mod service_double;
+
 pub const STRONG: &str = "kq3R9vXw2LmZ8tYp4NcB7sDf1GhJ6aEu";
 
 pub const WORKER_JS: &str = r#"export default {
