@@ -70,6 +70,7 @@ pub mod reason {
     pub const WAVE_IN_PROGRESS: &str = "WaveInProgress";
     pub const SERVICES_READY: &str = "ServicesReady";
     pub const SERVICES_FAILED: &str = "ServicesFailed";
+    pub const NO_FAILURES: &str = "NoFailures";
 }
 
 /// Condition status values.
