@@ -26,6 +26,34 @@ async fn service_lifecycle_through_the_controllers() {
     let v1 = st.worker.unwrap().version_id.unwrap();
     assert!(svc.metadata.finalizers.clone().unwrap_or_default().contains(&"clodo.dev/cleanup".to_string()));
 
+    // Every change was reported as a Normal Event on the service.
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(env.client.clone(), &ns);
+    let reasons: Vec<String> =
+        events.list(&Default::default()).await.unwrap().items.into_iter().filter_map(|e| e.reason).collect();
+    for r in ["CreateDatabase", "MigrationApplied", "UploadWorker", "CreateRoute", "AttachDomain"] {
+        assert!(reasons.iter().any(|x| x == r), "Event {r} missing: {reasons:?}");
+    }
+
+    // A reconcile with nothing to do: no status write, no Cloudflare mutation, one read.
+    if let Some(fake) = &env.fake {
+        fake.clear_request_log();
+        env.emu.clear_journal();
+        let patch = serde_json::json!({ "metadata": { "labels": { "touched": "yes" } } });
+        services.patch("data", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        wait_until(Duration::from_secs(30), || !env.emu.journal().is_empty()).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status_writes = fake
+            .request_log()
+            .into_iter()
+            .filter(|r| {
+                r.method == "PATCH" && r.subresource() == Some("status") && r.plural() == Some("cloudflareservices")
+            })
+            .count();
+        assert_eq!(status_writes, 0, "a quiet pass writes no status");
+        assert!(env.emu.journal().iter().all(|e| !e.mutating), "{:?}", env.emu.journal());
+        assert_eq!(env.emu.journal().len(), 1, "one drift-check read: {:?}", env.emu.journal());
+    }
+
     // Customer status is filled by its controller.
     let customers: Api<Customer> = Api::namespaced(env.client.clone(), &ns);
     let cust = wait_for(&customers, "acme", Duration::from_secs(30), |c| {

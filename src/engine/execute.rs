@@ -167,14 +167,7 @@ pub(crate) async fn run(
         }
         Ok(Deploy::Canary(wait)) => {
             if let Some(r) = pass.status.rollout.clone() {
-                let msg = format!(
-                    "canary: version {} serves {}% next to {}",
-                    short(&r.version_id),
-                    r.percentage,
-                    short(&r.previous_version_id)
-                );
-                pass.report.ok(c::WORKER_DEPLOYED, reason::CANARY_IN_PROGRESS, msg.clone());
-                pass.report.fail(c::READY, reason::CANARY_IN_PROGRESS, msg);
+                super::rollout::report_canary(pass, &r);
             }
             pass.status.input_hash = Some(d.input_digest.clone());
             (Phase::Deploying, Outcome::Done { requeue_after: Some(wait) })
@@ -587,15 +580,7 @@ async fn after_deploy(
         );
         return verdict(pass, None);
     };
-    let mut run = crate::prodtest::run_suites(spec, &target).await;
-    run.started_at = Some(pass.now.clone());
-    for r in &run.results {
-        let label = if r.passed { "passed" } else { "failed" };
-        engine.metrics.production_tests_total.with_label_values(&[&r.suite, label]).inc();
-        engine.metrics.production_test_duration.with_label_values(&[&r.suite]).observe(r.duration_ms as f64 / 1000.0);
-    }
-    let failures: Vec<String> =
-        run.results.iter().filter(|r| !r.passed).map(|r| format!("{}/{}: {}", r.suite, r.name, r.message)).collect();
+    let (run, failures) = engine.run_production_tests(spec, &target, &pass.now).await;
     // Keep the previous run when nothing but timings changed: no status churn on quiet resyncs.
     let same_outcome = pass.status.last_test_run.as_ref().is_some_and(|prev| {
         prev.results.len() == run.results.len()

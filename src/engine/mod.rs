@@ -290,6 +290,29 @@ impl Engine {
         cleanup::run(self, svc, src, progress).await
     }
 
+    /// Run the production tests, record their metrics, and list the failures (`suite/name: why`).
+    pub(crate) async fn run_production_tests(
+        &self,
+        spec: &crate::crd::ProductionTestsSpec,
+        target: &crate::prodtest::Target,
+        now: &Time,
+    ) -> (crate::crd::TestRun, Vec<String>) {
+        let mut run = crate::prodtest::run_suites(spec, target).await;
+        run.started_at = Some(now.clone());
+        for r in &run.results {
+            let label = if r.passed { "passed" } else { "failed" };
+            self.metrics.production_tests_total.with_label_values(&[&r.suite, label]).inc();
+            self.metrics.production_test_duration.with_label_values(&[&r.suite]).observe(r.duration_ms as f64 / 1000.0);
+        }
+        let failures = run
+            .results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| format!("{}/{}: {}", r.suite, r.name, r.message))
+            .collect();
+        (run, failures)
+    }
+
     /// Where production tests go: `productionTests.baseUrl`, else the service URL.
     pub(crate) fn test_target(
         &self,

@@ -34,14 +34,7 @@ async fn run_tests(engine: &Engine, d: &Desired, pass: &mut Pass<'_>, pin: Optio
     if let Some(v) = pin {
         target.headers.push((VERSION_OVERRIDE_HEADER.to_string(), format!("{}=\"{v}\"", d.script_name)));
     }
-    let mut run = crate::prodtest::run_suites(spec, &target).await;
-    run.started_at = Some(pass.now.clone());
-    for r in &run.results {
-        let label = if r.passed { "passed" } else { "failed" };
-        engine.metrics.production_tests_total.with_label_values(&[&r.suite, label]).inc();
-    }
-    let failures: Vec<String> =
-        run.results.iter().filter(|r| !r.passed).map(|r| format!("{}/{}: {}", r.suite, r.name, r.message)).collect();
+    let (run, failures) = engine.run_production_tests(spec, &target, &pass.now).await;
     pass.status.last_test_run = Some(run);
     if failures.is_empty() { StepTests::Passed } else { StepTests::Failed(failures.join("; ")) }
 }
@@ -58,7 +51,8 @@ pub fn wants_canary(d: &Desired, previous: Option<&str>) -> bool {
     d.rollout.strategy == RolloutStrategy::Canary && previous.is_some()
 }
 
-fn report_canary(pass: &mut Pass<'_>, r: &RolloutProgress) {
+/// Conditions while a canary is in flight.
+pub(crate) fn report_canary(pass: &mut Pass<'_>, r: &RolloutProgress) {
     let msg = format!(
         "canary: version {} serves {}% next to {}",
         short(&r.version_id),
