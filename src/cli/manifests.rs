@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde::Deserialize;
 
 use crate::crd::{CloudflareService, Customer, Portfolio};
-use crate::engine::resolve::{ObjectSource, SourceError};
+use crate::engine::resolve::{Generated, ObjectSource, SourceError};
 use crate::engine::secret::{self, SecretValue};
 
 /// Every object found in the given files.
@@ -192,7 +192,7 @@ impl ObjectSource for ManifestSource {
         service: &CloudflareService,
         secret_name: &str,
         length: u32,
-    ) -> Result<SecretValue, SourceError> {
+    ) -> Result<Generated, SourceError> {
         let key = format!(
             "{}/{}/{secret_name}",
             service.metadata.namespace.as_deref().unwrap_or("default"),
@@ -203,12 +203,12 @@ impl ObjectSource for ManifestSource {
             .lock()
             .map_err(|_| SourceError { what: "generated secrets".into(), message: "lock poisoned".into() })?;
         if let Some(v) = map.get(&key) {
-            return Ok(SecretValue::new(v.clone()));
+            return Ok(Generated { value: SecretValue::new(v.clone()), created: false });
         }
         let value = secret::generate(length);
         map.insert(key, value.expose().to_string());
         self.persist(&map)?;
-        Ok(value)
+        Ok(Generated { value, created: true })
     }
 }
 
@@ -264,9 +264,12 @@ data: { index.js: "export default {}" }
         let svc = crate::engine::fixtures::service();
         let a = ManifestSource::new(Manifests::default(), Some(state.clone())).unwrap();
         let v1 = a.generated_secret(&svc, "K", 40).await.unwrap();
-        assert_eq!(v1.expose().len(), 40);
+        assert!(v1.created);
+        assert_eq!(v1.value.expose().len(), 40);
         let b = ManifestSource::new(Manifests::default(), Some(state.clone())).unwrap();
-        assert_eq!(b.generated_secret(&svc, "K", 40).await.unwrap(), v1);
+        let again = b.generated_secret(&svc, "K", 40).await.unwrap();
+        assert!(!again.created);
+        assert_eq!(again.value, v1.value);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -11,7 +11,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use crate::crd::keys::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_BY};
 use crate::crd::{CloudflareService, Customer};
-use crate::engine::resolve::{ObjectSource, SourceError};
+use crate::engine::resolve::{Generated, ObjectSource, SourceError};
 use crate::engine::secret::{self, SecretValue};
 
 /// Reads objects with a kube client.
@@ -62,7 +62,7 @@ impl ObjectSource for KubeSource {
         service: &CloudflareService,
         secret_name: &str,
         length: u32,
-    ) -> Result<SecretValue, SourceError> {
+    ) -> Result<Generated, SourceError> {
         let ns = service.namespace().unwrap_or_else(|| "default".into());
         let name = generated_secret_name(&service.name_any());
         let what = format!("Secret {ns}/{name}");
@@ -77,7 +77,7 @@ impl ObjectSource for KubeSource {
                             what: what.clone(),
                             message: format!("key {secret_name} is not UTF-8"),
                         })?;
-                        return Ok(SecretValue::new(text));
+                        return Ok(Generated { value: SecretValue::new(text), created: false });
                     }
                     let value = secret::generate(length);
                     let patch = serde_json::json!({
@@ -85,7 +85,7 @@ impl ObjectSource for KubeSource {
                         "data": { secret_name: ByteString(value.expose().as_bytes().to_vec()) },
                     });
                     match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                        Ok(_) => return Ok(value),
+                        Ok(_) => return Ok(Generated { value, created: true }),
                         Err(kube::Error::Api(e)) if e.code == 409 => continue,
                         Err(e) => return Err(source_err(&what, e)),
                     }
@@ -115,7 +115,7 @@ impl ObjectSource for KubeSource {
                         .create(&PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &s)
                         .await
                     {
-                        Ok(_) => return Ok(value),
+                        Ok(_) => return Ok(Generated { value, created: true }),
                         Err(kube::Error::Api(e)) if e.code == 409 => continue,
                         Err(e) => return Err(source_err(&what, e)),
                     }

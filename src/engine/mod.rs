@@ -215,6 +215,22 @@ impl Engine {
                 return (Phase::Validating, Outcome::Retry(e.to_string()));
             }
         };
+        for name in &inputs.generated_new {
+            let store = "the operator-owned Secret <service>-generated";
+            if pass.status.worker.is_some() {
+                pass.emit(PassEvent::warning(
+                    "SecretRegenerated",
+                    "GenerateSecret",
+                    format!("secret {name} had no stored value and was generated again (kept in {store}); the Worker gets the new value"),
+                ));
+            } else {
+                pass.emit(PassEvent::normal(
+                    "SecretGenerated",
+                    "GenerateSecret",
+                    format!("generated secret {name} (kept in {store})"),
+                ));
+            }
+        }
         let desired = match desired::build(&inputs) {
             Ok(d) => d,
             Err(e) => {

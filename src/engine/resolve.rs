@@ -21,13 +21,21 @@ pub trait ObjectSource: Send + Sync {
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, SourceError>;
     async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, SourceError>;
     /// Get or create the operator-owned value of a `generate` secret. A value, once created, is
-    /// returned unchanged on every later call.
+    /// returned unchanged on every later call; `created` says a new value was made this call.
     async fn generated_secret(
         &self,
         service: &CloudflareService,
         secret_name: &str,
         length: u32,
-    ) -> Result<SecretValue, SourceError>;
+    ) -> Result<Generated, SourceError>;
+}
+
+/// A generated secret value.
+#[derive(Debug, Clone)]
+pub struct Generated {
+    pub value: SecretValue,
+    /// True when no value existed and this one was just made (first use, or the store lost it).
+    pub created: bool,
 }
 
 /// The object store could not be read (retryable).
@@ -79,6 +87,8 @@ pub struct ServiceInputs {
     pub migrations: BTreeMap<String, Vec<MigrationFile>>,
     /// Secret bindings with their values, in spec order.
     pub secrets: Vec<(String, SecretValue)>,
+    /// Names of `generate` secrets whose value was created during this resolution.
+    pub generated_new: Vec<String>,
     /// Credential header value for the auth production test.
     pub test_credential: Option<SecretValue>,
 }
@@ -216,6 +226,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
     }
 
     let mut secrets = Vec::new();
+    let mut generated_new = Vec::new();
     for (i, s) in worker.secrets.iter().enumerate() {
         let field = format!("spec.worker.secrets[{i}]");
         match (&s.value_from, &s.generate) {
@@ -225,8 +236,11 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
                 secrets.push((s.name.clone(), value));
             }
             (None, Some(g)) => {
-                let value = src.generated_secret(service, &s.name, g.length).await?;
-                secrets.push((s.name.clone(), value));
+                let generated = src.generated_secret(service, &s.name, g.length).await?;
+                if generated.created {
+                    generated_new.push(s.name.clone());
+                }
+                secrets.push((s.name.clone(), generated.value));
             }
             _ => {
                 return Err(ConfigError::new(field, "exactly one of valueFrom or generate must be set").into());
@@ -261,6 +275,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         modules,
         migrations,
         secrets,
+        generated_new,
         test_credential,
     })
 }

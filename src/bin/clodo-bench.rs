@@ -1,0 +1,359 @@
+//! `clodo-bench`: what convergence costs. Starts the in-process fake Kubernetes API, the
+//! Cloudflare emulator (with the given latency and rate limit) and the operator, applies N copies
+//! of the example service (`examples/`, without its production tests, each with its own route and
+//! custom domain), waits until all are Ready, then starts a fresh operator instance (a full
+//! resync: its initial list reconciles every object once) and counts what that no-op pass sends.
+//!
+//! ```sh
+//! cargo run --release --bin clodo-bench -- --services 1000 --latency-ms 50 --rate-limit 1200/10
+//! ```
+//!
+//! Prints one JSON line on stdout:
+//! `{services, wall_s, cf_requests, requests_per_service, http_429, noop_pass_requests,
+//! noop_pass_mutations, peak_rss_mib}`; progress goes to stderr.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::Parser;
+use clodo_operator::cli::run::{OperatorHandles, run_operator};
+use clodo_operator::cli::{RateLimitArg, RunArgs, manifests};
+use clodo_operator::crd::conditions as c;
+use clodo_operator::crd::{CloudflareService, RouteSpec, all_crds};
+use clodo_operator::metrics::Metrics;
+use cloudflare_emulator::{Emulator, EmulatorHandle};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{oneshot, watch};
+
+/// Converge N example services on the fake Kubernetes API and the Cloudflare emulator.
+#[derive(Debug, Parser)]
+#[command(name = "clodo-bench", about)]
+struct Args {
+    /// Number of CloudflareServices.
+    #[arg(long, default_value_t = 100)]
+    services: usize,
+    /// Latency the emulator adds to every Cloudflare API call, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+    /// Cloudflare rate limit per token, REQUESTS/SECONDS: enforced by the emulator and used as
+    /// the operator's client-side budget.
+    #[arg(long, default_value = "1200/10")]
+    rate_limit: RateLimitArg,
+    /// Concurrent reconciles per controller (the operator's --concurrency).
+    #[arg(long, default_value_t = 8)]
+    concurrency: u16,
+    /// Give up when convergence takes longer than this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    timeout_s: u64,
+    /// The example manifests (Customer, Secrets, ConfigMaps, CloudflareService).
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))]
+    examples: PathBuf,
+}
+
+/// The one output line.
+#[derive(Debug, Serialize)]
+struct Report {
+    services: usize,
+    wall_s: f64,
+    cf_requests: usize,
+    requests_per_service: f64,
+    http_429: usize,
+    noop_pass_requests: usize,
+    noop_pass_mutations: usize,
+    peak_rss_mib: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(bench(args))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Peak resident set size of this process (VmHWM), in MiB.
+fn peak_rss_mib() -> f64 {
+    kib_field("VmHWM:") as f64 / 1024.0
+}
+
+/// Current resident set size (VmRSS), in MiB.
+fn rss_mib() -> f64 {
+    kib_field("VmRSS:") as f64 / 1024.0
+}
+
+fn kib_field(name: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn bench(args: Args) -> anyhow::Result<Report> {
+    ensure!(args.services > 0, "--services must be at least 1");
+    let m = manifests::load(std::slice::from_ref(&args.examples))
+        .with_context(|| format!("loading the example manifests from {}", args.examples.display()))?;
+    let (Some(customer), Some(template)) = (m.customers.first(), m.services.first()) else {
+        bail!("{} must hold a Customer and a CloudflareService", args.examples.display());
+    };
+    let ns = template.namespace().unwrap_or_else(|| "default".into());
+    let account = customer.spec.account_id.clone();
+    let token = token_of(&m, &ns, &customer.spec.api_token_secret_ref)?;
+
+    let window = Duration::from_secs(args.rate_limit.seconds);
+    let emu = Emulator::builder()
+        .account(&account)
+        .token(&token, &[account.as_str()])
+        .zone(customer.spec.zones.first().map(String::as_str).unwrap_or("acme.com"), &account)
+        .rate_limit(args.rate_limit.requests, window)
+        .latency(Duration::from_millis(args.latency_ms))
+        .start()
+        .await
+        .context("starting the Cloudflare emulator")?;
+    let fake = kube_fake_api::FakeApiServer::start().await.context("starting the fake Kubernetes API")?;
+    let client = fake.client();
+    install_crds(&client).await?;
+
+    for s in &m.secrets {
+        apply(&Api::namespaced(client.clone(), &ns), s.clone()).await?;
+    }
+    for cm in &m.config_maps {
+        apply(&Api::namespaced(client.clone(), &ns), cm.clone()).await?;
+    }
+    for cu in &m.customers {
+        apply(&Api::namespaced(client.clone(), &ns), cu.clone()).await?;
+    }
+    let zone = customer.spec.zones.first().cloned().unwrap_or_else(|| "acme.com".into());
+    let services: Api<CloudflareService> = Api::namespaced(client.clone(), &ns);
+    let objects: Vec<CloudflareService> = (0..args.services).map(|i| nth_service(template, i, &zone)).collect();
+    futures::stream::iter(objects.into_iter().map(|s| apply(&services, s)))
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    eprintln!(
+        "clodo-bench: {} services applied; latency {} ms, rate limit {}/{}s; rss before the operator {:.1} MiB",
+        args.services,
+        args.latency_ms,
+        args.rate_limit.requests,
+        args.rate_limit.seconds,
+        rss_mib()
+    );
+
+    // Convergence from scratch.
+    emu.clear_journal();
+    let started = Instant::now();
+    let op = Operator::start(&args, &client, &emu, "bench-a").await?;
+    wait_all_ready(&services, args.services, Duration::from_secs(args.timeout_s)).await?;
+    let wall_s = started.elapsed().as_secs_f64();
+    let journal = emu.journal();
+    let cf_requests = journal.len();
+    let http_429 = journal.iter().filter(|e| e.status == 429).count();
+    let client_429 = op
+        .metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix("clodo_cloudflare_429_total ").and_then(|v| v.trim().parse::<f64>().ok()));
+    eprintln!(
+        "clodo-bench: converged in {wall_s:.1}s with {cf_requests} Cloudflare requests ({http_429} answered 429; the client counted {})",
+        client_429.unwrap_or_default()
+    );
+    op.stop().await;
+
+    // Full resync: a fresh instance reconciles every object once.
+    emu.clear_journal();
+    let op = Operator::start(&args, &client, &emu, "bench-b").await?;
+    let noop_started = Instant::now();
+    op.wait_for_passes(args.services, Duration::from_secs(args.timeout_s)).await?;
+    let journal = emu.journal();
+    let noop_pass_requests = journal.len();
+    let noop_pass_mutations = journal.iter().filter(|e| e.mutating).count();
+    eprintln!(
+        "clodo-bench: resync of {} services took {:.1}s: {noop_pass_requests} requests, {noop_pass_mutations} mutating; {} passes",
+        args.services,
+        noop_started.elapsed().as_secs_f64(),
+        op.service_passes()
+    );
+    op.stop().await;
+    let peak = peak_rss_mib();
+    eprintln!("clodo-bench: rss now {:.1} MiB, peak {peak:.1} MiB", rss_mib());
+    fake.shutdown().await;
+    emu.shutdown().await;
+
+    Ok(Report {
+        services: args.services,
+        wall_s: (wall_s * 100.0).round() / 100.0,
+        cf_requests,
+        requests_per_service: ((cf_requests as f64 / args.services as f64) * 100.0).round() / 100.0,
+        http_429,
+        noop_pass_requests,
+        noop_pass_mutations,
+        peak_rss_mib: (peak * 10.0).round() / 10.0,
+    })
+}
+
+/// The token the Customer's Secret holds.
+fn token_of(m: &manifests::Manifests, ns: &str, r: &clodo_operator::crd::SecretKeyRef) -> anyhow::Result<String> {
+    let secret = m
+        .secrets
+        .iter()
+        .find(|s| s.metadata.name.as_deref() == Some(r.name.as_str()) && s.namespace().as_deref() == Some(ns))
+        .with_context(|| format!("Secret {ns}/{} not in the examples", r.name))?;
+    let bytes = secret.data.as_ref().and_then(|d| d.get(&r.key)).with_context(|| format!("key {} missing", r.key))?;
+    Ok(String::from_utf8(bytes.0.clone())?.trim_end().to_string())
+}
+
+/// Service `i`: the example with its own name, route and custom domain, without production tests
+/// (nothing would answer them: there is no Workers runtime behind the emulator).
+fn nth_service(template: &CloudflareService, i: usize, zone: &str) -> CloudflareService {
+    let mut s = template.clone();
+    let name = format!("svc-{i:05}");
+    let host = format!("{name}.{zone}");
+    s.metadata.name = Some(name);
+    s.spec.body.routes = vec![RouteSpec { pattern: format!("{host}/*"), zone: None }];
+    s.spec.body.custom_domains = vec![host];
+    s.spec.body.production_tests = None;
+    s
+}
+
+/// Install the CRDs the way `kubectl apply -f crds/` would.
+async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for (_, crd) in all_crds() {
+        let name = crd.name_any();
+        let mut body = serde_json::to_value(&crd)?;
+        body["apiVersion"] = "apiextensions.k8s.io/v1".into();
+        body["kind"] = "CustomResourceDefinition".into();
+        api.patch(&name, &PatchParams::apply("clodo-bench").force(), &Patch::Apply(&body)).await?;
+    }
+    Ok(())
+}
+
+/// Server-side apply of a typed object.
+async fn apply<K>(api: &Api<K>, obj: K) -> anyhow::Result<()>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj.name_any();
+    let mut body = serde_json::to_value(&obj)?;
+    body["apiVersion"] = K::api_version(&()).to_string().into();
+    body["kind"] = K::kind(&()).to_string().into();
+    if let Some(m) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        m.remove("generation");
+        m.remove("resourceVersion");
+    }
+    if let Some(o) = body.as_object_mut() {
+        o.remove("status");
+    }
+    api.patch(&name, &PatchParams::apply("clodo-bench").force(), &Patch::Apply(&body))
+        .await
+        .with_context(|| format!("applying {} {name}", K::kind(&())))?;
+    Ok(())
+}
+
+async fn wait_all_ready(api: &Api<CloudflareService>, n: usize, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last_report = Instant::now();
+    loop {
+        let list = api.list(&ListParams::default()).await?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|s| {
+                s.status.as_ref().is_some_and(|st| {
+                    st.observed_generation == s.metadata.generation && c::is_true(&st.conditions, c::READY)
+                })
+            })
+            .count();
+        if ready >= n {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("only {ready} of {n} services Ready after {timeout:?}");
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!("clodo-bench: {ready}/{n} Ready");
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An operator instance running in this process.
+struct Operator {
+    metrics: Arc<Metrics>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Operator {
+    async fn start(args: &Args, client: &Client, emu: &EmulatorHandle, name: &str) -> anyhow::Result<Operator> {
+        let run = RunArgs {
+            metrics_addr: "127.0.0.1:0".parse()?,
+            leader_election: false,
+            lease_name: "clodo-bench".into(),
+            lease_namespace: "default".into(),
+            pod_name: Some(name.into()),
+            watch_namespaces: Vec::new(),
+            selector: None,
+            resync_seconds: 3600,
+            concurrency: args.concurrency,
+            cloudflare_api_base_url: Some(emu.base_url()),
+            rate_limit: args.rate_limit,
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let (tx, rx) = oneshot::channel::<OperatorHandles>();
+        let client = client.clone();
+        let task = tokio::spawn(async move { run_operator(run, client, stop_rx, Some(tx)).await });
+        let handles = rx.await.context("the operator did not start")?;
+        Ok(Operator { metrics: handles.metrics, stop, task })
+    }
+
+    /// Service reconcile passes finished by this instance.
+    fn service_passes(&self) -> u64 {
+        let t = &self.metrics.reconcile_total;
+        t.with_label_values(&["service", "ok"]).get() + t.with_label_values(&["service", "error"]).get()
+    }
+
+    /// Wait until this instance finished at least `n` service passes and then made no further
+    /// pass for a second (a quiet resync triggers nothing else).
+    async fn wait_for_passes(&self, n: usize, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while self.service_passes() < n as u64 {
+            if Instant::now() > deadline {
+                bail!("only {} of {n} service passes after {timeout:?}", self.service_passes());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut seen = self.service_passes();
+        let mut quiet_since = Instant::now();
+        while quiet_since.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = self.service_passes();
+            if now != seen {
+                seen = now;
+                quiet_since = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(60), self.task).await;
+    }
+}
