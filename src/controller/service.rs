@@ -120,6 +120,19 @@ fn services_for_customer(
         .collect()
 }
 
+/// Hash of the parts of a Customer its services depend on.
+fn customer_relevance(c: &Customer) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    c.metadata.generation.hash(&mut h);
+    let creds = c
+        .status
+        .as_ref()
+        .and_then(|s| crate::crd::conditions::find(&s.conditions, crate::crd::conditions::CREDENTIALS_VALID));
+    creds.map(|x| (x.status.as_str(), x.reason.as_str())).hash(&mut h);
+    Some(h.finish())
+}
+
 /// Does a service reference this Secret (directly or through its Customer's token)?
 fn references_secret(s: &CloudflareService, customers: &Store<Customer>, name: &str) -> bool {
     let b = &s.spec.body;
@@ -226,8 +239,13 @@ pub async fn run(
         }
     });
 
+    // Only what services consume from a Customer retriggers them: its spec and whether its
+    // credentials are valid (not its service count or timestamps).
+    let customer_changes = watcher(customer_api, watcher::Config::default())
+        .touched_objects()
+        .predicate_filter(customer_relevance, kube::runtime::PredicateConfig::default());
     controller
-        .watches(customer_api, watcher::Config::default(), by_customer)
+        .watches_stream(customer_changes, by_customer)
         .watches_stream(watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
         .watches_stream(watcher(config_maps, watcher::Config::default()).touched_objects(), by_config_map)
         .graceful_shutdown_on(shutdown)
