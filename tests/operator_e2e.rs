@@ -51,7 +51,13 @@ async fn service_lifecycle_through_the_controllers() {
             .count();
         assert_eq!(status_writes, 0, "a quiet pass writes no status");
         assert!(env.emu.journal().iter().all(|e| !e.mutating), "{:?}", env.emu.journal());
-        assert_eq!(env.emu.journal().len(), 1, "one drift-check read: {:?}", env.emu.journal());
+        // Each quiet pass is one drift-check read (the label change and a watch relist may both
+        // trigger a pass).
+        assert!(
+            env.emu.journal().iter().all(|e| e.method == "GET" && e.path.ends_with("/deployments")),
+            "only drift-check reads: {:?}",
+            env.emu.journal()
+        );
     }
 
     // Customer status is filled by its controller.

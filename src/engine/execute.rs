@@ -256,6 +256,7 @@ async fn execute(
         // Conditions of earlier groups are settled once a later group starts.
         settle_before(pass, cond, &mut done_conds, d);
         let what = step.describe(d);
+        tracing::debug!(step = step.kind(), "executing step");
         let result: Result<(), CloudflareError> = match step {
             Step::CreateDatabase { binding, name } => match ops::create_or_find_database(client, acct, name).await {
                 Ok(id) => {
@@ -293,7 +294,7 @@ async fn execute(
                             applied.entry(binding.clone()).or_default().push(AppliedMigration {
                                 name: f.name.clone(),
                                 checksum: f.checksum.clone(),
-                                applied_at: Some(pass.now.0.to_string()),
+                                applied_at: Some(pass.now.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
                             });
                             write_dbs(pass, &db_ids, &applied, &bookmarks);
                             pass.emit(PassEvent::normal(

@@ -136,6 +136,11 @@ pub(crate) struct Pass<'a> {
 
 impl Pass<'_> {
     pub fn emit(&mut self, ev: PassEvent) {
+        if ev.warning {
+            tracing::warn!(reason = %ev.reason, action = %ev.action, note = %ev.note, "event");
+        } else {
+            tracing::info!(reason = %ev.reason, action = %ev.action, note = %ev.note, "event");
+        }
         self.progress.event(&ev);
         self.events.push(ev);
     }
