@@ -15,6 +15,7 @@ use crate::ids;
 use crate::journal::Journal;
 use crate::model::{Account, State, Zone};
 use crate::ratelimit::RateLimiter;
+use crate::runtime::Runtime;
 
 pub(crate) type SharedApp = Arc<App>;
 
@@ -28,6 +29,10 @@ pub(crate) struct App {
     pub user_id: String,
     /// Flips to `true` when the server stops; held requests end early.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Bumped on every state change (the Workers runtime follows deployments).
+    changes: tokio::sync::watch::Sender<u64>,
+    /// Runs deployed Workers (when a workerd binary is configured).
+    pub runtime: Option<Arc<Runtime>>,
 }
 
 const STATE_FILE: &str = "state.json";
@@ -40,6 +45,10 @@ impl App {
         };
         seed(&config, &mut state);
         let d1_dir = config.state_dir.as_ref().map(|d| d.join("d1"));
+        let runtime = match &config.workerd {
+            Some(w) => Some(Arc::new(Runtime::new(w.clone())?)),
+            None => None,
+        };
         let app = Self {
             d1: D1Store::new(d1_dir),
             journal: Journal::default(),
@@ -47,6 +56,8 @@ impl App {
             limiter: RateLimiter::new(config.rate_limit, config.rate_window),
             user_id: ids::hex32(),
             stopping: tokio::sync::watch::Sender::new(false),
+            changes: tokio::sync::watch::Sender::new(0),
+            runtime,
             state: Mutex::new(State::default()),
             config,
         };
@@ -58,6 +69,19 @@ impl App {
     /// Signal held requests (latency, injected timeouts) to finish now.
     pub(crate) fn stop(&self) {
         self.stopping.send_replace(true);
+    }
+
+    pub(crate) fn subscribe_stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Notified after every state change.
+    pub(crate) fn subscribe_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Sleep for `d`, or less if the server is stopping. Returns `false` when cut short.
@@ -87,6 +111,8 @@ impl App {
         let mut state = self.lock();
         let out = f(&mut state)?;
         self.persist(&state);
+        drop(state);
+        self.changed();
         Ok(out)
     }
 
@@ -102,6 +128,7 @@ impl App {
         self.journal.clear();
         self.faults.set(Faults::default());
         self.limiter.reset();
+        self.changed();
     }
 
     fn persist(&self, state: &State) {

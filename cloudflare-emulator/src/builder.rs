@@ -13,6 +13,7 @@ use tracing::info;
 use crate::app::App;
 use crate::config::{Config, TokenConfig, TokenScope, ZoneConfig};
 use crate::handle::EmulatorHandle;
+use crate::runtime::Workerd;
 use crate::{EmulatorError, ids, server};
 
 /// Entry point of the library API.
@@ -38,6 +39,8 @@ pub struct EmulatorBuilder {
     latency: Duration,
     state_dir: Option<PathBuf>,
     listen: SocketAddr,
+    workerd: Option<Workerd>,
+    edge_listen: Option<SocketAddr>,
 }
 
 impl Default for EmulatorBuilder {
@@ -52,6 +55,8 @@ impl Default for EmulatorBuilder {
             latency: Duration::ZERO,
             state_dir: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            workerd: None,
+            edge_listen: None,
         }
     }
 }
@@ -126,6 +131,20 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Run deployed Worker versions on this workerd binary and serve them on the edge
+    /// listener ([`EmulatorHandle::edge_url`]).
+    pub fn workerd(mut self, workerd: Workerd) -> Self {
+        self.workerd = Some(workerd);
+        self
+    }
+
+    /// Address of the edge listener (default `127.0.0.1:0` when a workerd binary is set; without
+    /// one the edge only starts when this is given, and answers 503 for deployed Workers).
+    pub fn edge_listen(mut self, addr: SocketAddr) -> Self {
+        self.edge_listen = Some(addr);
+        self
+    }
+
     fn config(self) -> Result<Config, EmulatorError> {
         if self.accounts.iter().any(|a| a.is_empty() || a.contains('/')) {
             return Err(EmulatorError::Config("account ids must be non-empty and contain no '/'".into()));
@@ -160,6 +179,8 @@ impl EmulatorBuilder {
             latency: self.latency,
             state_dir: self.state_dir,
             listen: self.listen,
+            workerd: self.workerd,
+            edge_listen: self.edge_listen,
         })
     }
 
@@ -167,10 +188,19 @@ impl EmulatorBuilder {
     pub async fn start(self) -> Result<EmulatorHandle, EmulatorError> {
         let config = self.config()?;
         let listen = config.listen;
+        let edge_listen = match (&config.workerd, config.edge_listen) {
+            (_, Some(addr)) => Some(addr),
+            (Some(_), None) => Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            (None, None) => None,
+        };
         let app = Arc::new(App::new(config)?);
         let listener =
             TcpListener::bind(listen).await.map_err(|source| EmulatorError::Bind { addr: listen, source })?;
         let addr = listener.local_addr().map_err(|source| EmulatorError::Bind { addr: listen, source })?;
+        let edge_listener = match edge_listen {
+            Some(e) => Some(TcpListener::bind(e).await.map_err(|source| EmulatorError::Bind { addr: e, source })?),
+            None => None,
+        };
         let router = server::router(app.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -184,6 +214,31 @@ impl EmulatorBuilder {
             }
         });
         info!(%addr, "cloudflare emulator listening");
-        Ok(EmulatorHandle::new(app, addr, tx, task))
+        let mut handle = EmulatorHandle::new(app.clone(), addr, tx, task);
+        if let Some(rt) = &app.runtime {
+            rt.set_emulator_addr(addr);
+            info!(workerd = %rt.workerd().path().display(), version = %rt.workerd().date(), "running Workers on workerd");
+            handle.add_task(tokio::spawn(crate::runtime::supervise(app.clone(), rt.clone())));
+        }
+        if let Some(edge) = edge_listener {
+            let edge_addr = edge
+                .local_addr()
+                .map_err(|source| EmulatorError::Bind { addr: edge_listen.unwrap_or(addr), source })?;
+            let router = crate::edge::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+            let mut stopping = app.subscribe_stopping();
+            let edge_task = tokio::spawn(async move {
+                let served = axum::serve(edge, router)
+                    .with_graceful_shutdown(async move {
+                        let _ = stopping.wait_for(|s| *s).await;
+                    })
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "emulator edge listener stopped with an error");
+                }
+            });
+            info!(addr = %edge_addr, "cloudflare emulator edge listening");
+            handle.set_edge(edge_addr, edge_task);
+        }
+        Ok(handle)
     }
 }

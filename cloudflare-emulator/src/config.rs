@@ -48,6 +48,10 @@ pub(crate) struct Config {
     pub latency: Duration,
     pub state_dir: Option<PathBuf>,
     pub listen: SocketAddr,
+    /// Runs deployed Workers when set.
+    pub workerd: Option<crate::runtime::Workerd>,
+    /// Edge listener address; `None` = `127.0.0.1:0` when a runtime is configured, else no edge.
+    pub edge_listen: Option<SocketAddr>,
 }
 
 impl Config {

@@ -46,11 +46,11 @@ pub enum D1Error {
     Storage(String),
 }
 
-/// One SQL text plus its positional parameters.
+/// One SQL text plus its positional parameters (see [`json_param`] for the API's JSON values).
 #[derive(Clone, Debug, Default)]
 pub struct SqlStatement {
     pub sql: String,
-    pub params: Vec<Value>,
+    pub params: Vec<SqlValue>,
 }
 
 /// The outcome of one statement.
@@ -93,6 +93,8 @@ pub struct StatementMeta {
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub statements: Vec<StatementResult>,
+    /// How many of `statements` each request item (one SQL text) produced, in order.
+    pub per_item: Vec<usize>,
     /// Every statement was read-only (`sqlite3_stmt_readonly`).
     pub read_only: bool,
 }
@@ -216,11 +218,11 @@ impl D1Db {
         let mut read_only = true;
         let result = run_transaction(&mut conn, items, &mut read_only);
         match result {
-            Ok(statements) => {
+            Ok((statements, per_item)) => {
                 if statements.iter().any(|s| s.meta.changed_db) {
                     self.record_write(&conn);
                 }
-                Ok(Outcome { statements, read_only })
+                Ok(Outcome { statements, per_item, read_only })
             }
             Err(error) => Err(Failure { error, read_only }),
         }
@@ -363,9 +365,10 @@ fn run_transaction(
     conn: &mut Connection,
     items: &[SqlStatement],
     read_only: &mut bool,
-) -> Result<Vec<StatementResult>, D1Error> {
+) -> Result<(Vec<StatementResult>, Vec<usize>), D1Error> {
     let tx = conn.transaction().map_err(sql_error)?;
     let mut results = Vec::new();
+    let mut per_item = Vec::with_capacity(items.len());
     for item in items {
         let mut batch = Batch::new(&tx, &item.sql);
         let mut in_item = 0usize;
@@ -400,7 +403,7 @@ fn run_transaction(
                 });
             }
             for (i, p) in item.params.iter().take(count).enumerate() {
-                stmt.raw_bind_parameter(i + 1, json_to_sql(p)).map_err(sql_error)?;
+                stmt.raw_bind_parameter(i + 1, p).map_err(sql_error)?;
             }
             let schema_before = schema_version(&tx);
             let columns: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
@@ -438,13 +441,14 @@ fn run_transaction(
                 ),
             });
         }
+        per_item.push(pending.len());
         results.extend(pending);
     }
     if results.is_empty() {
         return Err(D1Error::Sql { message: "No SQL statements detected.".to_string() });
     }
     tx.commit().map_err(sql_error)?;
-    Ok(results)
+    Ok((results, per_item))
 }
 
 fn schema_version(conn: &Connection) -> i64 {
@@ -476,7 +480,8 @@ fn first_keyword(sql: &str) -> &str {
     &rest[..end]
 }
 
-fn json_to_sql(v: &Value) -> SqlValue {
+/// A query parameter from the API's JSON: booleans become 0/1, objects and arrays JSON text.
+pub(crate) fn json_param(v: &Value) -> SqlValue {
     match v {
         Value::Null => SqlValue::Null,
         Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
@@ -616,14 +621,18 @@ mod tests {
             .execute(&[
                 SqlStatement {
                     sql: "INSERT INTO p VALUES (?1, ?2, ?3, ?4, ?5)".into(),
-                    params: vec![json!("x"), json!(7), json!(1.5), Value::Null, json!(true)],
+                    params: [json!("x"), json!(7), json!(1.5), Value::Null, json!(true)]
+                        .iter()
+                        .map(json_param)
+                        .collect(),
                 },
-                SqlStatement { sql: "SELECT * FROM p WHERE s = ?".into(), params: vec![json!("x")] },
+                SqlStatement { sql: "SELECT * FROM p WHERE s = ?".into(), params: vec![json_param(&json!("x"))] },
             ])
             .unwrap();
         assert_eq!(out.statements[0].meta.last_row_id, 1);
         assert_eq!(out.statements[1].row_objects(), vec![json!({"s":"x","i":7,"r":1.5,"n":null,"b":1})]);
-        let err = d.execute(&[SqlStatement { sql: "SELECT ?1, ?2".into(), params: vec![json!(1)] }]).unwrap_err();
+        let err =
+            d.execute(&[SqlStatement { sql: "SELECT ?1, ?2".into(), params: vec![SqlValue::Integer(1)] }]).unwrap_err();
         assert!(message(err).contains("Wrong number of parameter bindings"));
     }
 

@@ -21,13 +21,47 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct EmulatorHandle {
     app: SharedApp,
     addr: SocketAddr,
+    edge_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Edge listener and runtime supervisor; they stop when the app stops.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl EmulatorHandle {
     pub(crate) fn new(app: SharedApp, addr: SocketAddr, shutdown: oneshot::Sender<()>, task: JoinHandle<()>) -> Self {
-        Self { app, addr, shutdown: Some(shutdown), task: Some(task) }
+        Self { app, addr, edge_addr: None, shutdown: Some(shutdown), task: Some(task), tasks: Vec::new() }
+    }
+
+    pub(crate) fn add_task(&mut self, task: JoinHandle<()>) {
+        self.tasks.push(task);
+    }
+
+    pub(crate) fn set_edge(&mut self, addr: SocketAddr, task: JoinHandle<()>) {
+        self.edge_addr = Some(addr);
+        self.tasks.push(task);
+    }
+
+    /// Address of the edge listener, which serves deployed Workers (the Host header picks the
+    /// custom domain, route or workers.dev name). `None` without a workerd binary (unless
+    /// [`crate::EmulatorBuilder::edge_listen`] was set).
+    pub fn edge_addr(&self) -> Option<SocketAddr> {
+        self.edge_addr
+    }
+
+    /// `http://127.0.0.1:PORT` of the edge listener.
+    pub fn edge_url(&self) -> Option<String> {
+        self.edge_addr.map(|a| format!("http://{a}"))
+    }
+
+    /// The workerd binary running the deployed Workers, if any.
+    pub fn workerd(&self) -> Option<&crate::runtime::Workerd> {
+        self.app.runtime.as_ref().map(|r| r.workerd())
+    }
+
+    /// workerd processes currently serving Worker versions.
+    pub fn worker_processes(&self) -> Vec<crate::runtime::WorkerProcess> {
+        self.app.runtime.as_ref().map(|r| r.processes()).unwrap_or_default()
     }
 
     /// `http://127.0.0.1:PORT/client/v4`, the value for `CLOUDFLARE_API_BASE_URL`.
@@ -144,19 +178,23 @@ impl EmulatorHandle {
         Ok(Value::Array(out.statements.last().map(|s| s.row_objects()).unwrap_or_default()))
     }
 
-    /// Stop serving and wait for the server task. Requests still in flight (for example
-    /// ones held by an injected timeout) are answered at once (504); the server task gets
-    /// [`SHUTDOWN_GRACE`] to finish, then is aborted.
+    /// Stop serving and wait for the server tasks; workerd processes are killed. Requests
+    /// still in flight (for example ones held by an injected timeout) are answered at once
+    /// (504); each server task gets [`SHUTDOWN_GRACE`] to finish, then is aborted.
     pub async fn shutdown(mut self) {
         self.app.stop();
+        if let Some(rt) = &self.app.runtime {
+            rt.stop_all();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err()
-        {
-            task.abort();
-            let _ = task.await;
+        let tasks: Vec<JoinHandle<()>> = self.task.take().into_iter().chain(self.tasks.drain(..)).collect();
+        for mut task in tasks {
+            if tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
         }
     }
 }
@@ -164,6 +202,9 @@ impl EmulatorHandle {
 impl Drop for EmulatorHandle {
     fn drop(&mut self) {
         self.app.stop();
+        if let Some(rt) = &self.app.runtime {
+            rt.stop_all();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -15,6 +15,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With a `workerd` binary ([`Workerd::discover`], [`EmulatorBuilder::workerd`]) it also runs
+//! the deployed Worker versions and serves them on an edge listener ([`EmulatorHandle::edge_url`]).
+//!
 //! See the crate README for the endpoints, test controls and differences from the real API.
 
 mod app;
@@ -22,6 +25,7 @@ mod auth;
 mod builder;
 mod config;
 mod d1;
+mod edge;
 mod envelope;
 mod faults;
 mod handle;
@@ -30,6 +34,7 @@ mod journal;
 pub mod model;
 mod ratelimit;
 mod routes;
+pub mod runtime;
 mod server;
 mod views;
 mod workers;
@@ -37,9 +42,11 @@ mod workers;
 use std::path::PathBuf;
 
 pub use builder::{Emulator, EmulatorBuilder};
+pub use edge::{VERSION_KEY_HEADER, VERSION_OVERRIDES_HEADER};
 pub use faults::Faults;
 pub use handle::{EmulatorHandle, SHUTDOWN_GRACE};
 pub use journal::{JOURNAL_CAPACITY, JournalEntry};
+pub use runtime::{RuntimeError, WORKERD_NPM_VERSION, WorkerProcess, Workerd, WorkerdSource};
 
 /// Path prefix of the API (`CLOUDFLARE_API_BASE_URL` = `http://ADDR/client/v4`).
 pub const API_PREFIX: &str = "/client/v4";
@@ -69,4 +76,6 @@ pub enum EmulatorError {
     UnknownDatabase(String),
     #[error("D1: {0}")]
     D1(String),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
 }

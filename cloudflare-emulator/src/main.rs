@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use cloudflare_emulator::Emulator;
+use cloudflare_emulator::{Emulator, WORKERD_NPM_VERSION, Workerd};
 use tracing_subscriber::EnvFilter;
 
 /// Local emulator of the Cloudflare API v4 subset used by clodo-operator.
@@ -36,6 +36,25 @@ struct Cli {
     /// Milliseconds added to every API call.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// workerd binary that runs the deployed Workers (default: `workerd` on PATH, then
+    /// node_modules/ of the working directory or a parent).
+    #[arg(long, env = "WORKERD_BIN", conflicts_with = "no_workerd")]
+    workerd: Option<PathBuf>,
+    /// Do not run Worker code even if workerd is installed.
+    #[arg(long)]
+    no_workerd: bool,
+    /// Edge listener serving the deployed Workers by Host header (default: the --listen
+    /// address with the next port; port 0 picks a free port).
+    #[arg(long)]
+    edge_listen: Option<SocketAddr>,
+}
+
+/// The edge address: the flag, else the API address with the next port (0 stays 0).
+fn edge_addr(listen: SocketAddr, flag: Option<SocketAddr>) -> SocketAddr {
+    flag.unwrap_or_else(|| {
+        let port = if listen.port() == 0 { 0 } else { listen.port().saturating_add(1) };
+        SocketAddr::new(listen.ip(), port)
+    })
 }
 
 fn parse_rate(s: &str) -> Result<(u32, Duration)> {
@@ -92,11 +111,25 @@ async fn main() -> Result<()> {
         };
         builder = builder.zone(name, account);
     }
+    builder = builder.edge_listen(edge_addr(cli.listen, cli.edge_listen));
+    if !cli.no_workerd {
+        match Workerd::discover(cli.workerd.as_deref()).context("--workerd / WORKERD_BIN")? {
+            Some((w, _)) => builder = builder.workerd(w),
+            None => eprintln!(
+                "workerd not found (--workerd, WORKERD_BIN, PATH, node_modules): deployed Workers are not run; \
+                 install it with `npm install --no-save workerd@{WORKERD_NPM_VERSION}`"
+            ),
+        }
+    }
     let emu = builder.start().await.context("starting the emulator")?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{}", emu.addr())?;
         out.flush()?;
+        // Second line, best effort: a reader that only wanted the first line may be gone.
+        if let Some(edge) = emu.edge_url() {
+            let _ = writeln!(out, "edge listening on {edge}").and_then(|()| out.flush());
+        }
     }
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     emu.shutdown().await;
@@ -112,6 +145,14 @@ mod tests {
         assert_eq!(parse_token("T"), ("T".into(), None));
         assert_eq!(parse_token("T=a,b"), ("T".into(), Some(vec!["a".into(), "b".into()])));
         assert_eq!(parse_token("abc=="), ("abc==".into(), None));
+    }
+
+    #[test]
+    fn edge_defaults_to_the_next_port() {
+        let l: SocketAddr = "127.0.0.1:8787".parse().unwrap();
+        assert_eq!(edge_addr(l, None), "127.0.0.1:8788".parse().unwrap());
+        assert_eq!(edge_addr("127.0.0.1:0".parse().unwrap(), None), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(edge_addr(l, Some("127.0.0.1:9".parse().unwrap())), "127.0.0.1:9".parse().unwrap());
     }
 
     #[test]

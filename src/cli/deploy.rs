@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use cloudflare_emulator::{WORKERD_NPM_VERSION, Workerd};
 use kube::ResourceExt;
 
 use super::DeployArgs;
@@ -37,9 +38,24 @@ pub struct Sandbox {
     pub handle: cloudflare_emulator::EmulatorHandle,
 }
 
-/// Start the emulator seeded with every Customer's account, token and zones.
-pub async fn start_sandbox(m: &Manifests, source: &ManifestSource) -> anyhow::Result<Sandbox> {
+/// The sandbox's Workers runtime: `--workerd`/`WORKERD_BIN` (which must work), else `workerd`
+/// on PATH, else `node_modules/` of the working directory or a parent. `None`: not installed.
+pub fn find_workerd(explicit: Option<&Path>) -> anyhow::Result<Option<Workerd>> {
+    let found = Workerd::discover(explicit).context("--workerd / WORKERD_BIN")?;
+    Ok(found.map(|(w, _)| w))
+}
+
+/// Start the emulator seeded with every Customer's account, token and zones. With `workerd`
+/// it also runs the deployed Workers behind its edge listener.
+pub async fn start_sandbox(
+    m: &Manifests,
+    source: &ManifestSource,
+    workerd: Option<Workerd>,
+) -> anyhow::Result<Sandbox> {
     let mut builder = cloudflare_emulator::Emulator::builder();
+    if let Some(w) = workerd {
+        builder = builder.workerd(w);
+    }
     for cust in &m.customers {
         let ns = cust.namespace().unwrap_or_else(|| "default".into());
         let (token, _) =
@@ -73,7 +89,12 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
     let secrets_file = persist.then(|| args.state_dir.join("generated-secrets.json"));
     let source = ManifestSource::new(m.clone(), secrets_file)?;
 
-    let sandbox = if args.sandbox { Some(start_sandbox(&m, &source).await?) } else { None };
+    let sandbox = if args.sandbox {
+        let workerd = find_workerd(args.workerd.as_deref())?;
+        Some(start_sandbox(&m, &source, workerd).await?)
+    } else {
+        None
+    };
     let metrics = Metrics::new()?;
     let mut cfg = ClientConfig::from_env();
     if let Some(s) = &sandbox {
@@ -83,9 +104,24 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
     }
     if let Some(s) = &sandbox {
         println!("sandbox: Cloudflare API emulator at {}", s.handle.base_url());
+        match (s.handle.workerd(), s.handle.edge_url()) {
+            (Some(w), Some(edge)) => println!(
+                "sandbox: Worker code runs on workerd {} ({}); production tests go to the edge at {edge}",
+                w.date(),
+                w.path().display()
+            ),
+            _ => println!(
+                "sandbox: workerd not found (--workerd, WORKERD_BIN, PATH, node_modules): the Worker's code is not run and \
+                 production tests report NoLocalRuntime; install it with `npm install --no-save workerd@{WORKERD_NPM_VERSION}`"
+            ),
+        }
     }
     let pool = ClientPool::new(cfg, Some(crate::cloudflare::ClientMetrics::register(&metrics.registry)?));
-    let engine_cfg = EngineConfig { no_local_runtime: args.sandbox, edge_url: None };
+    let engine_cfg = match sandbox.as_ref().map(|s| s.handle.edge_url()) {
+        Some(Some(edge)) => EngineConfig { no_local_runtime: false, edge_url: Some(edge) },
+        Some(None) => EngineConfig { no_local_runtime: true, edge_url: None },
+        None => EngineConfig::default(),
+    };
     let engine = Engine::new(pool, metrics.clone(), engine_cfg);
 
     let mut all_ready = true;

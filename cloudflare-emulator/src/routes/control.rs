@@ -1,4 +1,5 @@
-//! Test controls under `/__emulator/` (no auth, not journaled): journal, faults, reset.
+//! Test controls under `/__emulator/` (no auth, not journaled): journal, faults, reset; and
+//! the D1 engine of Worker bindings (`runtime/d1/{uuid}`, guarded by the runtime key).
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -16,6 +17,7 @@ pub(crate) fn router() -> Router<SharedApp> {
         .route("/journal", get(journal).delete(clear_journal))
         .route("/faults", get(get_faults).post(set_faults))
         .route("/reset", post(reset))
+        .route("/runtime/d1/{uuid}", post(crate::runtime::d1_endpoint))
 }
 
 async fn journal(State(app): State<SharedApp>) -> Json<Vec<JournalEntry>> {

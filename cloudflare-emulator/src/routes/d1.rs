@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{JsonBody, Params, account, account_mut};
 use crate::app::SharedApp;
-use crate::d1::{D1Db, D1Error, Failure, Outcome, SqlStatement};
+use crate::d1::{D1Db, D1Error, Failure, Outcome, SqlStatement, json_param};
 use crate::envelope::{ApiError, ApiResult, ok, ok_paged, paginate};
 use crate::ids;
 use crate::model::{D1Database, State as Model};
@@ -186,7 +186,7 @@ fn statements(body: &Value) -> Result<Vec<SqlStatement>, ApiError> {
             .to_string();
         let params = match v.get("params") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(p)) => p.clone(),
+            Some(Value::Array(p)) => p.iter().map(json_param).collect(),
             Some(_) => return Err(ApiError::bad_request(7400, "params must be a list")),
         };
         Ok(SqlStatement { sql, params })
@@ -238,7 +238,8 @@ async fn run(
     }
 }
 
-fn meta(m: &crate::d1::StatementMeta) -> Value {
+/// The `meta` object of one statement's result.
+pub(crate) fn meta(m: &crate::d1::StatementMeta) -> Value {
     json!({
         "changed_db": m.changed_db,
         "changes": m.changes,
