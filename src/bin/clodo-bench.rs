@@ -25,6 +25,7 @@ use clodo_operator::crd::{CloudflareService, RouteSpec, all_crds};
 use clodo_operator::metrics::Metrics;
 use cloudflare_emulator::{Emulator, EmulatorHandle};
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
@@ -133,7 +134,7 @@ async fn bench(args: Args) -> anyhow::Result<Report> {
         apply(&Api::namespaced(client.clone(), &ns), s.clone()).await?;
     }
     for cm in &m.config_maps {
-        apply(&Api::namespaced(client.clone(), &ns), cm.clone()).await?;
+        apply(&Api::namespaced(client.clone(), &ns), flatten_module_paths(cm.clone())).await?;
     }
     for cu in &m.customers {
         apply(&Api::namespaced(client.clone(), &ns), cu.clone()).await?;
@@ -172,6 +173,7 @@ async fn bench(args: Args) -> anyhow::Result<Report> {
         "clodo-bench: converged in {wall_s:.1}s with {cf_requests} Cloudflare requests ({http_429} answered 429; the client counted {})",
         client_429.unwrap_or_default()
     );
+    eprint!("{}", breakdown(&journal));
     op.stop().await;
 
     // Full resync: a fresh instance reconciles every object once.
@@ -188,6 +190,7 @@ async fn bench(args: Args) -> anyhow::Result<Report> {
         noop_started.elapsed().as_secs_f64(),
         op.service_passes()
     );
+    eprint!("{}", breakdown(&journal));
     op.stop().await;
     let peak = peak_rss_mib();
     eprintln!("clodo-bench: rss now {:.1} MiB, peak {peak:.1} MiB", rss_mib());
@@ -204,6 +207,25 @@ async fn bench(args: Args) -> anyhow::Result<Report> {
         noop_pass_mutations,
         peak_rss_mib: (peak * 10.0).round() / 10.0,
     })
+}
+
+/// Requests per method and route template (ids and names replaced by `:x`), most frequent first.
+fn breakdown(journal: &[cloudflare_emulator::JournalEntry]) -> String {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in journal {
+        let path: Vec<&str> = e
+            .path
+            .split('/')
+            .map(|seg| {
+                let id = seg.len() >= 32 && seg.chars().all(|c| c.is_ascii_hexdigit() || c == '-');
+                if id || seg.contains("svc-") { ":x" } else { seg }
+            })
+            .collect();
+        *counts.entry(format!("{} {}", e.method, path.join("/"))).or_default() += 1;
+    }
+    let mut rows: Vec<(String, usize)> = counts.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    rows.iter().map(|(k, n)| format!("  {n:>7}  {k}\n")).collect()
 }
 
 /// The token the Customer's Secret holds.
@@ -228,6 +250,26 @@ fn nth_service(template: &CloudflareService, i: usize, zone: &str) -> Cloudflare
     s.spec.body.custom_domains = vec![host];
     s.spec.body.production_tests = None;
     s
+}
+
+/// ConfigMap keys cannot contain `/` on a Kubernetes API server, so a module such as
+/// `lib/respond.js` (fine for `deploy -f`) is stored as `lib_respond.js`, with the imports of the
+/// other modules rewritten to match.
+fn flatten_module_paths(mut cm: ConfigMap) -> ConfigMap {
+    let Some(data) = cm.data.take() else { return cm };
+    let renames: Vec<(String, String)> =
+        data.keys().filter(|k| k.contains('/')).map(|k| (k.clone(), k.replace('/', "_"))).collect();
+    let data = data
+        .into_iter()
+        .map(|(k, mut v)| {
+            for (from, to) in &renames {
+                v = v.replace(&format!("./{from}"), &format!("./{to}"));
+            }
+            (k.replace('/', "_"), v)
+        })
+        .collect();
+    cm.data = Some(data);
+    cm
 }
 
 /// Install the CRDs the way `kubectl apply -f crds/` would.

@@ -57,6 +57,8 @@ pub struct Desired {
     pub routes: Vec<DesiredRoute>,
     pub custom_domains: Vec<DesiredDomain>,
     pub zones: Vec<String>,
+    /// Zone ids the Customer controller already resolved (`status.zones`).
+    pub known_zone_ids: BTreeMap<String, String>,
     pub tests: Option<ProductionTestsSpec>,
     pub test_credential: Option<SecretValue>,
     pub rollout: RolloutSpec,
@@ -282,6 +284,12 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
         routes,
         custom_domains,
         zones,
+        known_zone_ids: inputs
+            .customer
+            .status
+            .iter()
+            .flat_map(|s| s.zones.iter().map(|z| (z.name.clone(), z.id.clone())))
+            .collect(),
         tests,
         test_credential: inputs.test_credential.clone(),
         rollout: body.rollout.clone(),

@@ -26,6 +26,10 @@ pub async fn observe(
     zone_names.extend(d.routes.iter().map(|r| r.zone.as_str()));
     zone_names.extend(d.custom_domains.iter().map(|x| x.zone.as_str()));
     for z in zone_names {
+        if let Some(id) = d.known_zone_ids.get(z) {
+            o.zone_ids.insert(z.to_string(), id.clone());
+            continue;
+        }
         match ops::zone_id(client, acct, z).await {
             Ok(Some(id)) => {
                 o.zone_ids.insert(z.to_string(), id);
@@ -87,9 +91,14 @@ pub async fn observe(
         o.routes.extend(routes);
     }
 
-    let mut domains = ops::list_domains(client, acct, None, Some(&d.script_name))
-        .await
-        .map_err(|e| (c::ROUTES_CONFIGURED, format!("listing custom domains of {}", d.script_name), e))?;
+    // Domains attached to the script (to remove stale ones); a script that does not exist has none.
+    let mut domains = if o.script.is_some() {
+        ops::list_domains(client, acct, None, Some(&d.script_name))
+            .await
+            .map_err(|e| (c::ROUTES_CONFIGURED, format!("listing custom domains of {}", d.script_name), e))?
+    } else {
+        Vec::new()
+    };
     for dom in &d.custom_domains {
         if domains.iter().any(|x| x.hostname == dom.hostname) {
             continue;

@@ -112,15 +112,13 @@ pub async fn find_database(
     Ok(client.find_d1_database(account, name).await?.map(|d| d.uuid))
 }
 
-/// Create a database, or adopt it when it already exists (a create that raced or was retried).
+/// Create a database (the pass observed none by that name), or adopt it when the create finds one
+/// that appeared since (a create that raced, or was retried after a lost answer).
 pub async fn create_or_find_database(
     client: &CloudflareClient,
     account: &str,
     name: &str,
 ) -> Result<String, CloudflareError> {
-    if let Some(id) = find_database(client, account, name).await? {
-        return Ok(id);
-    }
     let body = CreateD1Database { name: name.to_string(), primary_location_hint: None, jurisdiction: None };
     match client.create_d1_database(account, &body).await {
         Ok(db) => Ok(db.uuid),
