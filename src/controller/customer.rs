@@ -78,7 +78,7 @@ pub fn token_check(
     }
     let expired = token.expires_on.as_deref().and_then(|e| e.parse::<Timestamp>().ok()).is_some_and(|e| e <= now);
     let zones_failing = !c::is_true(&prev.conditions, c::ZONES_RESOLVED);
-    let rejected = false && rejected_at.is_some_and(|r| r >= at);
+    let rejected = rejected_at.is_some_and(|r| r >= at);
     if expired || rejected || zones_failing {
         let min = if zones_failing && !expired && !rejected { ZONE_RETRY } else { TOKEN_MIN_INTERVAL };
         if age >= min {
