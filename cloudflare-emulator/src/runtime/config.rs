@@ -96,7 +96,10 @@ fn module_entry(m: &Module) -> Result<Option<String>, ConfigError> {
         "text/x-python-requirement" => format!("pythonRequirement = {}", text(utf8(m)?)?),
         "application/source-map" => return Ok(None),
         other => {
-            return Err(ConfigError(format!("module {} has content type {other:?}, which workerd cannot load", m.name)));
+            return Err(ConfigError(format!(
+                "module {} has content type {other:?}, which workerd cannot load",
+                m.name
+            )));
         }
     };
     Ok(Some(format!("(name = {}, {body})", text(&m.name)?)))
