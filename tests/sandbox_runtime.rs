@@ -412,3 +412,18 @@ fn an_unusable_workerd_flag_is_an_error() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("/nonexistent/workerd") && out.contains("not a usable workerd"), "{out}");
 }
+
+#[test]
+fn ci_and_the_readme_install_the_pinned_workerd() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let pin = cloudflare_emulator::WORKERD_NPM_VERSION;
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    assert!(ci.contains(&format!("WORKERD_VERSION={pin}\n")), ".ci/run must install workerd@{pin}");
+    assert!(ci.contains("export WORKERD_BIN="), ".ci/run must export WORKERD_BIN");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quickstart = readme.split("## Quickstart").nth(1).and_then(|s| s.split("\n## ").next()).unwrap_or_default();
+    assert!(
+        quickstart.contains(&format!("npm install --no-save workerd@{pin}")),
+        "the README quickstart must install workerd@{pin}"
+    );
+}
