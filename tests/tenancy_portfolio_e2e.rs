@@ -346,8 +346,8 @@ async fn tenants_in_two_namespaces_never_see_each_other() {
     assert!(w.emu.d1_databases(&acct_b).is_empty());
     assert!(w.emu.routes("acme.com").iter().all(|r| r.script.as_deref() == Some(script_a.as_str())));
     assert_eq!(
-        w.emu.routes("beta.dev").iter().map(|r| r.script.clone().unwrap_or_default()).collect::<Vec<_>>(),
-        [script_b.clone()]
+        w.emu.routes("beta.dev").iter().map(|r| r.script.as_deref().unwrap_or_default()).collect::<Vec<_>>(),
+        [script_b.as_str()]
     );
     assert!(w.emu.custom_domains(&acct_b).is_empty());
     // ... rendered from its own Customer (environment domain and environment vars).

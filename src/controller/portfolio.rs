@@ -117,10 +117,8 @@ pub fn slug(domain: &str) -> String {
 fn stamp(body: &ServiceBody, domain: &str) -> ServiceBody {
     fn walk(v: &mut Value, domain: &str) {
         match v {
-            Value::String(s) => {
-                if s.contains("{{") {
-                    *s = s.replace("{{DOMAIN}}", domain).replace("{{ DOMAIN }}", domain);
-                }
+            Value::String(s) if s.contains("{{") => {
+                *s = s.replace("{{DOMAIN}}", domain).replace("{{ DOMAIN }}", domain);
             }
             Value::Array(a) => a.iter_mut().for_each(|x| walk(x, domain)),
             Value::Object(o) => o.values_mut().for_each(|x| walk(x, domain)),
