@@ -251,8 +251,12 @@ async fn startup_errors_are_reported_without_secret_values() {
     emu.shutdown().await;
 }
 
+/// The process exists and is not a zombie (Linux).
 fn alive(pid: u32) -> bool {
-    std::path::Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()) != Some("Z"),
+        Err(_) => false,
+    }
 }
 
 #[tokio::test]
@@ -304,5 +308,156 @@ async fn dropping_the_handle_kills_workerd() {
     drop(emu);
     if cfg!(target_os = "linux") {
         assert!(!alive(pids[0]), "workerd outlived the dropped handle");
+    }
+}
+
+#[tokio::test]
+async fn bindings_modules_and_service_worker_scripts_reach_workerd() {
+    let Some(emu) = start_with_runtime().await else { return };
+    let api = Api::new(&emu, TOK_A);
+    // ES modules: a second JS module, a text module, vars, secrets, JSON and version metadata.
+    let meta = json!({
+        "main_module": "index.js",
+        "compatibility_date": "2025-01-01",
+        "compatibility_flags": ["nodejs_compat"],
+        "bindings": [
+            {"type": "plain_text", "name": "MODE", "text": "prod ✓"},
+            {"type": "secret_text", "name": "KEY", "text": "k-\"quoted\"\\n-ünïcode"},
+            {"type": "json", "name": "CFG", "json": {"limits": [1, 2]}},
+            {"type": "version_metadata", "name": "VERSION"},
+        ],
+        "annotations": {"workers/tag": "release-7"},
+    });
+    let index = r#"import { greet } from "./lib/greet.js";
+import banner from "./banner.txt";
+import { Buffer } from "node:buffer";
+export default {
+  fetch(req, env) {
+    return Response.json({ greet: greet(env.MODE), banner, key: env.KEY, cfg: env.CFG, version: env.VERSION,
+                           b64: Buffer.from("hi").toString("base64") });
+  },
+};"#;
+    let form = reqwest::multipart::Form::new()
+        .text("metadata", meta.to_string())
+        .part(
+            "index.js",
+            reqwest::multipart::Part::bytes(index.as_bytes().to_vec())
+                .file_name("index.js")
+                .mime_str("application/javascript+module")
+                .unwrap(),
+        )
+        .part(
+            "lib/greet.js",
+            reqwest::multipart::Part::bytes(b"export const greet = (m) => `hello from ${m}`;".to_vec())
+                .file_name("lib/greet.js")
+                .mime_str("application/javascript+module")
+                .unwrap(),
+        )
+        .part(
+            "banner.txt",
+            reqwest::multipart::Part::bytes("== banner ==".as_bytes().to_vec())
+                .file_name("banner.txt")
+                .mime_str("text/plain")
+                .unwrap(),
+        );
+    let r = reqwest::Client::new()
+        .put(format!("{}/accounts/{A}/workers/scripts/mods", emu.base_url()))
+        .bearer_auth(TOK_A)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    api.put(&format!("/accounts/{A}/workers/domains"), json!({"hostname": "mods.example.com", "service": "mods"}))
+        .await
+        .ok();
+    let version = emu.script(A, "mods").unwrap().latest_version().unwrap().id.clone();
+    let v = edge_json(&emu, "mods.example.com", "/").await;
+    assert_eq!(v["greet"], "hello from prod ✓");
+    assert_eq!(v["banner"], "== banner ==");
+    assert_eq!(v["key"], "k-\"quoted\"\\n-ünïcode");
+    assert_eq!(v["cfg"], json!({"limits": [1, 2]}));
+    assert_eq!(v["version"]["id"], version.as_str());
+    assert_eq!(v["version"]["tag"], "release-7");
+    assert_eq!(v["b64"], "aGk=");
+
+    // Service-worker syntax: bindings are globals.
+    let meta = json!({
+        "body_part": "worker.js",
+        "compatibility_date": "2025-01-01",
+        "bindings": [{"type": "plain_text", "name": "GREETING", "text": "hello sw"}],
+    });
+    let form = reqwest::multipart::Form::new().text("metadata", meta.to_string()).part(
+        "worker.js",
+        reqwest::multipart::Part::bytes(
+            b"addEventListener('fetch', (e) => e.respondWith(new Response(GREETING)));".to_vec(),
+        )
+        .file_name("worker.js")
+        .mime_str("application/javascript")
+        .unwrap(),
+    );
+    let r = reqwest::Client::new()
+        .put(format!("{}/accounts/{A}/workers/scripts/sw", emu.base_url()))
+        .bearer_auth(TOK_A)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    api.put(&format!("/accounts/{A}/workers/domains"), json!({"hostname": "sw.example.com", "service": "sw"}))
+        .await
+        .ok();
+    assert_eq!(edge(&emu, "sw.example.com", "/").await, (200, "hello sw".to_string()));
+    emu.shutdown().await;
+}
+
+/// Children of `pid` (Linux), from `/proc/*/stat`.
+#[cfg(target_os = "linux")]
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn workerd_dies_with_a_killed_emulator_binary() {
+    use std::io::{BufRead, BufReader};
+    let Some(w) = workerd() else { return };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cloudflare-emulator"))
+        .args(["--listen", "127.0.0.1:0", "--account", A, "--token", TOK_A, "--zone", "example.com"])
+        .arg("--workerd")
+        .arg(w.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let api_url = lines.next().unwrap().unwrap().strip_prefix("listening on ").unwrap().to_string();
+    let edge_url = lines.next().unwrap().unwrap().strip_prefix("edge listening on ").unwrap().to_string();
+    let api = Api { client: reqwest::Client::new(), base: format!("{api_url}/client/v4"), token: Some(TOK_A.into()) };
+    api.put_script(A, "w", json!({})).await.ok();
+    api.put(&format!("/accounts/{A}/workers/domains"), json!({"hostname": "w.example.com", "service": "w"})).await.ok();
+    let r = http().get(&edge_url).header("host", "w.example.com").send().await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "hi");
+    let workers = children_of(pid);
+    assert!(!workers.is_empty(), "the binary runs workerd as a child");
+    child.kill().unwrap(); // SIGKILL: no destructor runs in the emulator
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while workers.iter().any(|p| alive(*p)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for p in workers {
+        assert!(!alive(p), "workerd {p} outlived the killed emulator");
     }
 }

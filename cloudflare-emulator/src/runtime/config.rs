@@ -78,7 +78,7 @@ fn data(bytes: &[u8]) -> String {
     format!("0x\"{}\"", hex::encode(bytes))
 }
 
-fn utf8<'a>(m: &'a Module) -> Result<&'a str, ConfigError> {
+fn utf8(m: &Module) -> Result<&str, ConfigError> {
     std::str::from_utf8(&m.content).map_err(|_| ConfigError(format!("module {} is not valid UTF-8", m.name)))
 }
 
@@ -122,8 +122,14 @@ fn str_field<'a>(b: &'a Value, key: &str) -> Option<&'a str> {
     b.get(key).and_then(Value::as_str)
 }
 
-/// The workerd bindings of a version: `(entries, sensitive values, skipped)`.
-fn bindings(input: &ConfigInput<'_>) -> Result<(Vec<String>, Vec<String>, Vec<String>), ConfigError> {
+/// The workerd bindings of a version.
+struct Bindings {
+    entries: Vec<String>,
+    sensitive: Vec<String>,
+    skipped: Vec<String>,
+}
+
+fn bindings(input: &ConfigInput<'_>) -> Result<Bindings, ConfigError> {
     let v = input.version;
     let mut out = Vec::new();
     let mut sensitive = Vec::new();
@@ -169,13 +175,13 @@ fn bindings(input: &ConfigInput<'_>) -> Result<(Vec<String>, Vec<String>, Vec<St
         };
         out.push(format!("(name = {}, {entry})", text(name)?));
     }
-    Ok((out, sensitive, skipped))
+    Ok(Bindings { entries: out, sensitive, skipped })
 }
 
 /// The whole config file.
 pub(crate) fn generate(input: &ConfigInput<'_>) -> Result<Generated, ConfigError> {
     let v = input.version;
-    let (mut binding_entries, sensitive, skipped) = bindings(input)?;
+    let Bindings { entries: mut binding_entries, sensitive, skipped } = bindings(input)?;
     let mut worker = String::new();
     if let Some(main) = &v.main_module {
         // ES modules: the entry module first (the emulator stores it first).
