@@ -817,3 +817,58 @@ async fn portfolio_rejects_cycles_and_holds_dependents_of_a_failed_service() {
     assert_eq!(pf_cond(&pf, c::DEGRADED).unwrap().0, "False");
     op.stop().await;
 }
+
+/// `examples/portfolio.yaml` with the example Customer (`examples/01-customer.yaml`) deploys
+/// through the operator: 6 Ready services, Customer vars rendered, one generated secret each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_portfolio_example_deploys() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut m = clodo_operator::cli::manifests::load(&[dir.join("01-customer.yaml"), dir.join("portfolio.yaml")])
+        .expect("examples parse");
+    assert_eq!((m.customers.len(), m.portfolios.len()), (1, 1));
+    let acct = m.customers[0].spec.account_id.clone();
+    let r = m.customers[0].spec.api_token_secret_ref.clone();
+    let secret = m.secrets.iter().find(|s| s.metadata.name.as_deref() == Some(r.name.as_str())).expect("token Secret");
+    let token = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&r.key))
+        .map(|b| String::from_utf8(b.0.clone()).unwrap())
+        .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&r.key)).cloned())
+        .expect("token in the Secret");
+    let w = world(&[(&acct, &token)], &[("acme.com", &acct)], Duration::ZERO).await;
+    let ns = w.namespace("example").await;
+    let op = w.operator(&[&ns]).await;
+    for s in &mut m.secrets {
+        s.metadata.namespace = Some(ns.clone());
+        apply(&w.api::<Secret>(&ns), s.clone()).await;
+    }
+    for cm in &mut m.config_maps {
+        cm.metadata.namespace = Some(ns.clone());
+        apply(&w.api::<ConfigMap>(&ns), cm.clone()).await;
+    }
+    let mut cust = m.customers[0].clone();
+    cust.metadata.namespace = Some(ns.clone());
+    apply(&w.api::<Customer>(&ns), cust).await;
+    let mut pf = m.portfolios[0].clone();
+    pf.metadata.namespace = Some(ns.clone());
+    let name = pf.name_any();
+    apply(&w.api::<Portfolio>(&ns), pf).await;
+
+    let pfs: Api<Portfolio> = w.api(&ns);
+    let pf =
+        wait_for(&pfs, &name, Duration::from_secs(60), |p| pf_cond(p, c::READY).is_some_and(|(st, _, _)| st == "True"))
+            .await;
+    assert_eq!(pf.status.as_ref().unwrap().ready_services.as_deref(), Some("6/6"));
+    let services: Api<CloudflareService> = w.api(&ns);
+    let s = services.get("acme-suite-api-acme-io").await.unwrap();
+    let script = s.status.unwrap().worker.unwrap().script_name;
+    assert_eq!(script, "acme-acme-suite-api-acme-io-production");
+    assert_eq!(binding_text(&w.emu, &acct, &script, "AUTH_URL").as_deref(), Some("https://auth.acme.io"));
+    assert_eq!(binding_text(&w.emu, &acct, &script, "SUPPORT_EMAIL").as_deref(), Some("ops@acme.com"));
+    let auth = w.emu.script(&acct, "acme-acme-suite-auth-acme-com-production").unwrap();
+    let key = auth.latest_version().unwrap().binding("SESSION_KEY").unwrap().clone();
+    assert_eq!(key.get("type").and_then(|t| t.as_str()), Some("secret_text"));
+    assert_eq!(scripts(&w.emu, &acct).len(), 6);
+    op.stop().await;
+}
