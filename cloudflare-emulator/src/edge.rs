@@ -347,7 +347,7 @@ async fn proxy(socket: &Path, req: Request, host: &str, peer: SocketAddr) -> Res
     let (mut parts, body) = req.into_parts();
     let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
     parts.uri = path.parse().map_err(|e| format!("bad request target: {e}"))?;
-    parts.version = http::Version::HTTP_11;
+    parts.version = axum::http::Version::HTTP_11;
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(RUNTIME_KEY_HEADER);
     let h = &mut parts.headers;

@@ -53,7 +53,8 @@ pub struct DeployArgs {
     /// Cloudflare API base URL.
     #[arg(long, env = "CLOUDFLARE_API_BASE_URL")]
     pub cloudflare_api_base_url: Option<String>,
-    /// workerd binary for the sandbox (runs the deployed Worker code).
+    /// workerd binary that runs the sandbox's deployed Workers, so production tests reach real code
+    /// [default: `workerd` on PATH, then node_modules/ of the working directory or a parent].
     #[arg(long, env = "WORKERD_BIN")]
     pub workerd: Option<PathBuf>,
 }

@@ -29,7 +29,11 @@ impl Spawner {
         let thread = std::thread::Builder::new().name("workerd-spawner".into()).spawn(move || {
             for (mut cmd, reply) in rx {
                 die_with_parent(&mut cmd);
-                let _ = reply.send(cmd.spawn());
+                // Nobody waits any more (the start was cancelled): do not leave the child running.
+                if let Err(Ok(mut child)) = reply.send(cmd.spawn()) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
             }
         })?;
         Ok(Self { tx: Mutex::new(Some(tx)), thread: Mutex::new(Some(thread)) })
