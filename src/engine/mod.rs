@@ -221,18 +221,17 @@ impl Engine {
             }
         };
         for name in &inputs.generated_new {
-            let store = "the operator-owned Secret <service>-generated";
             if pass.status.worker.is_some() {
                 pass.emit(PassEvent::warning(
                     "SecretRegenerated",
                     "GenerateSecret",
-                    format!("secret {name} had no stored value and was generated again (kept in {store}); the Worker gets the new value"),
+                    format!("secret {name} had no stored value and was generated again; the Worker gets the new value"),
                 ));
             } else {
                 pass.emit(PassEvent::normal(
                     "SecretGenerated",
                     "GenerateSecret",
-                    format!("generated secret {name} (kept in {store})"),
+                    format!("generated secret {name}; the value is stored and reused on later passes"),
                 ));
             }
         }
