@@ -140,7 +140,7 @@ async fn canary_goes_through_every_step_then_promotes() {
     assert_eq!(cond(&svc, c::READY).status, "True", "{:#?}", svc.status);
     assert_eq!(version(&svc), v2);
 
-    // The journal shows one version upload and the three deployments, in order.
+    // The journal shows one version upload and the deployments at 0%, 10%, 50% and 100%, in order.
     let posts: Vec<String> = w
         .emu
         .journal()
@@ -148,7 +148,7 @@ async fn canary_goes_through_every_step_then_promotes() {
         .filter(|e| e.method == "POST")
         .map(|e| e.path.rsplit('/').next().unwrap().to_string())
         .collect();
-    assert_eq!(posts, vec!["versions", "deployments", "deployments", "deployments"], "{posts:?}");
+    assert_eq!(posts, vec!["versions", "deployments", "deployments", "deployments", "deployments"], "{posts:?}");
 }
 
 #[tokio::test]

@@ -71,17 +71,15 @@ async fn abort(
     pass: &mut Pass<'_>,
     r: &RolloutProgress,
     why: &str,
-    redeploy_previous: bool,
 ) -> (Phase, Outcome) {
-    if redeploy_previous
-        && let Err(e) = ops::deploy_versions(
-            client,
-            &d.account_id,
-            &d.script_name,
-            &[(r.previous_version_id.clone(), 100)],
-            &format!("canary aborted: {why}"),
-        )
-        .await
+    if let Err(e) = ops::deploy_versions(
+        client,
+        &d.account_id,
+        &d.script_name,
+        &[(r.previous_version_id.clone(), 100)],
+        &format!("canary aborted: {why}"),
+    )
+    .await
     {
         return stop_on_cf_error(pass, c::WORKER_DEPLOYED, "rolling the canary back", &e);
     }
@@ -142,13 +140,26 @@ pub(crate) async fn start(
         percentage: 0,
         step_started_at: pass.now.clone(),
     };
+    // At 0% the version is part of the deployment, so the override header can reach it while no
+    // user request does.
+    if let Err(e) = ops::deploy_versions(
+        client,
+        &d.account_id,
+        &d.script_name,
+        &[(version.clone(), 0), (previous.to_string(), 100)],
+        "canary 0% (smoke test)",
+    )
+    .await
+    {
+        return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the canary at 0%", &e));
+    }
     pass.emit(PassEvent::normal(
         "CanaryStarted",
         "Canary",
         format!("uploaded version {} for a canary; smoke-testing at 0%", short(&version)),
     ));
     if let StepTests::Failed(why) = run_tests(engine, d, pass, Some(&version)).await {
-        return Err(abort(engine, client, d, pass, &progress, &format!("smoke test at 0% failed: {why}"), false).await);
+        return Err(abort(engine, client, d, pass, &progress, &format!("smoke test at 0% failed: {why}")).await);
     }
     let first = steps.first().copied().unwrap_or(10);
     if let Err(e) = ops::deploy_versions(
@@ -168,7 +179,7 @@ pub(crate) async fn start(
     engine.metrics.deployments_total.with_label_values(&["Canary"]).inc();
     pass.emit(PassEvent::normal("CanaryStep", "Canary", format!("version {} now serves {first}%", short(&version))));
     if let StepTests::Failed(why) = run_tests(engine, d, pass, None).await {
-        return Err(abort(engine, client, d, pass, &progress, &format!("tests at {first}% failed: {why}"), true).await);
+        return Err(abort(engine, client, d, pass, &progress, &format!("tests at {first}% failed: {why}")).await);
     }
     pass.status.rollout = Some(progress);
     Ok(interval)
@@ -238,9 +249,7 @@ pub(crate) async fn resume(
             format!("version {} now serves {p}%", short(&r.version_id)),
         ));
         if let StepTests::Failed(why) = run_tests(engine, d, pass, None).await {
-            return Some(
-                abort(engine, client, d, pass, &progress, &format!("tests at {p}% failed: {why}"), true).await,
-            );
+            return Some(abort(engine, client, d, pass, &progress, &format!("tests at {p}% failed: {why}")).await);
         }
         report_canary(pass, &progress);
         pass.status.rollout = Some(progress);
@@ -260,7 +269,7 @@ pub(crate) async fn resume(
     }
     let full = RolloutProgress { percentage: 100, ..r.clone() };
     if let StepTests::Failed(why) = run_tests(engine, d, pass, None).await {
-        return Some(abort(engine, client, d, pass, &full, &format!("tests at 100% failed: {why}"), true).await);
+        return Some(abort(engine, client, d, pass, &full, &format!("tests at 100% failed: {why}")).await);
     }
     pass.status.rollout = None;
     record_deploy(pass, d, &r.version_id, Some(r.previous_version_id.clone()), &r.content_hash, "Deployed");
