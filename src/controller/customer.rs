@@ -247,10 +247,11 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
         if creds_ok && !conds.iter().any(|x| x.type_ == c::ZONES_RESOLVED && x.status == Some(true)) {
             requeue = requeue.min(ZONE_RETRY);
         }
-        // Verify again when the token reaches its expiry.
+        // Verify again when the token reaches its expiry (past that, `token_check` rate-limits).
         if creds_ok
             && let Some(exp) =
                 status.token.as_ref().and_then(|t| t.expires_on.as_deref()).and_then(|e| e.parse::<Timestamp>().ok())
+            && exp > now.0
         {
             let left = exp.duration_since(now.0).as_secs().max(1) as u64;
             requeue = requeue.min(Duration::from_secs(left));
