@@ -43,6 +43,9 @@ fn cel_errors(v: &Value) -> Option<String> {
 #[test]
 fn valid_service_passes() {
     assert_eq!(cel_errors(&valid_service()), None);
+    // Templated hostnames (Portfolio domain stamping) are checked again after rendering.
+    let templated = with(valid_service(), "/spec/customDomains", json!(["api.{{DOMAIN}}", "{{ SERVICE }}.acme.com"]));
+    assert_eq!(cel_errors(&templated), None);
 }
 
 #[test]

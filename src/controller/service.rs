@@ -130,6 +130,9 @@ fn customer_relevance(c: &Customer) -> Option<u64> {
         .as_ref()
         .and_then(|s| crate::crd::conditions::find(&s.conditions, crate::crd::conditions::CREDENTIALS_VALID));
     creds.map(|x| (x.status.as_str(), x.reason.as_str())).hash(&mut h);
+    for z in c.status.iter().flat_map(|s| s.zones.iter()) {
+        (z.name.as_str(), z.id.as_str()).hash(&mut h);
+    }
     Some(h.finish())
 }
 
@@ -241,11 +244,21 @@ pub async fn run(
 
     // Only what services consume from a Customer retriggers them: its spec and whether its
     // credentials are valid (not its service count or timestamps).
-    let customer_changes = watcher(customer_api, watcher::Config::default())
-        .touched_objects()
+    let customer_changes = watcher(customer_api.clone(), watcher::Config::default())
+        .applied_objects()
         .predicate_filter(customer_relevance, kube::runtime::PredicateConfig::default());
+    // Deletions carry the last known state, which a predicate would filter out: watch them apart.
+    let customer_deletions = watcher(customer_api, watcher::Config::default()).filter_map(|ev| async move {
+        match ev {
+            Ok(watcher::Event::Delete(c)) => Some(Ok(c)),
+            Err(e) => Some(Err(e)),
+            _ => None,
+        }
+    });
+    let by_customer_deleted = by_customer.clone();
     controller
         .watches_stream(customer_changes, by_customer)
+        .watches_stream(customer_deletions, by_customer_deleted)
         .watches_stream(watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
         .watches_stream(watcher(config_maps, watcher::Config::default()).touched_objects(), by_config_map)
         .graceful_shutdown_on(shutdown)

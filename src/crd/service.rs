@@ -67,7 +67,7 @@ pub struct ServiceBody {
     pub routes: Vec<RouteSpec>,
     /// Custom domains attached to the Worker (hostnames).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = Rule::new(r"self.all(h, h.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)+[a-z][-a-z0-9]{0,61}[a-z0-9]$'))").message("customDomains: each entry must be a lowercase hostname such as api.example.com"))]
+    #[x_kube(validation = Rule::new(r"self.all(h, h.matches('^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\\.)+[a-z][-a-z0-9]{0,61}[a-z0-9]$') || h.matches('^[-a-z0-9.]*(\\{\\{ *[A-Za-z0-9_]+ *\\}\\}[-a-z0-9.]*)+$'))").message("customDomains: each entry must be a lowercase hostname such as api.example.com (templates such as api.{{DOMAIN}} allowed)"))]
     #[x_kube(validation = Rule::new("self.all(h, self.exists_one(g, g == h))").message("customDomains: hostnames must be unique"))]
     pub custom_domains: Vec<String>,
     /// Tests run against the live service after every deploy and on every resync.

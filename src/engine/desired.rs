@@ -109,6 +109,20 @@ impl Desired {
     }
 }
 
+/// DNS hostname syntax: dot-separated labels of letters, digits and inner hyphens, at least two.
+pub fn is_hostname(h: &str) -> bool {
+    let labels: Vec<&str> = h.split('.').collect();
+    h.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+}
+
 /// Host part of a route pattern (`api.acme.com/*` -> `api.acme.com`).
 pub fn route_host(pattern: &str) -> &str {
     pattern.split('/').next().unwrap_or(pattern)
@@ -199,6 +213,9 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
     for (i, d) in body.custom_domains.iter().enumerate() {
         let field = format!("spec.customDomains[{i}]");
         let hostname = render(&field, d, &vars).map_err(err)?.to_ascii_lowercase();
+        if !is_hostname(&hostname) {
+            return Err(ConfigError::new(field.clone(), format!("{hostname:?} is not a valid hostname")));
+        }
         let zone = zone_for_host(&zones, &hostname).cloned().ok_or_else(|| {
             ConfigError::new(
                 field.clone(),
@@ -314,6 +331,16 @@ mod tests {
         assert_eq!(zone_for_host(&zones, "*.acme.io").unwrap(), "acme.io");
         assert!(zone_for_host(&zones, "notacme.com").is_none());
         assert!(zone_for_host(&zones, "evil.com").is_none());
+    }
+
+    #[test]
+    fn hostnames() {
+        for ok in ["api.acme.com", "a-b.c1.io", "x.y"] {
+            assert!(is_hostname(ok), "{ok}");
+        }
+        for bad in ["acme", "API.acme.com", "-a.acme.com", "a..com", "a_b.com", "api.{{DOMAIN}}", ""] {
+            assert!(!is_hostname(bad), "{bad}");
+        }
     }
 
     #[test]
