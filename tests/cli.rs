@@ -64,6 +64,9 @@ fn validate_passes_the_examples_and_fails_weak_secrets() {
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(examples()).unwrap() {
         let p = entry.unwrap().path();
+        if p.is_dir() {
+            continue;
+        }
         let text = std::fs::read_to_string(&p).unwrap().replace(EXAMPLE_JWT, "changeme");
         std::fs::write(dir.path().join(p.file_name().unwrap()), text).unwrap();
     }
@@ -98,4 +101,33 @@ fn crds_dir_writes_one_file_per_kind() {
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(names, vec!["cloudflareservice.yaml", "customer.yaml", "portfolio.yaml"]);
+}
+
+#[test]
+fn portfolios_deploy_their_children_in_dependency_order() {
+    let dir = examples();
+    let (code, out) = run(&[
+        "deploy",
+        "-f",
+        dir.join("01-customer.yaml").to_str().unwrap(),
+        "-f",
+        dir.join("portfolio").to_str().unwrap(),
+        "--sandbox",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let pos = |name: &str| {
+        out.find(&format!("[acme/{name}] ✓ upload and deploy")).unwrap_or_else(|| panic!("{name} not deployed:\n{out}"))
+    };
+    for dep in ["acme-suite-auth-acme-com", "acme-suite-data-acme-io"] {
+        assert!(pos(dep) < pos("acme-suite-api-acme-com"), "{dep} must deploy before api");
+    }
+    let (code, out) = run(&[
+        "validate",
+        "-f",
+        dir.join("01-customer.yaml").to_str().unwrap(),
+        "-f",
+        dir.join("portfolio").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("✓ CloudflareService acme/acme-suite-api-acme-io: valid"), "{out}");
 }

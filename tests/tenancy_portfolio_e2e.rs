@@ -818,13 +818,14 @@ async fn portfolio_rejects_cycles_and_holds_dependents_of_a_failed_service() {
     op.stop().await;
 }
 
-/// `examples/portfolio.yaml` with the example Customer (`examples/01-customer.yaml`) deploys
+/// `examples/portfolio/portfolio.yaml` with the example Customer (`examples/01-customer.yaml`) deploys
 /// through the operator: 6 Ready services, Customer vars rendered, one generated secret each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_portfolio_example_deploys() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut m = clodo_operator::cli::manifests::load(&[dir.join("01-customer.yaml"), dir.join("portfolio.yaml")])
-        .expect("examples parse");
+    let mut m =
+        clodo_operator::cli::manifests::load(&[dir.join("01-customer.yaml"), dir.join("portfolio/portfolio.yaml")])
+            .expect("examples parse");
     assert_eq!((m.customers.len(), m.portfolios.len()), (1, 1));
     let acct = m.customers[0].spec.account_id.clone();
     let r = m.customers[0].spec.api_token_secret_ref.clone();

@@ -1,5 +1,6 @@
 //! `deploy`, `plan` and `validate`: the engine run once over manifests from files.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -10,8 +11,9 @@ use kube::ResourceExt;
 use super::DeployArgs;
 use super::manifests::{self, ManifestSource, Manifests};
 use crate::cloudflare::{ClientConfig, ClientPool};
+use crate::controller::portfolio;
 use crate::crd::conditions::{self as c, reason};
-use crate::crd::{CloudflareService, CloudflareServiceStatus};
+use crate::crd::{CloudflareService, CloudflareServiceSpec, CloudflareServiceStatus, Portfolio};
 use crate::engine::resolve::{self, ResolveError};
 use crate::engine::{Engine, EngineConfig, Outcome, PassEvent, Progress, desired, security};
 use crate::metrics::Metrics;
@@ -78,6 +80,15 @@ fn state_file(dir: &Path, svc: &CloudflareService) -> std::path::PathBuf {
 /// Run `deploy` (or `plan` with `plan_only`). Returns the process exit code.
 pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
     let mut m = manifests::load(&args.files)?;
+    // Portfolios become their child services, in dependency order, after the plain services.
+    let mut needs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in &m.portfolios {
+        let children = expand_portfolio(p)?;
+        for (svc, deps) in children {
+            needs.insert(svc_key(&svc), deps);
+            m.services.push(svc);
+        }
+    }
     if m.services.is_empty() {
         bail!(
             "no CloudflareService found in {}",
@@ -125,8 +136,20 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
     let engine = Engine::new(pool, metrics.clone(), engine_cfg);
 
     let mut all_ready = true;
+    let mut settled_ok: BTreeSet<String> = BTreeSet::new();
     for svc in &m.services {
         let mut svc = svc.clone();
+        let key = svc_key(&svc);
+        let blocked: Vec<&String> =
+            needs.get(&key).into_iter().flatten().filter(|d| !settled_ok.contains(d.as_str())).collect();
+        if !blocked.is_empty() && !plan_only {
+            println!(
+                "[{key}] skipped: waits for {} to be Ready",
+                blocked.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", ")
+            );
+            all_ready = false;
+            continue;
+        }
         svc.metadata.generation.get_or_insert(1);
         if plan_only {
             svc.spec.body.dry_run = true;
@@ -154,7 +177,9 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
             std::fs::write(&f, serde_yaml::to_string(&status)?)?;
         }
         let ok = if plan_only { plan_ok(&status) } else { ready_enough(&status) };
-        if !ok {
+        if ok {
+            settled_ok.insert(key);
+        } else {
             all_ready = false;
         }
     }
@@ -189,6 +214,39 @@ async fn run_until_settled(
         }
     }
     svc.status.clone().unwrap_or_default()
+}
+
+fn svc_key(s: &CloudflareService) -> String {
+    format!("{}/{}", s.namespace().unwrap_or_default(), s.name_any())
+}
+
+/// The CloudflareServices a Portfolio generates (as the controller would), each with the keys of
+/// the services it waits for.
+fn expand_portfolio(p: &Portfolio) -> anyhow::Result<Vec<(CloudflareService, Vec<String>)>> {
+    let ns = p.namespace().unwrap_or_else(|| "default".into());
+    if let Err(msg) = portfolio::check_dependencies(&p.spec.services) {
+        bail!("Portfolio {ns}/{}: {msg}", p.name_any());
+    }
+    let kids = portfolio::children(p);
+    let mut out = Vec::new();
+    for k in &kids {
+        let mut svc = CloudflareService::new(
+            &k.name,
+            CloudflareServiceSpec {
+                customer_ref: p.spec.customer_ref.clone(),
+                environment: p.spec.environment,
+                body: k.body.clone(),
+            },
+        );
+        svc.metadata.namespace = Some(ns.clone());
+        let deps = kids
+            .iter()
+            .filter(|other| k.depends_on.contains(&other.service))
+            .map(|other| format!("{ns}/{}", other.name))
+            .collect();
+        out.push((svc, deps));
+    }
+    Ok(out)
 }
 
 /// Ready, or blocked only because the sandbox cannot run the Worker's code.
@@ -238,8 +296,18 @@ pub async fn validate(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    let source = ManifestSource::new(m.clone(), None)?;
     let mut violations = 0usize;
+    let mut m = m;
+    for p in &m.portfolios.clone() {
+        match expand_portfolio(p) {
+            Ok(kids) => m.services.extend(kids.into_iter().map(|(s, _)| s)),
+            Err(e) => {
+                violations += 1;
+                println!("✗ {e}");
+            }
+        }
+    }
+    let source = ManifestSource::new(m.clone(), None)?;
     for cust in &m.customers {
         if let Err(errs) = cust.validate_cel() {
             violations += 1;
