@@ -346,7 +346,7 @@ async fn execute(
                         Err(stop) => return Err(stop),
                     }
                 }
-                match ops::upload_worker(client, d, &db_ids, &hash).await {
+                match ops::upload_worker(client, d, &db_ids, &hash, o.script.is_none()).await {
                     Ok(version) => {
                         let previous = pass
                             .status

@@ -67,8 +67,13 @@ pub async fn observe(
             .map_err(|e| (c::DATABASES_READY, format!("looking up d1 database {}", db.name), e))?;
         let Some(id) = found else { continue };
         let recorded = st.databases.iter().find(|x| x.binding == db.binding && x.id == id);
-        // The tracking table is read when status cannot vouch for this database's migrations.
-        let applied = if recorded.is_none() && !db.migrations.is_empty() {
+        // The tracking table is read when status cannot vouch for this database's migrations:
+        // status does not know the database, or some file is not recorded as applied (an earlier
+        // pass may have applied it and died before writing status). A converged service, whose
+        // status records every file, reads nothing.
+        let vouched = recorded
+            .is_some_and(|r| db.migrations.iter().all(|f| r.applied_migrations.iter().any(|m| m.name == f.name)));
+        let applied = if !vouched && !db.migrations.is_empty() {
             Some(
                 ops::applied_migrations(client, acct, &id)
                     .await

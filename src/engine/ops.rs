@@ -159,13 +159,19 @@ pub async fn run_sql(client: &CloudflareClient, account: &str, db: &str, sql: &s
 }
 
 /// Upload the Worker (PUT script: a new version deployed at 100%). Returns the version id.
+/// A script that does not exist yet is created with our owner tag in the same call, so that no
+/// crash can leave behind a script of ours without it.
 pub async fn upload_worker(
     client: &CloudflareClient,
     d: &Desired,
     db_ids: &BTreeMap<String, String>,
     hash: &str,
+    new_script: bool,
 ) -> Result<String, CloudflareError> {
-    let upload = worker_upload(d, db_ids, hash);
+    let mut upload = worker_upload(d, db_ids, hash);
+    if new_script {
+        upload.metadata.tags = Some(vec![d.owner_tag.clone()]);
+    }
     let script = client.upload_script(&d.account_id, &d.script_name, &upload).await?;
     match script.version_id() {
         Some(v) => Ok(v.to_string()),

@@ -286,7 +286,8 @@ pub fn plan(d: &Desired, o: &Observed, recorded: &BTreeMap<String, Vec<AppliedMi
             }
         }
     }
-    if o.script.is_none() || needs_tag {
+    // A new script gets our owner tag with its upload; an adopted one is tagged after it.
+    if needs_tag {
         steps.push(Step::TagScript);
     }
 
@@ -387,10 +388,7 @@ mod tests {
     fn fresh_service_creates_everything_in_order() {
         let d = desired();
         let p = plan(&d, &Observed::default(), &BTreeMap::new()).unwrap();
-        assert_eq!(
-            kinds(&p),
-            vec!["CreateDatabase", "ApplyMigrations", "UploadWorker", "TagScript", "CreateRoute", "AttachDomain"]
-        );
+        assert_eq!(kinds(&p), vec!["CreateDatabase", "ApplyMigrations", "UploadWorker", "CreateRoute", "AttachDomain"]);
         assert!(p.content_hash.is_none());
         assert!(matches!(&p.steps[1], Step::ApplyMigrations { bookmark: false, .. }));
     }
