@@ -35,6 +35,8 @@ pub enum MigrationSetError {
     BadName { field: String, key: String },
     #[error("{field}: migration {key:?} is empty")]
     Empty { field: String, key: String },
+    #[error("{field}: migration {key:?} is not valid SQL: {message}")]
+    Syntax { field: String, key: String, message: String },
 }
 
 /// Build the ordered migration list from ConfigMap entries. Files sort by the integer before the
@@ -51,7 +53,48 @@ pub fn from_files(field: &str, files: &BTreeMap<String, String>) -> Result<Vec<M
         out.push(MigrationFile::new(key.clone(), sql.clone()));
     }
     out.sort_by(|a, b| (sequence_number(&a.name), &a.name).cmp(&(sequence_number(&b.name), &b.name)));
+    if let Some((key, message)) = syntax_error(&out) {
+        return Err(MigrationSetError::Syntax { field: field.to_string(), key, message });
+    }
     Ok(out)
+}
+
+/// SQLite virtual machine steps a syntax check may spend (in units of 1000), so that a migration
+/// that loops (a recursive CTE) or seeds a lot of data ends the check instead of the pass.
+const SYNTAX_CHECK_BUDGET: u32 = 5_000;
+
+/// The first syntax error in the files, found by running them in order on an empty in-memory
+/// SQLite database (D1 is SQLite) before anything is sent to Cloudflare. Only syntax errors count:
+/// any other failure (a table created outside these migrations, a function D1 has and this SQLite
+/// lacks, the step budget) ends the check without a verdict, and D1 decides.
+fn syntax_error(files: &[MigrationFile]) -> Option<(String, String)> {
+    let conn = rusqlite::Connection::open_in_memory().ok()?;
+    let mut steps = 0u32;
+    conn.progress_handler(
+        1000,
+        Some(move || {
+            steps += 1;
+            steps > SYNTAX_CHECK_BUDGET
+        }),
+    );
+    // Bound memory too: no string or blob above 1 MB.
+    let _ = conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, 1_000_000);
+    for f in files {
+        let err = match conn.execute_batch(&f.sql) {
+            Ok(()) => continue,
+            Err(e) => e,
+        };
+        let message = match &err {
+            rusqlite::Error::SqlInputError { msg, offset, .. } => format!("{msg} at offset {offset}"),
+            rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+            _ => return None,
+        };
+        let syntax = message.contains("syntax error")
+            || message.starts_with("incomplete input")
+            || message.starts_with("unrecognized token");
+        return syntax.then(|| (f.name.clone(), message));
+    }
+    None
 }
 
 fn sequence_number(name: &str) -> Option<u64> {
@@ -170,7 +213,11 @@ mod tests {
 
     #[test]
     fn sorts_by_sequence_number_like_wrangler() {
-        let f = from_files("m", &files(&[("10_c.sql", "x"), ("2_b.sql", "y"), ("0001_a.sql", "z")])).unwrap();
+        let f = from_files(
+            "m",
+            &files(&[("10_c.sql", "SELECT 1;"), ("2_b.sql", "SELECT 2;"), ("0001_a.sql", "SELECT 3;")]),
+        )
+        .unwrap();
         let names: Vec<_> = f.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, vec!["0001_a.sql", "2_b.sql", "10_c.sql"]);
     }
@@ -189,9 +236,37 @@ mod tests {
     }
 
     #[test]
+    fn syntax_errors_are_found_before_anything_is_sent() {
+        let bad = files(&[("0001_ok.sql", "CREATE TABLE t (id INTEGER);"), ("0002_bad.sql", "CREATE TABLEE u (id);")]);
+        let err = from_files("m", &bad).unwrap_err();
+        assert!(matches!(&err, MigrationSetError::Syntax { key, .. } if key == "0002_bad.sql"), "{err}");
+        assert!(err.to_string().contains("near \"TABLEE\": syntax error"), "{err}");
+        let err = from_files("m", &files(&[("0001_a.sql", "SELECT 'unterminated")])).unwrap_err();
+        assert!(matches!(err, MigrationSetError::Syntax { .. }), "{err}");
+    }
+
+    #[test]
+    fn only_syntax_errors_block_the_check_gives_no_verdict_otherwise() {
+        // Tables created outside these migrations, later statements depending on them, a loop
+        // that exceeds the step budget: not ours to judge.
+        for sql in [
+            "INSERT INTO made_by_wrangler (x) VALUES (1);",
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c;",
+            "CREATE VIRTUAL TABLE docs USING no_such_module(body);",
+        ] {
+            let ok = files(&[("0001_a.sql", sql), ("0002_b.sql", "CREATE TABLE t (id INTEGER);")]);
+            assert!(from_files("m", &ok).is_ok(), "{sql}");
+        }
+        // Files run in order, so later ones see the tables of earlier ones.
+        let seq = files(&[("0001_a.sql", "CREATE TABLE t (id INTEGER);"), ("0002_b.sql", "INSERT INTO t VALUES (1);")]);
+        assert!(from_files("m", &seq).is_ok());
+    }
+
+    #[test]
     fn pending_are_those_not_recorded() {
-        let f = from_files("m", &files(&[("0001_a.sql", "A"), ("0002_b.sql", "B")])).unwrap();
-        let recorded = vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("A"), applied_at: None }];
+        let f = from_files("m", &files(&[("0001_a.sql", "SELECT 'A';"), ("0002_b.sql", "SELECT 'B';")])).unwrap();
+        let recorded =
+            vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("SELECT 'A';"), applied_at: None }];
         let state = compare(&f, &recorded, None).unwrap();
         assert_eq!(state.applied.len(), 1);
         assert_eq!(state.pending.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), vec!["0002_b.sql"]);
@@ -199,17 +274,18 @@ mod tests {
 
     #[test]
     fn database_table_wins_over_status_when_read() {
-        let f = from_files("m", &files(&[("0001_a.sql", "A"), ("0002_b.sql", "B")])).unwrap();
+        let f = from_files("m", &files(&[("0001_a.sql", "SELECT 'A';"), ("0002_b.sql", "SELECT 'B';")])).unwrap();
         let in_db = vec!["0001_a.sql".to_string(), "0002_b.sql".to_string()];
         let state = compare(&f, &[], Some(&in_db)).unwrap();
         assert!(state.pending.is_empty());
-        assert_eq!(state.applied[1].checksum, checksum("B"));
+        assert_eq!(state.applied[1].checksum, checksum("SELECT 'B';"));
     }
 
     #[test]
     fn changed_applied_file_is_a_mismatch() {
-        let f = from_files("m", &files(&[("0001_a.sql", "A changed")])).unwrap();
-        let recorded = vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("A"), applied_at: None }];
+        let f = from_files("m", &files(&[("0001_a.sql", "SELECT 'A changed';")])).unwrap();
+        let recorded =
+            vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("SELECT 'A';"), applied_at: None }];
         let err = compare(&f, &recorded, None).unwrap_err();
         assert_eq!(err.name, "0001_a.sql");
         assert!(err.to_string().contains("changed after it was applied"));
@@ -217,7 +293,8 @@ mod tests {
 
     #[test]
     fn removed_files_stay_recorded() {
-        let recorded = vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("A"), applied_at: None }];
+        let recorded =
+            vec![AppliedMigration { name: "0001_a.sql".into(), checksum: checksum("SELECT 'A';"), applied_at: None }];
         let state = compare(&[], &recorded, None).unwrap();
         assert_eq!(state.applied, recorded);
     }

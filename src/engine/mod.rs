@@ -212,7 +212,8 @@ impl Engine {
         let inputs = match resolve::resolve(src, svc).await {
             Ok(i) => i,
             Err(ResolveError::Config(e)) => {
-                pass.report.fail(c::CONFIG_VALID, reason::MISSING_REFERENCE, e.to_string());
+                let why = if e.invalid { reason::INVALID_SPEC } else { reason::MISSING_REFERENCE };
+                pass.report.fail(c::CONFIG_VALID, why, e.to_string());
                 return (Phase::Failed, Outcome::Terminal);
             }
             Err(ResolveError::Source(e)) => {

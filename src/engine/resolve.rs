@@ -52,11 +52,19 @@ pub struct SourceError {
 pub struct ConfigError {
     pub field: String,
     pub message: String,
+    /// The referenced object exists but its content cannot be used (reason `InvalidSpec`), as
+    /// opposed to a reference that does not resolve (`MissingReference`).
+    pub invalid: bool,
 }
 
 impl ConfigError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self { field: field.into(), message: message.into(), invalid: false }
+    }
+
+    /// The object is there, its content is not usable (empty, too large, not valid SQL, ...).
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { invalid: true, ..Self::new(field, message) }
     }
 }
 
@@ -121,7 +129,7 @@ pub async fn read_secret_key(
         .or_else(|| secret.string_data.as_ref().and_then(|d| d.get(&r.key)).map(|s| s.clone().into_bytes()))
         .ok_or_else(|| ConfigError::new(field, format!("Secret {:?} has no key {:?}", r.name, r.key)))?;
     let text = String::from_utf8(bytes)
-        .map_err(|_| ConfigError::new(field, format!("Secret {:?} key {:?} is not UTF-8 text", r.name, r.key)))?;
+        .map_err(|_| ConfigError::invalid(field, format!("Secret {:?} key {:?} is not UTF-8 text", r.name, r.key)))?;
     let text = text.trim_end_matches(['\n', '\r']).to_string();
     Ok((SecretValue::new(text), version_of(&secret.metadata)))
 }
@@ -175,7 +183,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         read_config_map_files(src, &ns, "spec.worker.source.configMapRef.name", &worker.source.config_map_ref.name)
             .await?;
     if files.is_empty() {
-        return Err(ConfigError::new(
+        return Err(ConfigError::invalid(
             "spec.worker.source.configMapRef.name",
             format!("ConfigMap {:?} has no files", worker.source.config_map_ref.name),
         )
@@ -195,7 +203,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
     }
     let total: usize = files.values().map(Vec::len).sum();
     if total > MAX_SCRIPT_BYTES {
-        return Err(ConfigError::new(
+        return Err(ConfigError::invalid(
             "spec.worker.source.configMapRef.name",
             format!("modules total {total} bytes, over the {MAX_SCRIPT_BYTES}-byte Worker size limit"),
         )
@@ -209,7 +217,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         let field = format!("spec.d1Databases[{i}].migrations.configMapRef.name");
         let files = read_config_map_files(src, &ns, &field, &m.config_map_ref.name).await?;
         if files.is_empty() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 field,
                 format!("ConfigMap {:?} has no migration files", m.config_map_ref.name),
             )
@@ -218,10 +226,13 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         let mut text = BTreeMap::new();
         for (k, bytes) in files {
             let sql = String::from_utf8(bytes)
-                .map_err(|_| ConfigError::new(field.clone(), format!("migration {k:?} is not UTF-8 text")))?;
+                .map_err(|_| ConfigError::invalid(field.clone(), format!("migration {k:?} is not UTF-8 text")))?;
             text.insert(k, sql);
         }
-        let list = migrations::from_files(&field, &text).map_err(|e| ConfigError::new(field.clone(), e.to_string()))?;
+        let list = migrations::from_files(&field, &text).map_err(|e| {
+            let msg = e.to_string();
+            ConfigError::invalid(field.clone(), msg.strip_prefix(&format!("{field}: ")).unwrap_or(&msg))
+        })?;
         migrations.insert(db.binding.clone(), list);
     }
 
@@ -243,7 +254,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
                 secrets.push((s.name.clone(), generated.value));
             }
             _ => {
-                return Err(ConfigError::new(field, "exactly one of valueFrom or generate must be set").into());
+                return Err(ConfigError::invalid(field, "exactly one of valueFrom or generate must be set").into());
             }
         }
     }
