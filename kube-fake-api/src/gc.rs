@@ -49,8 +49,28 @@ impl State {
         tracing::warn!("garbage collection did not settle");
     }
 
+    /// Whether a round could change anything: an object is being deleted (foreground owners,
+    /// namespaces, CRDs), or an owner reference names a uid that no object has. Reads without
+    /// copying, so that the common write, which leaves nothing to collect, does not copy every
+    /// stored object.
+    fn gc_may_act(&self) -> bool {
+        let objects = self.all_objects();
+        if objects.iter().any(|(_, _, o)| is_deleting(o)) {
+            return true;
+        }
+        let uids: HashSet<&str> = objects.iter().filter_map(|(_, _, o)| meta_str(o, "uid")).collect();
+        objects.iter().any(|(_, _, o)| {
+            o.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|refs| {
+                refs.iter().any(|r| !uids.contains(r.get("uid").and_then(Value::as_str).unwrap_or("")))
+            })
+        })
+    }
+
     /// One round; true when something changed.
     fn gc_round(&mut self) -> bool {
+        if !self.gc_may_act() {
+            return false;
+        }
         let objects: Vec<(ResKey, ObjKey, Value)> =
             self.all_objects().into_iter().map(|(r, k, o)| (r, k, o.clone())).collect();
         let by_uid: HashMap<String, &Value> =
