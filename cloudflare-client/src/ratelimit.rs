@@ -31,6 +31,14 @@ impl RateLimit {
     pub fn new(requests: u32, window: Duration) -> Self {
         Self { requests, window }
     }
+
+    /// Extra spacing between a request and the one `requests` later: Cloudflare counts arrivals,
+    /// we count departures, and the time in between varies (scheduling, network). Without it a
+    /// client running exactly at the budget sees occasional 429s whenever an older request took
+    /// longer to arrive than a newer one. 1/20 of the window, at most 500 ms.
+    pub fn margin(&self) -> Duration {
+        (self.window / 20).min(Duration::from_millis(500))
+    }
 }
 
 /// Outcome of a reservation.
@@ -93,7 +101,7 @@ impl RateLimiter {
         }
         if st.slots.len() >= n {
             let nth = st.slots[st.slots.len() - n];
-            at = at.max(nth + self.limit.window);
+            at = at.max(nth + self.limit.window + self.limit.margin());
         }
         st.slots.push_back(at);
         while st.slots.len() > n {
@@ -149,14 +157,15 @@ mod tests {
     #[test]
     fn burst_up_to_budget_then_waits_for_oldest_to_expire() {
         let l = RateLimiter::new(RateLimit::new(3, Duration::from_secs(10)), Duration::from_secs(60));
+        let m = Duration::from_millis(500);
         let t0 = Instant::now();
         assert_eq!(at(l.reserve(t0)), t0);
         assert_eq!(at(l.reserve(t0 + Duration::from_secs(1))), t0 + Duration::from_secs(1));
         assert_eq!(at(l.reserve(t0 + Duration::from_secs(2))), t0 + Duration::from_secs(2));
-        // fourth request at t=3 waits until the first leaves the window (t=10)
-        assert_eq!(at(l.reserve(t0 + Duration::from_secs(3))), t0 + Duration::from_secs(10));
+        // fourth request at t=3 waits until the first left the window (t=10), plus the margin
+        assert_eq!(at(l.reserve(t0 + Duration::from_secs(3))), t0 + Duration::from_secs(10) + m);
         // fifth at t=3 too: until the second expires (t=11)
-        assert_eq!(at(l.reserve(t0 + Duration::from_secs(3))), t0 + Duration::from_secs(11));
+        assert_eq!(at(l.reserve(t0 + Duration::from_secs(3))), t0 + Duration::from_secs(11) + m);
         // much later: no wait
         let late = t0 + Duration::from_secs(100);
         assert_eq!(at(l.reserve(late)), late);
@@ -177,7 +186,29 @@ mod tests {
         assert!(slots.windows(2).all(|p| p[0] <= p[1]), "FIFO order");
         assert_eq!(max_in_any_window(&slots, w), 50);
         // 400 requests at 50 per 300s: the 400th follows the 50th (arrived at 9s) by 7 windows
-        assert_eq!(*slots.last().unwrap() - t0, Duration::from_secs(9 + 7 * 300));
+        // (each stretched by the margin)
+        let margin = RateLimit::new(50, w).margin();
+        assert_eq!(*slots.last().unwrap() - t0, Duration::from_secs(9 + 7 * 300) + margin * 7);
+    }
+
+    #[test]
+    fn margin_absorbs_arrival_jitter_at_the_server() {
+        // The server counts arrivals (departure + a delay that varies by up to the margin) in its
+        // own sliding window. Here every other batch of requests takes 450 ms longer to arrive, so
+        // newer requests catch up with older ones: at full budget the client must still never
+        // make the server see more than the budget in a window.
+        let limit = RateLimit::new(20, Duration::from_secs(10));
+        assert_eq!(limit.margin(), Duration::from_millis(500));
+        let delay = |i: u64| Duration::from_millis(if (i / 20).is_multiple_of(2) { 450 } else { 0 });
+        let l = RateLimiter::new(limit, Duration::from_secs(60));
+        let t0 = Instant::now();
+        let mut arrivals: Vec<Instant> = (0..200u64).map(|i| at(l.reserve(t0)) + delay(i)).collect();
+        arrivals.sort();
+        assert_eq!(max_in_any_window(&arrivals, limit.window), 20);
+        // Spaced by exactly the window, the same jitter overruns the server's count.
+        let mut eager: Vec<Instant> = (0..200u64).map(|i| t0 + Duration::from_secs(i / 20 * 10) + delay(i)).collect();
+        eager.sort();
+        assert!(max_in_any_window(&eager, limit.window) > 20);
     }
 
     #[test]
@@ -185,7 +216,7 @@ mod tests {
         let l = RateLimiter::new(RateLimit::new(0, Duration::from_secs(1)), Duration::from_secs(60));
         let t0 = Instant::now();
         assert_eq!(at(l.reserve(t0)), t0);
-        assert_eq!(at(l.reserve(t0)), t0 + Duration::from_secs(1));
+        assert_eq!(at(l.reserve(t0)), t0 + Duration::from_millis(1050));
     }
 
     #[test]
@@ -215,8 +246,8 @@ mod tests {
         assert_eq!(l.acquire().await, Ok(Duration::ZERO));
         assert_eq!(l.acquire().await, Ok(Duration::ZERO));
         let waited = l.acquire().await.unwrap();
-        assert_eq!(waited, Duration::from_secs(60));
-        assert_eq!(Instant::now() - start, Duration::from_secs(60));
+        assert_eq!(waited, Duration::from_millis(60_500));
+        assert_eq!(Instant::now() - start, Duration::from_millis(60_500));
         l.block_until(Instant::now() + Duration::from_secs(600));
         assert_eq!(l.acquire().await, Err(Duration::from_secs(600)));
     }
