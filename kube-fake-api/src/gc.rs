@@ -41,8 +41,15 @@ impl State {
 
     /// Run collection rounds until nothing changes.
     pub(crate) fn collect_garbage(&mut self) {
+        // Most writes (status updates, Events, objects without owners) give it nothing to do.
+        if !self.gc_dirty {
+            return;
+        }
         for _ in 0..MAX_ROUNDS {
             if !self.gc_round() {
+                // Deletions in progress (finalizers, foreground owners, terminating namespaces)
+                // need another look after later writes.
+                self.gc_dirty = self.all_objects().iter().any(|(_, _, o)| is_deleting(o));
                 return;
             }
         }

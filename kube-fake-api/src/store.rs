@@ -46,6 +46,16 @@ pub(crate) struct State {
     pub compacted_rv: u64,
     tx: broadcast::Sender<Arc<Change>>,
     pub opts: Options,
+    /// Set by writes that can give garbage collection work (a removal, an object being deleted
+    /// or carrying owner references, a CRD); cleared once nothing is left being deleted.
+    pub gc_dirty: bool,
+}
+
+/// Whether storing `obj` (of resource `res`) can give garbage collection work.
+fn gc_relevant(res: &ResKey, obj: &Value) -> bool {
+    is_deleting(obj)
+        || *res == crd_key()
+        || obj.pointer("/metadata/ownerReferences").and_then(Value::as_array).is_some_and(|r| !r.is_empty())
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -63,6 +73,7 @@ impl State {
             compacted_rv: 0,
             tx,
             opts,
+            gc_dirty: true,
         };
         for ns in ["default", "kube-system", "kube-public"] {
             s.insert_namespace(ns);
@@ -142,6 +153,7 @@ impl State {
     /// Store a new or changed object with a fresh resourceVersion; returns it.
     pub fn put(&mut self, res: &ResKey, key: ObjKey, mut obj: Value, old: Option<Value>) -> Value {
         let rv = self.bump(&mut obj);
+        self.gc_dirty |= gc_relevant(res, &obj);
         self.objects.entry(res.clone()).or_default().insert(key, obj.clone());
         let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
         self.record(Change { rv, res: res.clone(), kind, object: obj.clone(), old });
@@ -151,6 +163,7 @@ impl State {
     /// Remove an object for good; returns its final state (with the deletion's resourceVersion).
     pub fn remove(&mut self, res: &ResKey, key: &ObjKey) -> Option<Value> {
         let mut obj = self.objects.get_mut(res)?.remove(key)?;
+        self.gc_dirty = true;
         let rv = self.bump(&mut obj);
         self.record(Change { rv, res: res.clone(), kind: EventType::Deleted, object: obj.clone(), old: None });
         Some(obj)
@@ -158,11 +171,13 @@ impl State {
 
     /// Replace a stored object without an event (the next change reports it).
     pub fn replace_silently(&mut self, res: &ResKey, key: &ObjKey, obj: Value) {
+        self.gc_dirty |= gc_relevant(res, &obj);
         self.objects.entry(res.clone()).or_default().insert(key.clone(), obj);
     }
 
     /// Drop every object of a resource without events (the resource went away).
     pub fn drop_resource(&mut self, res: &ResKey) {
+        self.gc_dirty = true;
         self.objects.remove(res);
     }
 }
