@@ -120,6 +120,47 @@ fn rejected_at(services: &[&CloudflareService]) -> Option<Timestamp> {
         .max()
 }
 
+/// What a service contributes to its Customer's reconcile: which Customer, whether it is going
+/// away, and when it last saw the token rejected.
+fn customer_facing(s: &CloudflareService) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let rejected = s
+        .status
+        .as_ref()
+        .and_then(|st| c::find(&st.conditions, c::CREDENTIALS_VALID))
+        .filter(|x| x.status == "False" && x.reason == reason::TOKEN_INVALID)
+        .map(|x| x.last_transition_time.0.to_string());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&s.spec.customer_ref.name, s.metadata.deletion_timestamp.is_some(), rejected).hash(&mut h);
+    h.finish()
+}
+
+/// Service changes that can change a Customer's reconcile: a service appears or goes away, moves
+/// to another Customer, or sees its token rejected. The status churn of services converging is
+/// left out: every trigger lists the namespace's services, so passing it on would cost a list
+/// of N services per service change (O(N^2) for a fleet).
+fn service_triggers(
+    api: Api<CloudflareService>,
+) -> impl futures::Stream<Item = Result<CloudflareService, watcher::Error>> + Send + 'static {
+    let mut seen: std::collections::HashMap<String, u64> = Default::default();
+    watcher(api, watcher::Config::default()).filter_map(move |ev| {
+        let out = match ev {
+            Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s)) => {
+                let key = s.metadata.uid.clone().unwrap_or_else(|| s.name_any());
+                let facing = customer_facing(&s);
+                (seen.insert(key, facing) != Some(facing)).then_some(Ok(s))
+            }
+            Ok(watcher::Event::Delete(s)) => {
+                seen.remove(&s.metadata.uid.clone().unwrap_or_else(|| s.name_any()));
+                Some(Ok(s))
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+            Err(e) => Some(Err(e)),
+        };
+        futures::future::ready(out)
+    })
+}
+
 /// Reconcile one customer.
 pub async fn reconcile(cust: Arc<Customer>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = cust.namespace().unwrap_or_else(|| "default".into());
@@ -407,7 +448,7 @@ pub async fn run(
     };
     controller
         .watches_stream(watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
-        .watches(services, watcher::Config::default(), by_service)
+        .watches_stream(service_triggers(services), by_service)
         .graceful_shutdown_on(shutdown)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
