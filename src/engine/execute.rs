@@ -101,10 +101,19 @@ pub(crate) async fn run(
         return stop;
     }
 
-    // Quiet resync: one read tells whether anything drifted.
+    // Quiet resync: one read tells whether anything drifted (none when one just did).
     if converged_on(d, &pass.status) {
         let version = pass.status.worker.as_ref().and_then(|w| w.version_id.clone()).unwrap_or_default();
-        match ops::active_deployment(client, acct, &d.script_name).await {
+        let serving = if engine.recently_checked(d, &version) {
+            Ok(Some(vec![(version.clone(), 100)]))
+        } else {
+            let read = ops::active_deployment(client, acct, &d.script_name).await;
+            if matches!(&read, Ok(Some(dep)) if *dep == vec![(version.clone(), 100)]) {
+                engine.mark_checked(d, &version);
+            }
+            read
+        };
+        match serving {
             Ok(Some(dep)) if dep == vec![(version.clone(), 100)] => {
                 let keep = pass.report.clone();
                 pass.report = status::report_from_conditions(&pass.status.conditions);
@@ -183,7 +192,17 @@ pub(crate) async fn run(
             );
             after_deploy(engine, client, d, pass, false).await
         }
-        Ok(deploy) => after_deploy(engine, client, d, pass, deploy == Deploy::New).await,
+        Ok(deploy) => {
+            let done = after_deploy(engine, client, d, pass, deploy == Deploy::New).await;
+            // An upload deploys its version at 100%: the echo of this pass needs no drift check.
+            if deploy == Deploy::New
+                && done.0 == Phase::Ready
+                && let Some(v) = pass.status.worker.as_ref().and_then(|w| w.version_id.as_deref())
+            {
+                engine.mark_checked(d, v);
+            }
+            done
+        }
         Err(stop) => stop,
     }
 }

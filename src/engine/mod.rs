@@ -118,10 +118,17 @@ pub struct Engine {
     pub config: EngineConfig,
     /// Tokens verified recently (by key, never the token), so quiet passes skip the check.
     verified: std::sync::Mutex<std::collections::HashMap<crate::cloudflare::TokenKey, std::time::Instant>>,
+    /// Per service (`namespace/name`): the version last seen (or made) serving 100%, and when.
+    checked: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
 }
 
 /// How long a successful token verification is trusted when no Customer status vouches for it.
 pub const TOKEN_VERIFY_TTL: Duration = Duration::from_secs(3600);
+
+/// How long a quiet pass trusts the last drift check (or deploy) of the same service instead of
+/// reading the active deployment again: the passes that follow right after another one (the echo
+/// of its own status write, the startup events of watched Secrets and ConfigMaps) cost nothing.
+pub const DRIFT_CHECK_TTL: Duration = Duration::from_secs(30);
 
 /// Mutable state of one pass.
 pub(crate) struct Pass<'a> {
@@ -154,6 +161,9 @@ pub fn cf_reason(e: &CloudflareError) -> &'static str {
         reason::RATE_LIMITED
     } else if e.is_timeout() {
         reason::TIMEOUT
+    } else if matches!(e, CloudflareError::NotFound { what } if what.starts_with("zone ")) {
+        // A zone the Customer names that the account does not have (terminal, not an API error).
+        reason::ZONE_NOT_FOUND
     } else {
         reason::CLOUDFLARE_ERROR
     }
@@ -161,7 +171,14 @@ pub fn cf_reason(e: &CloudflareError) -> &'static str {
 
 impl Engine {
     pub fn new(clients: ClientPool, metrics: Arc<Metrics>, config: EngineConfig) -> Self {
-        Self { clients, metrics, clock: Arc::new(SystemClock), config, verified: Default::default() }
+        Self {
+            clients,
+            metrics,
+            clock: Arc::new(SystemClock),
+            config,
+            verified: Default::default(),
+            checked: Default::default(),
+        }
     }
 
     fn now(&self) -> Time {
@@ -354,6 +371,22 @@ impl Engine {
             headers: Vec::new(),
             credential: d.test_credential.clone(),
         })
+    }
+
+    /// Whether `version` was seen (or made) serving 100% of the service within [`DRIFT_CHECK_TTL`].
+    pub(crate) fn recently_checked(&self, d: &desired::Desired, version: &str) -> bool {
+        let map = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&format!("{}/{}", d.namespace, d.name))
+            .is_some_and(|(v, at)| v == version && at.elapsed() < DRIFT_CHECK_TTL)
+    }
+
+    /// Record that `version` serves 100% of the service now.
+    pub(crate) fn mark_checked(&self, d: &desired::Desired, version: &str) {
+        let mut map = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= 4096 {
+            map.retain(|_, (_, at)| at.elapsed() < DRIFT_CHECK_TTL);
+        }
+        map.insert(format!("{}/{}", d.namespace, d.name), (version.to_string(), std::time::Instant::now()));
     }
 
     /// Whether this client's token was verified within [`TOKEN_VERIFY_TTL`].

@@ -230,3 +230,289 @@ pub async fn wait_until_async<F: Future<Output = bool>>(timeout: Duration, pred:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fleets, operator options and killable operator instances (reliability and bad-input tests).
+
+/// Settings of an in-process operator instance.
+#[derive(Debug, Clone)]
+pub struct OperatorOptions {
+    pub leader_election: bool,
+    pub concurrency: u16,
+    /// Client-side Cloudflare budget, REQUESTS/SECONDS.
+    pub rate_limit: &'static str,
+    pub resync_seconds: u64,
+}
+
+impl Default for OperatorOptions {
+    fn default() -> Self {
+        Self { leader_election: false, concurrency: 4, rate_limit: "1200/300", resync_seconds: 600 }
+    }
+}
+
+impl TestEnv {
+    /// Like [`TestEnv::start`], with the emulator builder adjusted by `configure` (rate limit,
+    /// latency, more zones).
+    pub async fn start_with(
+        n: u8,
+        configure: impl FnOnce(cloudflare_emulator::EmulatorBuilder) -> cloudflare_emulator::EmulatorBuilder,
+    ) -> TestEnv {
+        let (client, fake) = if std::env::var_os("KUBECONFIG").is_some() {
+            (Client::try_default().await.expect("KUBECONFIG cluster reachable"), None)
+        } else {
+            let fake = kube_fake_api::FakeApiServer::start().await.expect("fake API starts");
+            (fake.client(), Some(fake))
+        };
+        install_crds(&client).await;
+        let account = common::account(n);
+        let builder = Emulator::builder()
+            .account(&account)
+            .token(common::TOKEN, &[account.as_str()])
+            .token(ROTATED_TOKEN, &[account.as_str()])
+            .zone("acme.com", &account);
+        let emu = configure(builder).start().await.expect("emulator starts");
+        let rotated_token_id = emu.token_id(ROTATED_TOKEN).expect("token id");
+        let ns = format!("clodo-e2e-{n}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
+        let nss: Api<Namespace> = Api::all(client.clone());
+        let _ = nss
+            .create(
+                &PostParams::default(),
+                &Namespace {
+                    metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() },
+                    ..Default::default()
+                },
+            )
+            .await;
+        TestEnv { client, fake, emu, account, ns, rotated_token_id }
+    }
+
+    /// `run` arguments for an instance watching this test's namespace.
+    pub fn run_args(&self, name: &str, opts: &OperatorOptions) -> RunArgs {
+        RunArgs {
+            metrics_addr: "127.0.0.1:0".parse().unwrap(),
+            leader_election: opts.leader_election,
+            lease_name: format!("clodo-operator-{}", self.ns),
+            lease_namespace: self.ns.clone(),
+            pod_name: Some(name.to_string()),
+            watch_namespaces: vec![self.ns.clone()],
+            selector: None,
+            resync_seconds: opts.resync_seconds,
+            concurrency: opts.concurrency,
+            cloudflare_api_base_url: Some(self.emu.base_url()),
+            rate_limit: opts.rate_limit.parse().unwrap(),
+        }
+    }
+
+    /// Start an operator instance in its own Tokio runtime, so that it can be killed like a
+    /// process: every task it spawned (controllers, watches, in-flight Cloudflare calls) stops
+    /// where it is. (Aborting the task of `run_operator` alone would leave its spawned controller
+    /// tasks running.)
+    pub async fn start_isolated_operator(&self, name: &str, opts: &OperatorOptions) -> IsolatedOperator {
+        let args = self.run_args(name, opts);
+        let url = self.fake.as_ref().map(|f| f.url().to_string());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(format!("op-{name}"))
+            .enable_all()
+            .build()
+            .expect("operator runtime");
+        let (stop, stop_rx) = watch::channel(false);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = runtime.spawn(async move {
+            // A client of this runtime: its connection tasks die with the instance.
+            let client = match url {
+                Some(u) => Client::try_from(kube::Config::new(u.parse().expect("fake API URL"))).expect("client"),
+                None => Client::try_default().await.expect("KUBECONFIG cluster reachable"),
+            };
+            run_operator(args, client, stop_rx, Some(tx)).await
+        });
+        let h = rx.await.expect("operator started");
+        IsolatedOperator {
+            runtime: Some(runtime),
+            metrics: h.metrics,
+            admin_addr: h.admin_addr,
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Apply the Customer, Secrets and ConfigMaps of the base manifests, then `n` fleet services.
+    pub async fn apply_fleet(&self, n: usize) -> Vec<String> {
+        let m = common::base_manifests(&self.ns, &self.account);
+        for s in m.secrets {
+            apply(&Api::namespaced(self.client.clone(), &self.ns), s).await;
+        }
+        for cm in m.config_maps {
+            apply(&Api::namespaced(self.client.clone(), &self.ns), cm).await;
+        }
+        for cu in m.customers {
+            apply(&Api::namespaced(self.client.clone(), &self.ns), cu).await;
+        }
+        let api: Api<CloudflareService> = Api::namespaced(self.client.clone(), &self.ns);
+        let mut names = Vec::new();
+        for i in 0..n {
+            let s = fleet_service(&self.ns, i);
+            names.push(s.name_any());
+            apply(&api, s).await;
+        }
+        names
+    }
+
+    pub fn services(&self) -> Api<CloudflareService> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+}
+
+/// Fleet service `i`: the base service with its own name (so its own script and database), its
+/// own route and custom domain, and a generated secret next to the Secret-backed one.
+pub fn fleet_service(ns: &str, i: usize) -> CloudflareService {
+    let mut s = common::service(ns);
+    let name = format!("svc-{i:03}");
+    let host = format!("{name}.acme.com");
+    s.metadata.name = Some(name);
+    s.metadata.generation = None;
+    s.spec.body.routes = vec![clodo_operator::crd::RouteSpec { pattern: format!("{host}/*"), zone: None }];
+    s.spec.body.custom_domains = vec![host];
+    s.spec.body.worker.secrets.push(clodo_operator::crd::SecretSpec {
+        name: "API_KEY".into(),
+        value_from: None,
+        generate: Some(clodo_operator::crd::GenerateSpec { length: 48 }),
+    });
+    s
+}
+
+/// Service passes (ok + error) an instance finished.
+pub fn service_passes(m: &Metrics) -> u64 {
+    m.reconcile_total.with_label_values(&["service", "ok"]).get()
+        + m.reconcile_total.with_label_values(&["service", "error"]).get()
+}
+
+/// Wait until every named service is Ready for its generation; on timeout, panic naming the
+/// services that are not, with their Ready condition.
+pub async fn wait_all_ready(
+    api: &Api<CloudflareService>,
+    names: &[String],
+    timeout: Duration,
+) -> Vec<CloudflareService> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let items = api.list(&Default::default()).await.map(|l| l.items).unwrap_or_default();
+        let ready: Vec<CloudflareService> =
+            items.iter().filter(|s| names.contains(&s.name_any()) && is_ready(s)).cloned().collect();
+        if ready.len() == names.len() {
+            return ready;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let waiting: Vec<String> = items
+                .iter()
+                .filter(|s| names.contains(&s.name_any()) && !is_ready(s))
+                .map(|s| {
+                    let ready = s.status.as_ref().and_then(|st| c::find(&st.conditions, c::READY));
+                    format!("{}: {:?}", s.name_any(), ready.map(|r| (&r.reason, &r.message)))
+                })
+                .collect();
+            panic!("{} of {} services Ready after {timeout:?}; waiting: {waiting:#?}", ready.len(), names.len());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An operator instance in its own runtime (see [`TestEnv::start_isolated_operator`]).
+pub struct IsolatedOperator {
+    runtime: Option<tokio::runtime::Runtime>,
+    pub metrics: Arc<Metrics>,
+    pub admin_addr: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl IsolatedOperator {
+    /// Kill the instance: no pass finishes, no status is written, nothing is released.
+    pub fn kill(mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+
+    /// Graceful stop: in-flight passes finish, then the runtime goes.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Drop for IsolatedOperator {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// What the emulator holds for a converged fleet, checked object by object: exactly one script,
+/// D1 database, route and custom domain per declared one (each owned by the right service), and
+/// every migration applied exactly once (by the `d1_migrations` table and by its data).
+pub fn assert_fleet_in_cloudflare(env: &TestEnv, names: &[String]) {
+    use std::collections::BTreeSet;
+    let script_of = |n: &str| format!("acme-{n}-production");
+    let want_scripts: BTreeSet<String> = names.iter().map(|n| script_of(n)).collect();
+
+    let scripts = env.emu.scripts(&env.account);
+    let got: Vec<String> = scripts.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(got.len(), names.len(), "one script per service: {got:?}");
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want_scripts, "script names");
+    for s in &scripts {
+        let service = s.name.trim_start_matches("acme-").trim_end_matches("-production");
+        let owner = clodo_operator::crd::keys::owner_tag(&env.ns, service);
+        assert!(s.tags.contains(&owner), "script {} carries {owner}: {:?}", s.name, s.tags);
+    }
+
+    let dbs = env.emu.d1_databases(&env.account);
+    let db_names: Vec<String> = dbs.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(db_names.len(), names.len(), "one database per service: {db_names:?}");
+    assert_eq!(db_names.iter().cloned().collect::<BTreeSet<_>>(), want_scripts, "database names");
+
+    let routes = env.emu.routes("acme.com");
+    assert_eq!(routes.len(), names.len(), "one route per service: {routes:?}");
+    for n in names {
+        let pattern = format!("{n}.acme.com/*");
+        let matching: Vec<_> = routes.iter().filter(|r| r.pattern == pattern).collect();
+        assert_eq!(matching.len(), 1, "route {pattern}: {routes:?}");
+        assert_eq!(matching[0].script.as_deref(), Some(script_of(n).as_str()), "route {pattern} target");
+    }
+
+    let domains = env.emu.custom_domains(&env.account);
+    assert_eq!(domains.len(), names.len(), "one custom domain per service: {domains:?}");
+    for n in names {
+        let host = format!("{n}.acme.com");
+        let matching: Vec<_> = domains.iter().filter(|d| d.hostname == host).collect();
+        assert_eq!(matching.len(), 1, "custom domain {host}: {domains:?}");
+        assert_eq!(matching[0].service, script_of(n), "custom domain {host} target");
+    }
+
+    for db in &dbs {
+        let rows = env.emu.d1_query(&env.account, &db.uuid, "SELECT name FROM d1_migrations ORDER BY id").unwrap();
+        let applied: Vec<&str> = rows.as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+        assert_eq!(applied, vec!["0001_init.sql", "0002_items.sql"], "d1_migrations of {}", db.name);
+        let items = env.emu.d1_query(&env.account, &db.uuid, "SELECT COUNT(*) AS n FROM items").unwrap();
+        assert_eq!(items[0]["n"], 1, "0002_items.sql ran exactly once on {}", db.name);
+    }
+}
+
+/// Every service's status records its two migrations, its route and its domain.
+pub fn assert_fleet_status(services: &[CloudflareService]) {
+    for s in services {
+        let st = s.status.as_ref().expect("status");
+        assert_eq!(st.databases.len(), 1, "{}: {:?}", s.name_any(), st.databases);
+        let names: Vec<&str> = st.databases[0].applied_migrations.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, vec!["0001_init.sql", "0002_items.sql"], "{}", s.name_any());
+        assert_eq!(st.routes.len(), 1, "{}", s.name_any());
+        assert_eq!(st.custom_domains.len(), 1, "{}", s.name_any());
+        assert!(st.worker.as_ref().and_then(|w| w.version_id.as_ref()).is_some(), "{}", s.name_any());
+    }
+}
