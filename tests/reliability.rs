@@ -158,22 +158,34 @@ async fn killed_mid_pass_and_restarted_duplicates_nothing() {
     let services = env.services();
     let opts = OperatorOptions { concurrency: 4, ..Default::default() };
 
-    let mut kills_before_convergence = 0;
+    let ready_count = || async {
+        services.list(&Default::default()).await.map(|l| l.items.iter().filter(|s| is_ready(s)).count()).unwrap_or(0)
+    };
+    let mut kills = 0;
     for round in 0..KILLS {
+        if ready_count().await == N {
+            break;
+        }
         let at = env.emu.journal().len() + rng.random_range(1..=40);
         let op = env.start_isolated_operator(&format!("op-{round}"), &opts).await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while env.emu.journal().len() < at && tokio::time::Instant::now() < deadline {
+        // Until the journal reaches `at`, or the instance has nothing left to do.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let (mut last_len, mut last_change) = (env.emu.journal().len(), tokio::time::Instant::now());
+        while tokio::time::Instant::now() < deadline && last_change.elapsed() < Duration::from_secs(3) {
+            let len = env.emu.journal().len();
+            if len >= at {
+                break;
+            }
+            if len != last_len {
+                (last_len, last_change) = (len, tokio::time::Instant::now());
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         op.kill();
-        let ready = services.list(&Default::default()).await.unwrap().items.iter().filter(|s| is_ready(s)).count();
-        eprintln!("crash-restart: round {round} killed at journal entry {at}; {ready}/{N} Ready");
-        if ready < N {
-            kills_before_convergence += 1;
-        }
+        kills += 1;
+        eprintln!("crash-restart: round {round} killed at journal entry {at}; {}/{N} Ready", ready_count().await);
     }
-    assert!(kills_before_convergence >= KILLS / 2, "most kills landed mid-convergence: {kills_before_convergence}");
+    assert!(kills >= 3, "the operator was killed mid-convergence only {kills} times");
 
     let op = env.start_isolated_operator("op-final", &opts).await;
     let converged = wait_all_ready(&services, &names, Duration::from_secs(120)).await;
