@@ -28,7 +28,6 @@ use clodo_operator::crd::{CloudflareService, RouteSpec, all_crds};
 use clodo_operator::metrics::Metrics;
 use cloudflare_emulator::{Emulator, EmulatorHandle};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -162,7 +161,7 @@ async fn bench(args: Args) -> anyhow::Result<Report> {
         apply(&Api::namespaced(client.clone(), &ns), s.clone()).await?;
     }
     for cm in &m.config_maps {
-        apply(&Api::namespaced(client.clone(), &ns), flatten_module_paths(cm.clone())).await?;
+        apply(&Api::namespaced(client.clone(), &ns), cm.clone()).await?;
     }
     for cu in &m.customers {
         apply(&Api::namespaced(client.clone(), &ns), cu.clone()).await?;
@@ -292,26 +291,6 @@ fn nth_service(template: &CloudflareService, i: usize, zone: &str) -> Cloudflare
     s.spec.body.custom_domains = vec![host];
     s.spec.body.production_tests = None;
     s
-}
-
-/// ConfigMap keys cannot contain `/` on a Kubernetes API server, so a module such as
-/// `lib/respond.js` (fine for `deploy -f`) is stored as `lib_respond.js`, with the imports of the
-/// other modules rewritten to match.
-fn flatten_module_paths(mut cm: ConfigMap) -> ConfigMap {
-    let Some(data) = cm.data.take() else { return cm };
-    let renames: Vec<(String, String)> =
-        data.keys().filter(|k| k.contains('/')).map(|k| (k.clone(), k.replace('/', "_"))).collect();
-    let data = data
-        .into_iter()
-        .map(|(k, mut v)| {
-            for (from, to) in &renames {
-                v = v.replace(&format!("./{from}"), &format!("./{to}"));
-            }
-            (k.replace('/', "_"), v)
-        })
-        .collect();
-    cm.data = Some(data);
-    cm
 }
 
 /// Install the CRDs the way `kubectl apply -f crds/` would.
