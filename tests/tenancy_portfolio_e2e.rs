@@ -17,17 +17,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clodo_operator::cli::RunArgs;
-use clodo_operator::cli::run::run_operator;
 use clodo_operator::crd::conditions as c;
 use clodo_operator::crd::*;
-use clodo_operator::metrics::Metrics;
 use cloudflare_emulator::{Emulator, EmulatorHandle, Faults, JournalEntry};
-use harness::{apply, install_crds, is_ready, wait_for, wait_until};
+use harness::{OperatorHandle, apply, install_crds, is_ready, service_passes, spawn_operator, wait_for, wait_until};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
-use std::sync::Arc;
-use tokio::sync::watch;
 
 const TOKEN_A: &str = "cf-tenant-a-token-1f2e3d4c5b6a79880716253a4b5c6d7e";
 const TOKEN_B: &str = "cf-tenant-b-token-8e7d6c5b4a3928170f1e2d3c4b5a6978";
@@ -41,24 +37,6 @@ struct World {
     client: Client,
     _fake: Option<kube_fake_api::FakeApiServer>,
     emu: EmulatorHandle,
-}
-
-struct Operator {
-    metrics: Arc<Metrics>,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
-
-impl Operator {
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.task).await;
-    }
-
-    fn service_passes(&self) -> u64 {
-        self.metrics.reconcile_total.with_label_values(&["service", "ok"]).get()
-            + self.metrics.reconcile_total.with_label_values(&["service", "error"]).get()
-    }
 }
 
 /// Fake API with the CRDs, and an emulator with the given accounts (each with its own token,
@@ -98,7 +76,7 @@ impl World {
         ns
     }
 
-    async fn operator(&self, namespaces: &[&str]) -> Operator {
+    async fn operator(&self, namespaces: &[&str]) -> OperatorHandle {
         let args = RunArgs {
             metrics_addr: "127.0.0.1:0".parse().unwrap(),
             leader_election: false,
@@ -112,12 +90,7 @@ impl World {
             cloudflare_api_base_url: Some(self.emu.base_url()),
             rate_limit: "1200/300".parse().unwrap(),
         };
-        let (stop, stop_rx) = watch::channel(false);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let client = self.client.clone();
-        let task = tokio::spawn(async move { run_operator(args, client, stop_rx, Some(tx)).await });
-        let h = rx.await.expect("operator started");
-        Operator { metrics: h.metrics, stop, task }
+        spawn_operator(self.client.clone(), args).await
     }
 
     fn api<K>(&self, ns: &str) -> Api<K>
@@ -437,10 +410,10 @@ async fn token_revoked_at_cloudflare_stops_every_service_of_the_customer() {
         |since: u64| w.emu.journal().iter().filter(|e| e.seq > since && e.path.ends_with("/tokens/verify")).count();
     // Quiet: the Customer's verdict is cached; nothing verifies the token again.
     let seq0 = last_seq(&w.emu);
-    let before = op.service_passes();
+    let before = service_passes(&op.metrics);
     bump(&services, &ns, "api", "1").await;
     wait_for(&services, "api", WAIT, is_ready).await;
-    assert!(op.service_passes() > before);
+    assert!(service_passes(&op.metrics) > before);
     assert_eq!(verifies(seq0), 0, "a cached verdict is not re-verified");
 
     // Revoke at Cloudflare: every call for the account now answers 401.

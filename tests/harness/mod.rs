@@ -52,35 +52,7 @@ impl TestEnv {
     /// Fake API (or KUBECONFIG cluster) with our CRDs installed, an emulator seeded with a
     /// per-test account, and a per-test namespace.
     pub async fn start(n: u8) -> TestEnv {
-        let (client, fake) = if std::env::var_os("KUBECONFIG").is_some() {
-            (Client::try_default().await.expect("KUBECONFIG cluster reachable"), None)
-        } else {
-            let fake = kube_fake_api::FakeApiServer::start().await.expect("fake API starts");
-            (fake.client(), Some(fake))
-        };
-        install_crds(&client).await;
-        let account = common::account(n);
-        let emu = Emulator::builder()
-            .account(&account)
-            .token(common::TOKEN, &[account.as_str()])
-            .token(ROTATED_TOKEN, &[account.as_str()])
-            .zone("acme.com", &account)
-            .start()
-            .await
-            .expect("emulator starts");
-        let rotated_token_id = emu.token_id(ROTATED_TOKEN).expect("token id");
-        let ns = format!("clodo-e2e-{n}-{}", &uuid::Uuid::new_v4().simple().to_string()[..6]);
-        let nss: Api<Namespace> = Api::all(client.clone());
-        let _ = nss
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: ObjectMeta { name: Some(ns.clone()), ..Default::default() },
-                    ..Default::default()
-                },
-            )
-            .await;
-        TestEnv { client, fake, emu, account, ns, rotated_token_id }
+        Self::start_with(n, |b| b).await
     }
 
     /// Start an operator instance in-process.
@@ -98,12 +70,7 @@ impl TestEnv {
             cloudflare_api_base_url: Some(self.emu.base_url()),
             rate_limit: "1200/300".parse().unwrap(),
         };
-        let (stop, stop_rx) = watch::channel(false);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let client = self.client.clone();
-        let task = tokio::spawn(async move { run_operator(args, client, stop_rx, Some(tx)).await });
-        let h = rx.await.expect("operator started");
-        OperatorHandle { metrics: h.metrics, admin_addr: h.admin_addr, stop, task }
+        spawn_operator(self.client.clone(), args).await
     }
 
     /// Apply the example objects: Customer, Secrets, ConfigMaps, CloudflareService.
@@ -515,4 +482,13 @@ pub fn assert_fleet_status(services: &[CloudflareService]) {
         assert_eq!(st.custom_domains.len(), 1, "{}", s.name_any());
         assert!(st.worker.as_ref().and_then(|w| w.version_id.as_ref()).is_some(), "{}", s.name_any());
     }
+}
+
+/// Run an operator instance in-process with these arguments; returns once it serves /metrics.
+pub async fn spawn_operator(client: Client, args: RunArgs) -> OperatorHandle {
+    let (stop, stop_rx) = watch::channel(false);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move { run_operator(args, client, stop_rx, Some(tx)).await });
+    let h = rx.await.expect("operator started");
+    OperatorHandle { metrics: h.metrics, admin_addr: h.admin_addr, stop, task }
 }
