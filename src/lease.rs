@@ -1,7 +1,19 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease. Only the holder reconciles.
+//!
+//! Semantics follow client-go's leader election: a holder renews every `retry_period`; if no
+//! renewal succeeds within `renew_deadline` (shorter than `lease_duration`), it stops at once:
+//! its [`Fence`] closes, so no further Cloudflare request leaves the process, before any other
+//! replica may consider the Lease expired. Each renewal is measured from the moment it was sent,
+//! and a renewal that hangs is cut off at the deadline.
+//!
+//! Why not a crate: `kube-lease-manager` (the maintained crate for kube 5) keeps reporting
+//! leadership while renewals fail (it has no renew deadline) and counts whole seconds, and
+//! kubert's lease comes with kubert's runtime; the part that matters here, tying the deadline to
+//! the Cloudflare client's fence, would have to be written around either one anyway.
 
 use std::time::Duration;
 
+use crate::cloudflare::Fence;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -16,6 +28,8 @@ pub struct LeaseConfig {
     pub identity: String,
     /// How long a lease is valid without renewal.
     pub lease_duration: Duration,
+    /// How long the holder keeps acting without a successful renewal (< `lease_duration`).
+    pub renew_deadline: Duration,
     /// How often the holder renews and a standby retries.
     pub retry_period: Duration,
 }
@@ -27,8 +41,31 @@ impl LeaseConfig {
             namespace: namespace.into(),
             identity: identity.into(),
             lease_duration: Duration::from_secs(15),
-            retry_period: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
         }
+    }
+
+    /// Set the three durations, checking `retry_period < renew_deadline < lease_duration`.
+    pub fn with_timing(mut self, lease: Duration, renew_deadline: Duration, retry: Duration) -> Result<Self, String> {
+        if renew_deadline >= lease {
+            return Err(format!(
+                "--renew-deadline-seconds ({}) must be shorter than --lease-duration-seconds ({})",
+                renew_deadline.as_secs(),
+                lease.as_secs()
+            ));
+        }
+        if retry.is_zero() || retry >= renew_deadline {
+            return Err(format!(
+                "--retry-period-seconds ({}) must be positive and shorter than --renew-deadline-seconds ({})",
+                retry.as_secs(),
+                renew_deadline.as_secs()
+            ));
+        }
+        self.lease_duration = lease;
+        self.renew_deadline = renew_deadline;
+        self.retry_period = retry;
+        Ok(self)
     }
 }
 
@@ -127,6 +164,61 @@ impl LeaderElector {
             }
         }
         Ok(())
+    }
+}
+
+/// Why [`LeaderElector::keep`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeadershipEnd {
+    /// The process is stopping (the Lease is released by the caller).
+    Stopped,
+    /// Another replica holds the Lease.
+    Lost { holder: String },
+    /// No renewal succeeded within the renew deadline.
+    DeadlinePassed,
+}
+
+impl LeaderElector {
+    /// Renew the Lease until `stop` resolves, another replica takes it, or no renewal succeeds
+    /// within the renew deadline counted from `renewed` (when the last successful renewal was
+    /// sent). On the last two, `fence` is closed before this returns.
+    pub async fn keep(
+        &self,
+        mut renewed: tokio::time::Instant,
+        fence: &Fence,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> LeadershipEnd {
+        tokio::pin!(stop);
+        loop {
+            let deadline = renewed + self.cfg.renew_deadline;
+            let next = (tokio::time::Instant::now() + self.cfg.retry_period).min(deadline);
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => {}
+                _ = &mut stop => return LeadershipEnd::Stopped,
+            }
+            let sent = tokio::time::Instant::now();
+            let attempt =
+                if sent >= deadline { None } else { tokio::time::timeout_at(deadline, self.try_acquire()).await.ok() };
+            match attempt {
+                Some(Ok(LeaseState::Leading)) => renewed = sent,
+                Some(Ok(LeaseState::Standby { holder })) => {
+                    fence.close();
+                    tracing::warn!(holder = %holder, "lost leadership; Cloudflare requests stopped");
+                    return LeadershipEnd::Lost { holder };
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "renewing the lease failed; retrying until the renew deadline")
+                }
+                None => {
+                    fence.close();
+                    tracing::error!(
+                        renew_deadline_ms = self.cfg.renew_deadline.as_millis() as u64,
+                        "no lease renewal succeeded within the renew deadline; Cloudflare requests stopped"
+                    );
+                    return LeadershipEnd::DeadlinePassed;
+                }
+            }
+        }
     }
 }
 

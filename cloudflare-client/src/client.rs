@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, field, info_span, warn};
 
 use crate::envelope::{self, Envelope};
 use crate::error::{CloudflareError, TransportKind, from_reqwest};
+use crate::fence::Fence;
 use crate::metrics::ClientMetrics;
 use crate::multipart::MultipartBody;
 use crate::pagination::{ItemsResult, Page};
@@ -47,6 +48,9 @@ pub struct ClientConfig {
     /// Client-side budget per token.
     pub rate_limit: RateLimit,
     pub user_agent: String,
+    /// Closed when this process may no longer change Cloudflare (lost leadership): every request
+    /// then fails with [`CloudflareError::Fenced`] before it is sent.
+    pub fence: Fence,
 }
 
 impl Default for ClientConfig {
@@ -62,6 +66,7 @@ impl Default for ClientConfig {
             max_retry_after: retry.max_retry_after,
             rate_limit: RateLimit::default(),
             user_agent: format!("clodo-operator/{}", env!("CARGO_PKG_VERSION")),
+            fence: Fence::default(),
         }
     }
 }
@@ -324,6 +329,7 @@ impl CloudflareClient {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            self.check_fence(req)?;
             match inner.limiter.acquire().await {
                 Ok(waited) if !waited.is_zero() => {
                     if let Some(m) = &inner.metrics {
@@ -346,6 +352,8 @@ impl CloudflareClient {
                 }
             }
 
+            // The wait for budget may have outlasted our leadership.
+            self.check_fence(req)?;
             let span = info_span!(
                 "cloudflare_request",
                 cf.endpoint = req.endpoint,
@@ -434,6 +442,13 @@ impl CloudflareClient {
                 }
             }
         }
+    }
+
+    fn check_fence(&self, req: &Request) -> Result<(), CloudflareError> {
+        if self.inner.config.fence.is_closed() {
+            return Err(CloudflareError::Fenced { method: req.method.clone(), endpoint: req.endpoint });
+        }
+        Ok(())
     }
 
     async fn before_retry(&self, req: &Request, delay: Duration) {

@@ -156,6 +156,10 @@ pub enum CloudflareError {
     /// Building the HTTP client failed.
     #[error("cloudflare client setup failed: {0}")]
     Setup(String),
+
+    /// Not sent: this process's [`crate::Fence`] is closed (it no longer holds leadership).
+    #[error("{method} {endpoint}: not sent: this replica is no longer the leader")]
+    Fenced { method: Method, endpoint: &'static str },
 }
 
 fn describe_items(errors: &[ApiErrorItem]) -> String {
@@ -243,7 +247,8 @@ impl CloudflareError {
             | CloudflareError::InvalidInput(_)
             | CloudflareError::NotFound { .. }
             | CloudflareError::InvalidToken(_)
-            | CloudflareError::Setup(_) => false,
+            | CloudflareError::Setup(_)
+            | CloudflareError::Fenced { .. } => false,
         }
     }
 
@@ -308,7 +313,8 @@ impl CloudflareError {
             | CloudflareError::RateLimited { endpoint, .. }
             | CloudflareError::Timeout { endpoint, .. }
             | CloudflareError::Transport { endpoint, .. }
-            | CloudflareError::Decode { endpoint, .. } => Some(endpoint),
+            | CloudflareError::Decode { endpoint, .. }
+            | CloudflareError::Fenced { endpoint, .. } => Some(endpoint),
             _ => None,
         }
     }
@@ -317,7 +323,7 @@ impl CloudflareError {
     ///
     /// One of: `Unauthorized`, `Forbidden`, `NotFound`, `Conflict`, `RateLimited`, `Timeout`,
     /// `ServerError`, `SqlError`, `InvalidRequest`, `TransportError`, `DecodeError`,
-    /// `InvalidInput`, `ClientSetup`.
+    /// `InvalidInput`, `ClientSetup`, `NotLeader`.
     pub fn reason(&self) -> &'static str {
         match self {
             CloudflareError::Api { status, .. } => {
@@ -350,6 +356,7 @@ impl CloudflareError {
             CloudflareError::NotFound { .. } => "NotFound",
             CloudflareError::InvalidToken(_) => "Unauthorized",
             CloudflareError::Setup(_) => "ClientSetup",
+            CloudflareError::Fenced { .. } => "NotLeader",
         }
     }
 }

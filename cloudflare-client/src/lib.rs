@@ -15,6 +15,7 @@ mod de;
 pub mod endpoints;
 mod envelope;
 mod error;
+mod fence;
 mod metrics;
 mod multipart;
 pub mod pagination;
@@ -43,6 +44,7 @@ pub use endpoints::versions::{ScriptRuntime, Version, VersionMetadata, VersionRe
 pub use endpoints::zones::{Zone, ZoneAccount, ZoneFilter};
 pub use envelope::ResultInfo;
 pub use error::{ApiErrorItem, CloudflareError, TransportKind};
+pub use fence::Fence;
 pub use metrics::ClientMetrics;
 pub use multipart::{MultipartBody, Part};
 pub use pagination::Page;

@@ -23,6 +23,9 @@ pub struct JournalEntry {
     /// `/query` and `/raw` calls whose statements are all read-only.
     pub mutating: bool,
     pub duration_ms: u64,
+    /// The client's `User-Agent` (which program, and which replica, sent the request).
+    #[serde(default)]
+    pub user_agent: Option<String>,
 }
 
 /// Entries kept; the oldest are dropped beyond this (long-running sandboxes).
@@ -75,6 +78,7 @@ mod tests {
             token_id: None,
             mutating: false,
             duration_ms: 0,
+            user_agent: None,
         }
     }
 

@@ -59,6 +59,10 @@ async fn pipeline(State(app): State<SharedApp>, mut req: Request, next: Next) ->
     let query = req.uri().query().map(str::to_string);
 
     let headers = req.headers().clone();
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.chars().take(200).collect());
     let (token_id, response) = match admit(&app, &headers, &full_path, &api_path).await {
         Ok(caller) => {
             let id = caller.token_id.clone();
@@ -89,6 +93,7 @@ async fn pipeline(State(app): State<SharedApp>, mut req: Request, next: Next) ->
         token_id,
         mutating,
         duration_ms: started.elapsed().as_millis() as u64,
+        user_agent,
     });
     response
 }

@@ -74,6 +74,16 @@ pub struct RunArgs {
     /// Namespace of the Lease (the operator's own namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     pub lease_namespace: String,
+    /// Seconds a Lease stays valid without renewal (others wait this long to take over).
+    #[arg(long, env = "CLODO_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// Seconds the leader keeps acting without a successful renewal; then it stops all
+    /// Cloudflare requests and exits. Must be shorter than the lease duration.
+    #[arg(long, env = "CLODO_RENEW_DEADLINE_SECONDS", default_value_t = 10)]
+    pub renew_deadline_seconds: u64,
+    /// Seconds between renewals (and between a standby's attempts).
+    #[arg(long, env = "CLODO_RETRY_PERIOD_SECONDS", default_value_t = 2)]
+    pub retry_period_seconds: u64,
     /// Identity of this replica in the Lease.
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,

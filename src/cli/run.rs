@@ -9,10 +9,10 @@ use tracing::{info, warn};
 
 use super::RunArgs;
 use crate::admin::{self, Readiness};
-use crate::cloudflare::{ClientConfig, ClientMetrics, ClientPool};
+use crate::cloudflare::{ClientConfig, ClientMetrics, ClientPool, Fence};
 use crate::controller::{self, Context, ControllerConfig};
 use crate::engine::{Engine, EngineConfig};
-use crate::lease::{LeaderElector, LeaseConfig, LeaseState};
+use crate::lease::{LeaderElector, LeadershipEnd, LeaseConfig, LeaseState};
 use crate::metrics::Metrics;
 
 /// Resolves when SIGTERM or Ctrl-C arrives (or the sender side fires).
@@ -62,7 +62,13 @@ pub async fn run_operator(
         let _ = tx.send(OperatorHandles { metrics: metrics.clone(), readiness: readiness.clone(), admin_addr });
     }
 
+    let identity = args.pod_name.clone().unwrap_or_else(|| format!("clodo-operator-{}", uuid::Uuid::new_v4().simple()));
+    // Closed when leadership is lost: from then on no Cloudflare request leaves this process.
+    let fence = Fence::new();
     let mut cf = ClientConfig::from_env();
+    cf.fence = fence.clone();
+    // Which replica sent a request, for audit logs on the Cloudflare side (a pod name, no secret).
+    cf.user_agent = format!("{} (instance {identity})", cf.user_agent);
     if let Some(u) = &args.cloudflare_api_base_url {
         cf.base_url = u.clone();
     }
@@ -72,7 +78,6 @@ pub async fn run_operator(
     };
     let pool = ClientPool::new(cf, Some(ClientMetrics::register(&metrics.registry)?));
     let engine = Arc::new(Engine::new(pool, metrics.clone(), EngineConfig::default()));
-    let identity = args.pod_name.clone().unwrap_or_else(|| format!("clodo-operator-{}", uuid::Uuid::new_v4().simple()));
     let config = ControllerConfig {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         concurrency: args.concurrency.max(1),
@@ -81,19 +86,26 @@ pub async fn run_operator(
         instance: identity.clone(),
         ..Default::default()
     };
-    let ctx = Context::new(client.clone(), engine, metrics.clone(), config);
+    let ctx = Context::new(client.clone(), engine, metrics.clone(), config, fence.clone());
 
     // Leader election: wait for the lease before starting any controller.
     let elector = if args.leader_election {
-        let e =
-            LeaderElector::new(client.clone(), LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity));
+        let cfg = LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity)
+            .with_timing(
+                Duration::from_secs(args.lease_duration_seconds),
+                Duration::from_secs(args.renew_deadline_seconds),
+                Duration::from_secs(args.retry_period_seconds),
+            )
+            .map_err(anyhow::Error::msg)?;
+        let e = LeaderElector::new(client.clone(), cfg);
         let mut stop_wait = stop.clone();
         loop {
+            let sent = tokio::time::Instant::now();
             match e.try_acquire().await {
                 Ok(LeaseState::Leading) => {
                     readiness.set_standing_by(false);
                     info!(identity = %identity, "acquired leadership");
-                    break;
+                    break Some((Arc::new(e), sent));
                 }
                 Ok(LeaseState::Standby { holder }) => {
                     readiness.set_standing_by(true);
@@ -109,31 +121,25 @@ pub async fn run_operator(
                 }
             }
         }
-        Some(Arc::new(e))
     } else {
         None
     };
 
-    // Shutdown fan-out: stop flag, or lost lease.
+    // Shutdown fan-out: stop flag, or lost lease (the fence is closed before controllers stop,
+    // so passes in flight end at their next Cloudflare call).
     let (down_tx, down_rx) = watch::channel(false);
-    let renew = elector.clone().map(|e| {
+    let renew = elector.clone().map(|(e, acquired)| {
         let down_tx = down_tx.clone();
         let mut stop_r = stop.clone();
+        let fence = fence.clone();
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(e.config().retry_period) => {}
-                    _ = stop_r.wait_for(|s| *s) => return,
-                }
-                match e.try_acquire().await {
-                    Ok(LeaseState::Leading) => {}
-                    Ok(LeaseState::Standby { holder }) => {
-                        warn!(holder = %holder, "lost leadership; stopping controllers");
-                        let _ = down_tx.send(true);
-                        return;
-                    }
-                    Err(err) => warn!(error = %err, "renewing the lease failed"),
-                }
+            let end = e
+                .keep(acquired, &fence, async move {
+                    let _ = stop_r.wait_for(|s| *s).await;
+                })
+                .await;
+            if end != LeadershipEnd::Stopped {
+                let _ = down_tx.send(true);
             }
         })
     });
@@ -187,7 +193,8 @@ pub async fn run_operator(
     if let Some(r) = renew {
         r.abort();
     }
-    if let Some(e) = elector
+    if let Some((e, _)) = elector
+        && !fence.is_closed()
         && let Err(err) = e.release().await
     {
         warn!(error = %err, "releasing the lease failed");

@@ -13,19 +13,17 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{Instrument, info_span, warn};
 
 use super::source::KubeSource;
 use super::{Context, Error, object_key};
 use crate::crd::conditions::{self as c, CondSpec, reason};
-use crate::crd::keys::FIELD_MANAGER;
 use crate::crd::{CloudflareService, Customer, CustomerStatus, TokenStatus, ZoneStatus};
 use crate::engine::hash::digest_strings;
 use crate::engine::resolve::{ResolveError, read_secret_key};
@@ -178,6 +176,7 @@ pub async fn reconcile(cust: Arc<Customer>, ctx: Arc<Context>) -> Result<Action,
 }
 
 async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    ctx.check_fresh(cust)?;
     let source = KubeSource::new(ctx.client.clone());
     let name = cust.name_any();
     let prev = cust.status.clone().unwrap_or_default();
@@ -326,9 +325,7 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
     ctx.publish(&cust.object_ref(&()), &events).await;
 
     if status != prev {
-        let api: Api<Customer> = Api::namespaced(ctx.client.clone(), ns);
-        let patch = json!({ "apiVersion": "clodo.dev/v1alpha1", "kind": KIND, "status": status });
-        api.patch_status(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        ctx.write_status(cust, cust.resource_version(), &status).await?;
     }
     let key = object_key(KIND, Some(ns), &name);
     match retry {
@@ -384,6 +381,9 @@ async fn resolve_zones(
 
 /// Error policy: capped exponential backoff per object.
 pub fn error_policy(cust: Arc<Customer>, err: &Error, ctx: Arc<Context>) -> Action {
+    if let Some(action) = err.no_backoff() {
+        return action;
+    }
     let key = object_key(KIND, cust.namespace().as_deref(), &cust.name_any());
     let wait = ctx.record_failure(&key);
     warn!(namespace = %cust.namespace().unwrap_or_default(), name = %cust.name_any(), error = %err, "customer reconcile failed");

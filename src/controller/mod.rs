@@ -15,6 +15,13 @@ use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
 use rand::Rng;
 
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cloudflare::Fence;
+use crate::crd::keys::FIELD_MANAGER;
 use crate::engine::{Engine, PassEvent};
 use crate::metrics::Metrics;
 
@@ -51,13 +58,81 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub config: ControllerConfig,
     pub reporter: Reporter,
+    /// One recorder for the process, so a repeated Event (same object, reason, note) becomes a
+    /// series on one Event object instead of a new Event per pass.
+    recorder: Recorder,
+    /// Closed once this replica may no longer act (lost leadership): no status writes, no Events.
+    pub fence: Fence,
     failures: Mutex<HashMap<String, u32>>,
+    /// Highest `metadata.generation` reconciled per object uid: a pass that starts from an older
+    /// cached copy (a delayed watch) is skipped instead of acting on an outdated spec.
+    generations: Mutex<HashMap<String, i64>>,
 }
 
 impl Context {
-    pub fn new(client: Client, engine: Arc<Engine>, metrics: Arc<Metrics>, config: ControllerConfig) -> Arc<Self> {
+    pub fn new(
+        client: Client,
+        engine: Arc<Engine>,
+        metrics: Arc<Metrics>,
+        config: ControllerConfig,
+        fence: Fence,
+    ) -> Arc<Self> {
         let reporter = Reporter { controller: "clodo-operator".into(), instance: Some(config.instance.clone()) };
-        Arc::new(Self { client, engine, metrics, config, reporter, failures: Mutex::new(HashMap::new()) })
+        let recorder = Recorder::new(client.clone(), reporter.clone());
+        Arc::new(Self {
+            client,
+            engine,
+            metrics,
+            config,
+            reporter,
+            recorder,
+            fence,
+            failures: Mutex::new(HashMap::new()),
+            generations: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Refuse to act on an object older than one this process already reconciled (by uid and
+    /// generation): the cache has not caught up yet, and the newer pass's result must stand.
+    pub fn check_fresh<K: Resource>(&self, obj: &K) -> Result<(), Error> {
+        if self.fence.is_closed() {
+            return Err(Error::NotLeader);
+        }
+        let (Some(uid), Some(generation)) = (obj.meta().uid.clone(), obj.meta().generation) else {
+            return Ok(());
+        };
+        let mut map = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = map.entry(uid).or_insert(generation);
+        if generation < *seen {
+            return Err(Error::StaleObject);
+        }
+        *seen = generation;
+        Ok(())
+    }
+
+    /// Forget an object that is gone.
+    pub fn forget<K: Resource>(&self, obj: &K) {
+        if let Some(uid) = &obj.meta().uid {
+            self.generations.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+        }
+    }
+
+    /// One server-side apply of the whole status with `resource_version` (the object's, or the
+    /// one after this pass's last checkpoint) as a precondition, so a pass that started from a
+    /// stale copy can never overwrite a newer pass's result (the API answers 409 and the object
+    /// is reconciled again from fresh state).
+    pub async fn write_status<K, S>(&self, obj: &K, resource_version: Option<String>, status: &S) -> Result<(), Error>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+        S: Serialize,
+    {
+        if self.fence.is_closed() {
+            return Err(Error::NotLeader);
+        }
+        apply_status(&self.client, obj, resource_version, status).await.map(|_| ())
     }
 
     /// Resync interval with up to 10% jitter, so that a fleet does not resync in lockstep.
@@ -82,10 +157,10 @@ impl Context {
 
     /// Publish Events for an object; failures to publish are logged, never fatal.
     pub async fn publish(&self, reference: &ObjectReference, events: &[PassEvent]) {
-        if events.is_empty() {
+        if events.is_empty() || self.fence.is_closed() {
             return;
         }
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        let recorder = &self.recorder;
         for ev in events {
             let e = KubeEvent {
                 type_: if ev.warning { EventType::Warning } else { EventType::Normal },
@@ -107,6 +182,37 @@ impl Context {
             Some(sel) if !sel.is_empty() => wc.labels(sel),
             _ => wc,
         }
+    }
+}
+
+/// Server-side apply of `status` with a resourceVersion precondition; returns the new
+/// resourceVersion. A 409 (the object changed since) is [`Error::StaleObject`].
+pub(crate) async fn apply_status<K, S>(
+    client: &Client,
+    obj: &K,
+    resource_version: Option<String>,
+    status: &S,
+) -> Result<Option<String>, Error>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
+    let mut patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    if let Some(rv) = resource_version {
+        patch["metadata"] = serde_json::json!({ "resourceVersion": rv });
+    }
+    match api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await {
+        Ok(o) => Ok(o.meta().resource_version.clone()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Err(Error::StaleObject),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -134,6 +240,24 @@ pub enum Error {
     Engine(String),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// The pass started from a copy older than the object's current state; it is retried from
+    /// fresh state without counting as a failure.
+    #[error("the cached object is older than its current state; reconciling again")]
+    StaleObject,
+    /// This replica no longer holds the Lease.
+    #[error("this replica is no longer the leader")]
+    NotLeader,
+}
+
+impl Error {
+    /// What the error policies do instead of backing off, for errors that are no failure.
+    pub fn no_backoff(&self) -> Option<kube::runtime::controller::Action> {
+        match self {
+            Error::StaleObject => Some(kube::runtime::controller::Action::requeue(Duration::from_millis(500))),
+            Error::NotLeader => Some(kube::runtime::controller::Action::await_change()),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -363,6 +363,7 @@ fn child_spec(p: &Portfolio, w: &Child) -> CloudflareServiceSpec {
 }
 
 async fn apply(p: &Portfolio, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    ctx.check_fresh(p)?;
     let api: Api<CloudflareService> = Api::namespaced(ctx.client.clone(), ns);
     let pname = p.name_any();
     let prev = p.status.clone().unwrap_or_default();
@@ -386,7 +387,7 @@ async fn apply(p: &Portfolio, ctx: &Context, ns: &str) -> Result<Action, Error> 
         if c::find(&prev.conditions, c::READY).map(|x| x.reason.as_str()) != Some(reason::INVALID_DEPENDENCIES) {
             events.push(PassEvent::warning(reason::INVALID_DEPENDENCIES, "Plan", format!("spec.services: {msg}")));
         }
-        finish(ctx, p, ns, &prev, status, events).await?;
+        finish(ctx, p, &prev, status, events).await?;
         ctx.reset_failures(&object_key(KIND, Some(ns), &pname));
         // Terminal: an edit of the spec retriggers at once.
         return Ok(Action::requeue(ctx.resync_with_jitter()));
@@ -486,7 +487,7 @@ async fn apply(p: &Portfolio, ctx: &Context, ns: &str) -> Result<Action, Error> 
     if let Some(x) = flipped(c::DEGRADED).filter(|x| x.status == "True") {
         events.push(PassEvent::warning(&x.reason, "Aggregate", x.message));
     }
-    finish(ctx, p, ns, &prev, status, events).await?;
+    finish(ctx, p, &prev, status, events).await?;
     ctx.reset_failures(&object_key(KIND, Some(ns), &pname));
     Ok(Action::requeue(ctx.resync_with_jitter()))
 }
@@ -495,22 +496,22 @@ async fn apply(p: &Portfolio, ctx: &Context, ns: &str) -> Result<Action, Error> 
 async fn finish(
     ctx: &Context,
     p: &Portfolio,
-    ns: &str,
     prev: &PortfolioStatus,
     status: PortfolioStatus,
     events: Vec<PassEvent>,
 ) -> Result<(), Error> {
     ctx.publish(&p.object_ref(&()), &events).await;
     if &status != prev {
-        let api: Api<Portfolio> = Api::namespaced(ctx.client.clone(), ns);
-        let patch = json!({ "apiVersion": "clodo.dev/v1alpha1", "kind": KIND, "status": status });
-        api.patch_status(&p.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
+        ctx.write_status(p, p.resource_version(), &status).await?;
     }
     Ok(())
 }
 
 /// Error policy: capped exponential backoff per object.
 pub fn error_policy(p: Arc<Portfolio>, err: &Error, ctx: Arc<Context>) -> Action {
+    if let Some(action) = err.no_backoff() {
+        return action;
+    }
     let key = object_key(KIND, p.namespace().as_deref(), &p.name_any());
     let wait = ctx.record_failure(&key);
     warn!(namespace = %p.namespace().unwrap_or_default(), name = %p.name_any(), error = %err, "portfolio reconcile failed");

@@ -5,21 +5,22 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::{Instrument, info_span, warn};
 
 use super::source::KubeSource;
 use super::{Context, Error, object_key};
-use crate::crd::keys::{FIELD_MANAGER, FINALIZER};
+use crate::crd::conditions::{self, CondSpec};
+use crate::crd::keys::FINALIZER;
 use crate::crd::{CloudflareService, Customer};
 use crate::engine::Outcome;
+use crate::engine::cleanup::CleanupError;
 
 const KIND: &str = "CloudflareService";
 
@@ -53,10 +54,16 @@ pub async fn reconcile(svc: Arc<CloudflareService>, ctx: Arc<Context>) -> Result
 
 async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> {
     let key = object_key(KIND, svc.namespace().as_deref(), &svc.name_any());
-    let source = KubeSource::new(ctx.client.clone());
+    ctx.check_fresh(svc)?;
+    let source = KubeSource::for_object(ctx.client.clone(), svc);
     let pass = ctx.engine.reconcile(svc, &source, &crate::engine::NoProgress).await;
     ctx.publish(&svc.object_ref(&()), &pass.events).await;
-    write_status(ctx, svc, &pass.status).await?;
+    // Also written when a checkpoint changed the stored status during the pass.
+    if svc.status.as_ref() != Some(&pass.status) || source.resource_version() != svc.resource_version() {
+        ctx.write_status(svc, source.resource_version(), &pass.status).await?;
+    } else if ctx.fence.is_closed() {
+        return Err(Error::NotLeader);
+    }
     match pass.outcome {
         Outcome::Done { requeue_after } => {
             ctx.reset_failures(&key);
@@ -75,31 +82,34 @@ async fn cleanup(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error
     let source = KubeSource::new(ctx.client.clone());
     let (events, result) = ctx.engine.cleanup(svc, &source, &crate::engine::NoProgress).await;
     ctx.publish(&svc.object_ref(&()), &events).await;
-    result.map_err(Error::Engine)?;
-    Ok(Action::await_change())
-}
-
-/// One server-side apply of the whole status, skipped when nothing changed.
-async fn write_status(
-    ctx: &Context,
-    svc: &CloudflareService,
-    status: &crate::crd::CloudflareServiceStatus,
-) -> Result<(), Error> {
-    if svc.status.as_ref() == Some(status) {
-        return Ok(());
+    match result {
+        Ok(()) => {
+            ctx.forget(svc);
+            Ok(Action::await_change())
+        }
+        Err(e @ CleanupError::Blocked { .. }) => {
+            // Keep the finalizer and say why on the object; retried with backoff.
+            let mut status = svc.status.clone().unwrap_or_default();
+            let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+            let cond = CondSpec::ok(conditions::CLEANUP_BLOCKED, e.reason(), e.to_string());
+            let others: Vec<_> =
+                status.conditions.iter().filter(|x| x.type_ != conditions::CLEANUP_BLOCKED).cloned().collect();
+            let merged = conditions::merge(&status.conditions, &[cond], svc.metadata.generation, &now);
+            status.conditions = others.into_iter().chain(merged).collect();
+            if svc.status.as_ref() != Some(&status) {
+                ctx.write_status(svc, svc.resource_version(), &status).await?;
+            }
+            Err(Error::Engine(e.to_string()))
+        }
+        Err(e) => Err(Error::Engine(e.to_string())),
     }
-    let api: Api<CloudflareService> = Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
-    let patch = json!({
-        "apiVersion": "clodo.dev/v1alpha1",
-        "kind": KIND,
-        "status": status,
-    });
-    api.patch_status(&svc.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch)).await?;
-    Ok(())
 }
 
 /// Error policy: metrics and capped exponential backoff per object.
 pub fn error_policy(svc: Arc<CloudflareService>, err: &Error, ctx: Arc<Context>) -> Action {
+    if let Some(action) = err.no_backoff() {
+        return action;
+    }
     let key = object_key(KIND, svc.namespace().as_deref(), &svc.name_any());
     let wait = ctx.record_failure(&key);
     warn!(namespace = %svc.namespace().unwrap_or_default(), name = %svc.name_any(), error = %err, retry_in_ms = wait.as_millis() as u64, "reconcile failed");

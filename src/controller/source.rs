@@ -17,11 +17,25 @@ use crate::engine::secret::{self, SecretValue};
 /// Reads objects with a kube client.
 pub struct KubeSource {
     client: Client,
+    /// `resourceVersion` the next status write must find (updated by checkpoints), so that a
+    /// pass never overwrites a status newer than the object it started from.
+    resource_version: std::sync::Mutex<Option<String>>,
 }
 
 impl KubeSource {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self { client, resource_version: std::sync::Mutex::new(None) }
+    }
+
+    /// A source for one pass over `obj`: status checkpoints carry its resourceVersion as a
+    /// precondition.
+    pub fn for_object<K: Resource>(client: Client, obj: &K) -> Self {
+        Self { client, resource_version: std::sync::Mutex::new(obj.meta().resource_version.clone()) }
+    }
+
+    /// The resourceVersion after the last checkpoint (or of the object the pass started from).
+    pub fn resource_version(&self) -> Option<String> {
+        self.resource_version.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -55,6 +69,21 @@ impl ObjectSource for KubeSource {
             .get_opt(name)
             .await
             .map_err(|e| source_err(&format!("ConfigMap {namespace}/{name}"), e))
+    }
+
+    async fn checkpoint(
+        &self,
+        service: &CloudflareService,
+        status: &crate::crd::CloudflareServiceStatus,
+    ) -> Result<(), SourceError> {
+        let ns = service.namespace().unwrap_or_else(|| "default".into());
+        let what = format!("status of CloudflareService {ns}/{}", service.name_any());
+        let rv = self.resource_version();
+        let written = super::apply_status::<CloudflareService, _>(&self.client, service, rv, status)
+            .await
+            .map_err(|e| SourceError { what, message: e.to_string() })?;
+        *self.resource_version.lock().unwrap_or_else(|e| e.into_inner()) = written;
+        Ok(())
     }
 
     async fn generated_secret(

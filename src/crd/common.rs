@@ -86,3 +86,14 @@ impl PolicyLevel {
         }
     }
 }
+
+/// How a resource came to manage a Cloudflare object that carries no owner tag (D1, and later
+/// KV, R2, queues). Only objects with an ownership are ever changed or deleted by the operator.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Ownership {
+    /// Created by this resource.
+    Created,
+    /// Existed before and was adopted on request (annotation `clodo.dev/adopt: "true"`), or was
+    /// recorded by an operator version that did not record ownership yet.
+    Adopted,
+}

@@ -14,6 +14,8 @@ pub const READY: &str = "Ready";
 pub const ZONES_RESOLVED: &str = "ZonesResolved";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// Set on a CloudflareService being deleted whose Cloudflare cleanup cannot run yet.
+pub const CLEANUP_BLOCKED: &str = "CleanupBlocked";
 
 /// The order in which a CloudflareService reports its conditions.
 pub const SERVICE_CONDITIONS: [&str; 9] = [
@@ -71,6 +73,7 @@ pub mod reason {
     pub const SERVICES_READY: &str = "ServicesReady";
     pub const SERVICES_FAILED: &str = "ServicesFailed";
     pub const NO_FAILURES: &str = "NoFailures";
+    pub const CUSTOMER_NOT_FOUND: &str = "CustomerNotFound";
 }
 
 /// Condition status values.

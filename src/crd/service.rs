@@ -10,7 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ConfigMapSource, Environment, LocalObjectRef, ValueFrom};
+use super::common::{ConfigMapSource, Environment, LocalObjectRef, Ownership, ValueFrom};
 
 /// Desired state of a Cloudflare Workers service.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -463,7 +463,12 @@ pub struct WorkerStatus {
 pub struct DatabaseStatus {
     pub binding: String,
     pub name: String,
+    /// Database UUID; empty while a creation this resource asked for is not confirmed yet.
     pub id: String,
+    /// `Created` or `Adopted`: why this resource may migrate (and, with `deletionPolicy:
+    /// Delete`, delete) the database. Absent in status written before ownership was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
     #[serde(default)]
     pub applied_migrations: Vec<AppliedMigration>,
     /// D1 Time Travel bookmark taken before the last production migration.

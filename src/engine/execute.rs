@@ -10,8 +10,8 @@ use super::{Engine, Outcome, Pass, PassEvent, cf_reason, observe, ops};
 use crate::cloudflare::{CloudflareClient, CloudflareError};
 use crate::crd::conditions::{self as c, reason};
 use crate::crd::{
-    AppliedMigration, CloudflareServiceStatus, CustomDomainStatus, DatabaseStatus, HistoryEntry, Phase, RouteStatus,
-    WorkerStatus,
+    AppliedMigration, CloudflareServiceStatus, CustomDomainStatus, DatabaseStatus, HistoryEntry, Ownership, Phase,
+    RouteStatus, WorkerStatus,
 };
 
 /// Most entries kept in status.history.
@@ -231,6 +231,8 @@ async fn execute(
 ) -> Result<Deploy, (Phase, Outcome)> {
     let acct = d.account_id.as_str();
     let mut db_ids: BTreeMap<String, String> = o.databases.iter().map(|(b, x)| (b.clone(), x.id.clone())).collect();
+    let mut owned: BTreeMap<String, Ownership> =
+        o.databases.iter().filter_map(|(b, x)| x.ownership.map(|w| (b.clone(), w))).collect();
     let mut applied = plan.applied.clone();
     let mut bookmarks: BTreeMap<String, String> =
         pass.status.databases.iter().filter_map(|x| x.last_bookmark.clone().map(|b| (x.binding.clone(), b))).collect();
@@ -249,25 +251,30 @@ async fn execute(
     let mut deployed = Deploy::Unchanged;
     let mut workers_dev = o.script.as_ref().and_then(|s| s.workers_dev_enabled).unwrap_or(false);
 
+    // A database is recorded once it is ours: found and owned, or asked for (empty id) and
+    // then created. A creation whose answer was lost stays recorded, so the next pass knows it.
     let write_dbs = |pass: &mut Pass<'_>,
                      ids: &BTreeMap<String, String>,
+                     owned: &BTreeMap<String, Ownership>,
                      applied: &BTreeMap<String, Vec<AppliedMigration>>,
                      bm: &BTreeMap<String, String>| {
         pass.status.databases = d
             .databases
             .iter()
             .filter_map(|db| {
-                ids.get(&db.binding).map(|id| DatabaseStatus {
+                let ownership = *owned.get(&db.binding)?;
+                Some(DatabaseStatus {
                     binding: db.binding.clone(),
                     name: db.name.clone(),
-                    id: id.clone(),
+                    id: ids.get(&db.binding).cloned().unwrap_or_default(),
+                    ownership: Some(ownership),
                     applied_migrations: applied.get(&db.binding).cloned().unwrap_or_default(),
                     last_bookmark: bm.get(&db.binding).cloned(),
                 })
             })
             .collect();
     };
-    write_dbs(pass, &db_ids, &applied, &bookmarks);
+    write_dbs(pass, &db_ids, &owned, &applied, &bookmarks);
 
     let mut done_conds: Vec<&'static str> = Vec::new();
     for step in &plan.steps {
@@ -277,14 +284,35 @@ async fn execute(
         let what = step.describe(d);
         tracing::debug!(step = step.kind(), "executing step");
         let result: Result<(), CloudflareError> = match step {
-            Step::CreateDatabase { binding, name } => match ops::create_or_find_database(client, acct, name).await {
-                Ok(id) => {
-                    db_ids.insert(binding.clone(), id);
-                    write_dbs(pass, &db_ids, &applied, &bookmarks);
-                    Ok(())
+            Step::CreateDatabase { binding, name } => {
+                // Record the creation before asking for it: after a crash in between, the
+                // database found by name is known to be ours (D1 has no tags).
+                owned.insert(binding.clone(), Ownership::Created);
+                write_dbs(pass, &db_ids, &owned, &applied, &bookmarks);
+                if let Err(e) = pass.src.checkpoint(pass.svc, &pass.status).await {
+                    pass.report.unknown(cond, "KubernetesError", e.to_string());
+                    return Err((Phase::Migrating, Outcome::Retry(e.to_string())));
                 }
-                Err(e) => Err(e),
-            },
+                match ops::create_database(client, acct, name).await {
+                    Ok(id) => {
+                        db_ids.insert(binding.clone(), id);
+                        write_dbs(pass, &db_ids, &owned, &applied, &bookmarks);
+                        Ok(())
+                    }
+                    Err(e) if e.is_conflict() => {
+                        // Someone else took the name since we looked: not ours.
+                        owned.remove(binding);
+                        write_dbs(pass, &db_ids, &owned, &applied, &bookmarks);
+                        pass.report.fail(
+                            cond,
+                            reason::CONFLICT,
+                            format!("d1 database {name} (binding {binding}) was created by someone else; set annotation clodo.dev/adopt=\"true\" to adopt it"),
+                        );
+                        return Err((Phase::Failed, Outcome::Terminal));
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Step::ApplyMigrations { binding, files, bookmark, .. } => {
                 let Some(id) = db_ids.get(binding).cloned() else {
                     pass.report.fail(cond, reason::MIGRATION_FAILED, format!("binding {binding}: database id unknown"));
@@ -294,7 +322,7 @@ async fn execute(
                     match ops::bookmark(client, acct, &id).await {
                         Ok(b) => {
                             bookmarks.insert(binding.clone(), b);
-                            write_dbs(pass, &db_ids, &applied, &bookmarks);
+                            write_dbs(pass, &db_ids, &owned, &applied, &bookmarks);
                         }
                         Err(e) => {
                             return Err(stop_on_cf_error(
@@ -315,7 +343,7 @@ async fn execute(
                                 checksum: f.checksum.clone(),
                                 applied_at: Some(pass.now.0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
                             });
-                            write_dbs(pass, &db_ids, &applied, &bookmarks);
+                            write_dbs(pass, &db_ids, &owned, &applied, &bookmarks);
                             pass.emit(PassEvent::normal(
                                 "MigrationApplied",
                                 "ApplyMigration",

@@ -139,6 +139,9 @@ pub(crate) struct Pass<'a> {
     pub status: CloudflareServiceStatus,
     pub progress: &'a dyn Progress,
     pub now: Time,
+    /// The object being reconciled and where its inputs (and status checkpoints) go.
+    pub svc: &'a CloudflareService,
+    pub src: &'a dyn ObjectSource,
 }
 
 impl Pass<'_> {
@@ -199,6 +202,8 @@ impl Engine {
             status: svc.status.clone().unwrap_or_default(),
             progress,
             now: self.now(),
+            svc,
+            src,
         };
         let generation = svc.metadata.generation;
         let (phase, outcome) = self.run_pass(svc, src, &mut pass).await;
@@ -324,7 +329,7 @@ impl Engine {
         svc: &CloudflareService,
         src: &dyn ObjectSource,
         progress: &dyn Progress,
-    ) -> (Vec<PassEvent>, Result<(), String>) {
+    ) -> (Vec<PassEvent>, Result<(), cleanup::CleanupError>) {
         cleanup::run(self, svc, src, progress).await
     }
 

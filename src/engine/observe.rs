@@ -4,13 +4,43 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::desired::Desired;
 use super::ops;
-use super::plan::{Observed, ObservedDatabase};
+use super::plan::{Observed, ObservedDatabase, ObservedScript};
 use crate::cloudflare::{CloudflareClient, CloudflareError};
-use crate::crd::CloudflareServiceStatus;
 use crate::crd::conditions as c;
+use crate::crd::{CloudflareServiceStatus, Ownership};
 
 /// An observation failed: the condition it affects, what was being read, and why.
 pub type ObserveError = (&'static str, String, CloudflareError);
+
+/// Why this service may use the existing database `id` found under `name`, if it may:
+/// - status records it for this binding (with its ownership; status written before ownership
+///   was recorded counts as adopted), or records a creation of that name whose answer was lost
+///   (a crash between the create call and the status write);
+/// - the service's own script (owner-tagged) binds it: an earlier run created or adopted it
+///   (a CLI run from another working directory has no status to tell);
+/// - the object carries `clodo.dev/adopt: "true"`.
+fn database_ownership(
+    d: &Desired,
+    st: &CloudflareServiceStatus,
+    script: Option<&ObservedScript>,
+    binding: &str,
+    name: &str,
+    id: &str,
+) -> Option<Ownership> {
+    if let Some(r) = st.databases.iter().find(|x| x.binding == binding && x.name == name) {
+        if r.id == id {
+            return Some(r.ownership.unwrap_or(Ownership::Adopted));
+        }
+        if r.id.is_empty() && r.ownership == Some(Ownership::Created) {
+            return Some(Ownership::Created);
+        }
+    }
+    let owner = crate::crd::keys::owner_tag(&d.namespace, &d.name);
+    if script.is_some_and(|s| s.tags.contains(&owner) && s.d1_ids.iter().any(|x| x == id)) {
+        return Some(Ownership::Adopted);
+    }
+    d.adopt.then_some(Ownership::Adopted)
+}
 
 /// Read everything the planner needs. Only reads.
 pub async fn observe(
@@ -66,6 +96,12 @@ pub async fn observe(
             .await
             .map_err(|e| (c::DATABASES_READY, format!("looking up d1 database {}", db.name), e))?;
         let Some(id) = found else { continue };
+        let ownership = database_ownership(d, st, o.script.as_ref(), &db.binding, &db.name, &id);
+        if ownership.is_none() {
+            // Of unknown origin: nothing is read from (or sent to) it; the plan reports a conflict.
+            o.databases.insert(db.binding.clone(), ObservedDatabase { id, applied: None, ownership });
+            continue;
+        }
         let recorded = st.databases.iter().find(|x| x.binding == db.binding && x.id == id);
         // The tracking table is read when status cannot vouch for this database's migrations:
         // status does not know the database, or some file is not recorded as applied (an earlier
@@ -82,7 +118,7 @@ pub async fn observe(
         } else {
             None
         };
-        o.databases.insert(db.binding.clone(), ObservedDatabase { id, applied });
+        o.databases.insert(db.binding.clone(), ObservedDatabase { id, applied, ownership });
     }
 
     let mut zone_ids: BTreeMap<String, String> = o.zone_ids.iter().map(|(n, id)| (id.clone(), n.clone())).collect();

@@ -78,7 +78,16 @@ pub async fn script_state(
             .and_then(|a| a.tag),
         None => None,
     };
+    let d1_ids = settings
+        .bindings
+        .iter()
+        .filter_map(|b| match b {
+            crate::cloudflare::Binding::D1 { database_id, .. } => Some(database_id.clone()),
+            _ => None,
+        })
+        .collect();
     Ok(Some(ObservedScript {
+        d1_ids,
         tags: settings.tags.clone(),
         secret_names,
         deployed_version: serving,
@@ -112,21 +121,11 @@ pub async fn find_database(
     Ok(client.find_d1_database(account, name).await?.map(|d| d.uuid))
 }
 
-/// Create a database (the pass observed none by that name), or adopt it when the create finds one
-/// that appeared since (a create that raced, or was retried after a lost answer).
-pub async fn create_or_find_database(
-    client: &CloudflareClient,
-    account: &str,
-    name: &str,
-) -> Result<String, CloudflareError> {
+/// Create a database the pass observed none of. A name taken in the meantime is a conflict,
+/// never adopted here: the next pass decides from the recorded creation whether it is ours.
+pub async fn create_database(client: &CloudflareClient, account: &str, name: &str) -> Result<String, CloudflareError> {
     let body = CreateD1Database { name: name.to_string(), primary_location_hint: None, jurisdiction: None };
-    match client.create_d1_database(account, &body).await {
-        Ok(db) => Ok(db.uuid),
-        Err(e) if e.is_conflict() => find_database(client, account, name)
-            .await?
-            .ok_or_else(|| CloudflareError::not_found(format!("d1 database {name}"))),
-        Err(e) => Err(e),
-    }
+    client.create_d1_database(account, &body).await.map(|db| db.uuid)
 }
 
 /// Names recorded in the tracking table (empty when it does not exist). Read-only queries.

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use super::desired::Desired;
 use super::migrations::{self, ChecksumMismatch, MigrationFile};
-use crate::crd::AppliedMigration;
-use crate::crd::conditions::{ROUTES_CONFIGURED, WORKER_DEPLOYED};
+use crate::crd::conditions::{DATABASES_READY, ROUTES_CONFIGURED, WORKER_DEPLOYED};
 use crate::crd::keys::OWNER_TAG_PREFIX;
+use crate::crd::{AppliedMigration, Ownership};
 
 /// What the Worker script looks like in Cloudflare.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,14 +22,18 @@ pub struct ObservedScript {
     /// Whether the script answers on its workers.dev URL (read only when the service has no
     /// route or custom domain).
     pub workers_dev_enabled: Option<bool>,
+    /// Ids of the D1 databases the serving script binds.
+    pub d1_ids: Vec<String>,
 }
 
 /// A D1 database found by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedDatabase {
     pub id: String,
-    /// Names in the tracking table, when read this pass.
+    /// Names in the tracking table, when read this pass (never for a database we do not own).
     pub applied: Option<Vec<String>>,
+    /// Why this service may use it; `None` = of unknown origin (a conflict unless adopted).
+    pub ownership: Option<Ownership>,
 }
 
 /// A zone route.
@@ -238,6 +242,19 @@ pub fn plan(d: &Desired, o: &Observed, recorded: &BTreeMap<String, Vec<AppliedMi
     let mut ids = BTreeMap::new();
     let mut creating = false;
     for db in &d.databases {
+        if let Some(f) = o.databases.get(&db.binding)
+            && f.ownership.is_none()
+        {
+            return Err(PlanError::Conflict {
+                on: DATABASES_READY,
+                message: format!(
+                    "d1 database {} (binding {}) already exists and was not created by this resource; set annotation clodo.dev/adopt=\"true\" to adopt it",
+                    db.name, db.binding
+                ),
+            });
+        }
+    }
+    for db in &d.databases {
         let rec = recorded.get(&db.binding).map(Vec::as_slice).unwrap_or_default();
         let found = o.databases.get(&db.binding);
         let in_db = found.and_then(|f| f.applied.as_deref());
@@ -357,10 +374,15 @@ mod tests {
                 deployed_hash: Some(d.content_hash(&ids)),
                 deployment: vec![("v1".into(), 100)],
                 workers_dev_enabled: None,
+                d1_ids: vec!["db-1".into()],
             }),
             databases: BTreeMap::from([(
                 "DB".to_string(),
-                ObservedDatabase { id: "db-1".into(), applied: Some(vec!["0001_init.sql".into()]) },
+                ObservedDatabase {
+                    id: "db-1".into(),
+                    applied: Some(vec!["0001_init.sql".into()]),
+                    ownership: Some(Ownership::Created),
+                },
             )]),
             zone_ids: BTreeMap::from([("acme.com".to_string(), "z1".to_string())]),
             routes: vec![ObservedRoute {

@@ -28,6 +28,16 @@ pub trait ObjectSource: Send + Sync {
         secret_name: &str,
         length: u32,
     ) -> Result<Generated, SourceError>;
+    /// Persist `status` in the middle of a pass, before a step that status must be able to
+    /// vouch for after a crash (creating a resource that carries no owner tag, like a D1
+    /// database). Sources without a durable status store keep it in memory only.
+    async fn checkpoint(
+        &self,
+        _service: &CloudflareService,
+        _status: &crate::crd::CloudflareServiceStatus,
+    ) -> Result<(), SourceError> {
+        Ok(())
+    }
 }
 
 /// A generated secret value.

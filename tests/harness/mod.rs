@@ -63,6 +63,9 @@ impl TestEnv {
             lease_name: format!("clodo-operator-{}", self.ns),
             lease_namespace: self.ns.clone(),
             pod_name: Some(name.to_string()),
+            lease_duration_seconds: 15,
+            renew_deadline_seconds: 10,
+            retry_period_seconds: 2,
             watch_namespaces: vec![self.ns.clone()],
             selector: None,
             resync_seconds: 600,
@@ -209,11 +212,13 @@ pub struct OperatorOptions {
     /// Client-side Cloudflare budget, REQUESTS/SECONDS.
     pub rate_limit: &'static str,
     pub resync_seconds: u64,
+    /// Lease duration, renew deadline and retry period, in seconds.
+    pub lease: (u64, u64, u64),
 }
 
 impl Default for OperatorOptions {
     fn default() -> Self {
-        Self { leader_election: false, concurrency: 4, rate_limit: "1200/300", resync_seconds: 600 }
+        Self { leader_election: false, concurrency: 4, rate_limit: "1200/300", resync_seconds: 600, lease: (15, 10, 2) }
     }
 }
 
@@ -261,6 +266,9 @@ impl TestEnv {
             lease_name: format!("clodo-operator-{}", self.ns),
             lease_namespace: self.ns.clone(),
             pod_name: Some(name.to_string()),
+            lease_duration_seconds: opts.lease.0,
+            renew_deadline_seconds: opts.lease.1,
+            retry_period_seconds: opts.lease.2,
             watch_namespaces: vec![self.ns.clone()],
             selector: None,
             resync_seconds: opts.resync_seconds,
