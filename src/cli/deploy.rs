@@ -73,6 +73,17 @@ pub async fn start_sandbox(
     Ok(Sandbox { handle })
 }
 
+/// Put a `.gitignore` that ignores everything into the state directory, so that generated
+/// secrets and statuses are never committed by accident.
+pub fn ignore_state_dir(dir: &Path) -> std::io::Result<()> {
+    let f = dir.join(".gitignore");
+    if !f.exists() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(&f, "# written by clodo-operator: generated secrets and statuses stay local\n*\n")?;
+    }
+    Ok(())
+}
+
 fn state_file(dir: &Path, svc: &CloudflareService) -> std::path::PathBuf {
     dir.join("status").join(format!("{}.{}.yaml", svc.namespace().unwrap_or_default(), svc.name_any()))
 }
@@ -174,6 +185,7 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
             if let Some(dir) = f.parent() {
                 std::fs::create_dir_all(dir)?;
             }
+            ignore_state_dir(&args.state_dir)?;
             std::fs::write(&f, serde_yaml::to_string(&status)?)?;
         }
         let ok = if plan_only { plan_ok(&status) } else { ready_enough(&status) };

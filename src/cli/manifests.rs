@@ -158,6 +158,7 @@ impl ManifestSource {
             |e: std::io::Error| SourceError { what: "generated secrets state file".into(), message: e.to_string() };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(err)?;
+            super::deploy::ignore_state_dir(dir).map_err(err)?;
         }
         let text = serde_json::to_string_pretty(map).unwrap_or_default();
         let mut opts = std::fs::OpenOptions::new();
@@ -170,6 +171,14 @@ impl ManifestSource {
         use std::io::Write;
         opts.open(path).and_then(|mut f| f.write_all(text.as_bytes())).map_err(err)
     }
+}
+
+fn generated_key(service: &CloudflareService, secret_name: &str) -> String {
+    format!(
+        "{}/{}/{secret_name}",
+        service.metadata.namespace.as_deref().unwrap_or("default"),
+        service.metadata.name.as_deref().unwrap_or_default()
+    )
 }
 
 fn matches(meta: &kube::api::ObjectMeta, namespace: &str, name: &str) -> bool {
@@ -187,17 +196,25 @@ impl ObjectSource for ManifestSource {
     async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, SourceError> {
         Ok(self.manifests.config_maps.iter().find(|c| matches(&c.metadata, namespace, name)).cloned())
     }
+    async fn stored_generated_secret(
+        &self,
+        service: &CloudflareService,
+        secret_name: &str,
+    ) -> Result<Option<SecretValue>, SourceError> {
+        let map = self
+            .generated
+            .lock()
+            .map_err(|_| SourceError { what: "generated secrets".into(), message: "lock poisoned".into() })?;
+        Ok(map.get(&generated_key(service, secret_name)).map(|v| SecretValue::new(v.clone())))
+    }
+
     async fn generated_secret(
         &self,
         service: &CloudflareService,
         secret_name: &str,
         length: u32,
     ) -> Result<Generated, SourceError> {
-        let key = format!(
-            "{}/{}/{secret_name}",
-            service.metadata.namespace.as_deref().unwrap_or("default"),
-            service.metadata.name.as_deref().unwrap_or_default()
-        );
+        let key = generated_key(service, secret_name);
         let mut map = self
             .generated
             .lock()

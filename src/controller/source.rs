@@ -86,6 +86,26 @@ impl ObjectSource for KubeSource {
         Ok(())
     }
 
+    async fn stored_generated_secret(
+        &self,
+        service: &CloudflareService,
+        secret_name: &str,
+    ) -> Result<Option<SecretValue>, SourceError> {
+        let ns = service.namespace().unwrap_or_else(|| "default".into());
+        let name = generated_secret_name(&service.name_any());
+        let what = format!("Secret {ns}/{name}");
+        let existing = Api::<Secret>::namespaced(self.client.clone(), &ns)
+            .get_opt(&name)
+            .await
+            .map_err(|e| source_err(&what, e))?;
+        match existing.as_ref().and_then(|s| s.data.as_ref()).and_then(|d| d.get(secret_name)) {
+            None => Ok(None),
+            Some(v) => String::from_utf8(v.0.clone())
+                .map(|t| Some(SecretValue::new(t)))
+                .map_err(|_| SourceError { what, message: format!("key {secret_name} is not UTF-8") }),
+        }
+    }
+
     async fn generated_secret(
         &self,
         service: &CloudflareService,

@@ -52,7 +52,10 @@ pub struct Desired {
     pub compatibility_date: String,
     pub compatibility_flags: Vec<String>,
     pub vars: BTreeMap<String, String>,
+    /// Secrets from `valueFrom`, with their values.
     pub secrets: Vec<(String, SecretValue)>,
+    /// `generate` secrets: part of the content by name only (set once, then kept).
+    pub generated: Vec<super::resolve::GeneratedSecret>,
     pub databases: Vec<DesiredDatabase>,
     pub routes: Vec<DesiredRoute>,
     pub custom_domains: Vec<DesiredDomain>,
@@ -72,6 +75,11 @@ pub struct Desired {
 }
 
 impl Desired {
+    /// Every secret binding name (from `valueFrom` and `generate`).
+    pub fn secret_names(&self) -> impl Iterator<Item = &str> {
+        self.secrets.iter().map(|(k, _)| k.as_str()).chain(self.generated.iter().map(|g| g.name.as_str()))
+    }
+
     /// Hash over modules, metadata, bindings and secret digests, given the database ids.
     pub fn content_hash(&self, database_ids: &BTreeMap<String, String>) -> String {
         let mut h = ContentHasher::new();
@@ -88,6 +96,9 @@ impl Desired {
         }
         for (k, v) in &self.secrets {
             h.field("secret", &secret_digest(k, v.expose()));
+        }
+        for g in &self.generated {
+            h.field("generated_secret", g.name.as_bytes());
         }
         for db in &self.databases {
             h.field("d1", db.binding.as_bytes());
@@ -235,7 +246,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
             field: format!("spec.d1Databases[{i}]"),
         });
     }
-    for (k, _) in &inputs.secrets {
+    for k in inputs.secrets.iter().map(|(k, _)| k).chain(inputs.generated.iter().map(|g| &g.name)) {
         if rendered_vars.contains_key(k) || databases.iter().any(|d| &d.binding == k) {
             return Err(ConfigError::new(
                 format!("spec.worker.secrets.{k}"),
@@ -277,6 +288,9 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
     for (k, v) in &inputs.secrets {
         input.field("secret", &secret_digest(k, v.expose()));
     }
+    for g in &inputs.generated {
+        input.field("generated_secret", g.name.as_bytes());
+    }
     if let Some(cred) = &inputs.test_credential {
         input.field("test_credential", &secret_digest("test", cred.expose()));
     }
@@ -297,6 +311,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
         compatibility_flags: body.worker.compatibility_flags.clone(),
         vars: rendered_vars,
         secrets: inputs.secrets.clone(),
+        generated: inputs.generated.clone(),
         databases,
         routes,
         custom_domains,

@@ -80,7 +80,7 @@ pub fn inputs() -> ServiceInputs {
             vec![MigrationFile::new("0001_init.sql", "CREATE TABLE t(x);")],
         )]),
         secrets: vec![("JWT".into(), SecretValue::new(STRONG_SECRET))],
-        generated_new: vec![],
+        generated: vec![],
         test_credential: None,
     }
 }

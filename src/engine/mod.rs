@@ -142,6 +142,9 @@ pub(crate) struct Pass<'a> {
     /// The object being reconciled and where its inputs (and status checkpoints) go.
     pub svc: &'a CloudflareService,
     pub src: &'a dyn ObjectSource,
+    /// The `generate` secrets of this pass's upload: a value to set, or `None` to keep the
+    /// Worker's (filled just before the upload).
+    pub generated: Vec<(String, Option<secret::SecretValue>)>,
 }
 
 impl Pass<'_> {
@@ -204,6 +207,7 @@ impl Engine {
             now: self.now(),
             svc,
             src,
+            generated: Vec::new(),
         };
         let generation = svc.metadata.generation;
         let (phase, outcome) = self.run_pass(svc, src, &mut pass).await;
@@ -243,21 +247,6 @@ impl Engine {
                 return (Phase::Validating, Outcome::Retry(e.to_string()));
             }
         };
-        for name in &inputs.generated_new {
-            if pass.status.worker.is_some() {
-                pass.emit(PassEvent::warning(
-                    "SecretRegenerated",
-                    "GenerateSecret",
-                    format!("secret {name} had no stored value and was generated again; the Worker gets the new value"),
-                ));
-            } else {
-                pass.emit(PassEvent::normal(
-                    "SecretGenerated",
-                    "GenerateSecret",
-                    format!("generated secret {name}; the value is stored and reused on later passes"),
-                ));
-            }
-        }
         let desired = match desired::build(&inputs) {
             Ok(d) => d,
             Err(e) => {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::desired::Desired;
 use super::plan::{ObservedDomain, ObservedRoute, ObservedScript};
+use super::secret::SecretValue;
 use crate::cloudflare::{
     Annotations, AttachDomain, Binding, CloudflareClient, CloudflareError, CreateD1Database, CreateDeployment, D1Query,
     DeploymentVersion, DomainFilter, RouteSpec, ScriptLevelSettings, SecretString, WorkerMetadata, WorkerModule,
@@ -165,9 +166,10 @@ pub async fn upload_worker(
     d: &Desired,
     db_ids: &BTreeMap<String, String>,
     hash: &str,
+    generated: &[(String, Option<SecretValue>)],
     new_script: bool,
 ) -> Result<String, CloudflareError> {
-    let mut upload = worker_upload(d, db_ids, hash);
+    let mut upload = worker_upload(d, db_ids, hash, generated);
     if new_script {
         upload.metadata.tags = Some(vec![d.owner_tag.clone()]);
     }
@@ -185,11 +187,23 @@ pub async fn upload_worker(
     }
 }
 
-/// The multipart upload for the desired Worker.
-pub fn worker_upload(d: &Desired, db_ids: &BTreeMap<String, String>, hash: &str) -> WorkerUpload {
+/// The multipart upload for the desired Worker. `generated` holds each `generate` secret with
+/// the value to set, or `None` to keep the value the Worker has (an `inherit` binding).
+pub fn worker_upload(
+    d: &Desired,
+    db_ids: &BTreeMap<String, String>,
+    hash: &str,
+    generated: &[(String, Option<SecretValue>)],
+) -> WorkerUpload {
     let mut bindings: Vec<Binding> = d.vars.iter().map(|(k, v)| Binding::plain_text(k, v)).collect();
     for (name, value) in &d.secrets {
         bindings.push(Binding::secret_text(name, SecretString::new(value.expose())));
+    }
+    for (name, value) in generated {
+        bindings.push(match value {
+            Some(v) => Binding::secret_text(name, SecretString::new(v.expose())),
+            None => Binding::Inherit { name: name.clone(), old_name: None, version_id: None },
+        });
     }
     for db in &d.databases {
         if let Some(id) = db_ids.get(&db.binding) {

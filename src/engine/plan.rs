@@ -290,7 +290,7 @@ pub fn plan(d: &Desired, o: &Observed, recorded: &BTreeMap<String, Vec<AppliedMi
         None => steps.push(Step::UploadWorker { reason: UploadReason::New }),
         Some(script) => {
             for s in &script.secret_names {
-                if !d.secrets.iter().any(|(n, _)| n == s) {
+                if !d.secret_names().any(|n| n == s) {
                     steps.push(Step::DeleteSecret { name: s.clone() });
                 }
             }

@@ -20,8 +20,15 @@ pub trait ObjectSource: Send + Sync {
     async fn customer(&self, namespace: &str, name: &str) -> Result<Option<Customer>, SourceError>;
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>, SourceError>;
     async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>, SourceError>;
+    /// The stored value of a `generate` secret, if one is stored (never creates one).
+    async fn stored_generated_secret(
+        &self,
+        service: &CloudflareService,
+        secret_name: &str,
+    ) -> Result<Option<SecretValue>, SourceError>;
     /// Get or create the operator-owned value of a `generate` secret. A value, once created, is
     /// returned unchanged on every later call; `created` says a new value was made this call.
+    /// Called only when the Worker does not have the secret yet.
     async fn generated_secret(
         &self,
         service: &CloudflareService,
@@ -38,6 +45,17 @@ pub trait ObjectSource: Send + Sync {
     ) -> Result<(), SourceError> {
         Ok(())
     }
+}
+
+/// A `generate` secret of the spec. Its value is set on the Worker once, when the Worker lacks
+/// that secret, and kept there afterwards (uploads inherit it), so neither a lost store nor a
+/// CLI run from a fresh checkout ever rotates it.
+#[derive(Debug, Clone)]
+pub struct GeneratedSecret {
+    pub name: String,
+    pub length: u32,
+    /// The stored value, when the object store has one.
+    pub value: Option<SecretValue>,
 }
 
 /// A generated secret value.
@@ -105,8 +123,8 @@ pub struct ServiceInputs {
     pub migrations: BTreeMap<String, Vec<MigrationFile>>,
     /// Secret bindings with their values, in spec order.
     pub secrets: Vec<(String, SecretValue)>,
-    /// Names of `generate` secrets whose value was created during this resolution.
-    pub generated_new: Vec<String>,
+    /// `generate` secrets, with their stored value when there is one.
+    pub generated: Vec<GeneratedSecret>,
     /// Credential header value for the auth production test.
     pub test_credential: Option<SecretValue>,
 }
@@ -247,7 +265,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
     }
 
     let mut secrets = Vec::new();
-    let mut generated_new = Vec::new();
+    let mut generated = Vec::new();
     for (i, s) in worker.secrets.iter().enumerate() {
         let field = format!("spec.worker.secrets[{i}]");
         match (&s.value_from, &s.generate) {
@@ -257,11 +275,8 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
                 secrets.push((s.name.clone(), value));
             }
             (None, Some(g)) => {
-                let generated = src.generated_secret(service, &s.name, g.length).await?;
-                if generated.created {
-                    generated_new.push(s.name.clone());
-                }
-                secrets.push((s.name.clone(), generated.value));
+                let value = src.stored_generated_secret(service, &s.name).await?;
+                generated.push(GeneratedSecret { name: s.name.clone(), length: g.length, value });
             }
             _ => {
                 return Err(ConfigError::invalid(field, "exactly one of valueFrom or generate must be set").into());
@@ -296,7 +311,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         modules,
         migrations,
         secrets,
-        generated_new,
+        generated,
         test_credential,
     })
 }

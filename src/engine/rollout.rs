@@ -126,7 +126,7 @@ pub(crate) async fn start(
     previous: &str,
     pass: &mut Pass<'_>,
 ) -> Result<Duration, (Phase, Outcome)> {
-    let upload = ops::worker_upload(d, db_ids, hash);
+    let upload = ops::worker_upload(d, db_ids, hash, &pass.generated);
     let version = match client.upload_version(&d.account_id, &d.script_name, &upload).await {
         Ok(v) => v.id,
         Err(e) => return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "uploading the canary version", &e)),
