@@ -59,6 +59,23 @@ pub fn from_files(field: &str, files: &BTreeMap<String, String>) -> Result<Vec<M
     Ok(out)
 }
 
+/// [`from_files`] on Tokio's blocking pool: the SQLite syntax check may spend up to its step
+/// budget, which must not stall the async threads that run other reconciles.
+pub async fn from_files_off_thread(
+    field: &str,
+    files: BTreeMap<String, String>,
+) -> Result<Vec<MigrationFile>, MigrationSetError> {
+    let owned = field.to_string();
+    match tokio::task::spawn_blocking(move || from_files(&owned, &files)).await {
+        Ok(result) => result,
+        Err(join) => Err(MigrationSetError::Syntax {
+            field: field.to_string(),
+            key: String::new(),
+            message: format!("the syntax check did not finish: {join}"),
+        }),
+    }
+}
+
 /// SQLite virtual machine steps a syntax check may spend (in units of 1000), so that a migration
 /// that loops (a recursive CTE) or seeds a lot of data ends the check instead of the pass.
 const SYNTAX_CHECK_BUDGET: u32 = 5_000;
@@ -209,6 +226,23 @@ mod tests {
 
     fn files(list: &[(&str, &str)]) -> BTreeMap<String, String> {
         list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn syntax_check_runs_on_the_blocking_pool() {
+        // A migration whose check takes a while: a recursive CTE counting to a large number.
+        let heavy = files(&[(
+            "0001_a.sql",
+            "CREATE TABLE t(x); INSERT INTO t WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n+1 FROM c LIMIT 300000) SELECT n FROM c;",
+        )]);
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ran.clone();
+        // On a single-threaded runtime this task can only run while the check is off-thread.
+        let other = tokio::spawn(async move { flag.store(true, std::sync::atomic::Ordering::SeqCst) });
+        let result = from_files_off_thread("m", heavy).await;
+        assert!(ran.load(std::sync::atomic::Ordering::SeqCst), "the async thread was blocked by the check");
+        other.await.unwrap();
+        assert!(result.is_ok(), "{result:?}");
     }
 
     #[test]

@@ -126,9 +126,31 @@ pub async fn observe(
         zone_ids.entry(r.zone_id.clone()).or_insert_with(|| r.zone_id.clone());
     }
     for (zone_id, zone) in &zone_ids {
-        let routes = ops::list_routes(client, zone_id, zone)
-            .await
-            .map_err(|e| (c::ROUTES_CONFIGURED, format!("listing routes of zone {zone}"), e))?;
+        let listed = match ops::list_routes(client, zone_id, zone).await {
+            Err(e) if e.is_not_found() && zone == zone_id => {
+                // Known only from status: the zone is gone, and its routes with it.
+                continue;
+            }
+            Err(e) if e.is_not_found() => {
+                // A cached id (Customer status, an earlier pass, a CLI state file) that Cloudflare
+                // no longer knows, e.g. a zone deleted and added again: look it up by name.
+                let fresh = ops::zone_id(client, acct, zone)
+                    .await
+                    .map_err(|e| (c::ROUTES_CONFIGURED, format!("looking up zone {zone}"), e))?
+                    .ok_or_else(|| {
+                        (
+                            c::ROUTES_CONFIGURED,
+                            format!("zone {zone} is not in account {acct}"),
+                            CloudflareError::not_found(format!("zone {zone}")),
+                        )
+                    })?;
+                tracing::info!(zone = %zone, "cached zone id is stale; using the id Cloudflare reports now");
+                o.zone_ids.insert(zone.clone(), fresh.clone());
+                ops::list_routes(client, &fresh, zone).await
+            }
+            other => other,
+        };
+        let routes = listed.map_err(|e| (c::ROUTES_CONFIGURED, format!("listing routes of zone {zone}"), e))?;
         o.routes.extend(routes);
     }
 

@@ -257,7 +257,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
                 .map_err(|_| ConfigError::invalid(field.clone(), format!("migration {k:?} is not UTF-8 text")))?;
             text.insert(k, sql);
         }
-        let list = migrations::from_files(&field, &text).map_err(|e| {
+        let list = migrations::from_files_off_thread(&field, text).await.map_err(|e| {
             let msg = e.to_string();
             ConfigError::invalid(field.clone(), msg.strip_prefix(&format!("{field}: ")).unwrap_or(&msg))
         })?;

@@ -1,7 +1,5 @@
 //! Security policy per environment (DESIGN §4). Findings name the key, never the value.
 
-use std::net::IpAddr;
-
 use crate::crd::PolicyLevel;
 
 /// Minimum secret length under the strict policy.
@@ -170,29 +168,55 @@ fn urls(value: &str) -> impl Iterator<Item = &str> {
         .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
 }
 
-fn is_local_url(url: &str) -> bool {
-    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = authority.rsplit_once('@').map(|(_, h)| h).unwrap_or(authority);
-    let host = if let Some(h) = host.strip_prefix('[') {
-        h.split(']').next().unwrap_or_default()
-    } else {
-        host.split(':').next().unwrap_or_default()
+/// Whether a URL points at this machine or a private network. Parsed as browsers and Workers
+/// parse URLs (the `url` crate, WHATWG rules), so every spelling of an address counts: decimal,
+/// octal and hex IPv4 (`http://2130706433/`, `http://0x7f.1/`), IPv4-mapped and -compatible IPv6
+/// (`http://[::ffff:10.0.0.1]/`), trailing dots and percent-encoded hosts. Text that does not
+/// parse as a URL is no address a Worker could fetch, so it is not reported here.
+pub fn is_local_url(url: &str) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return false;
     };
-    let host = host.to_ascii_lowercase();
-    if host == "localhost" || host.ends_with(".localhost") || host.ends_with(".local") || host.ends_with(".internal") {
-        return true;
-    }
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local() || ip.is_unspecified(),
-        Ok(IpAddr::V6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
+    match parsed.host() {
+        None => true,
+        Some(url::Host::Domain(d)) => {
+            let host = d.trim_end_matches('.').to_ascii_lowercase();
+            host == "localhost"
+                || host.ends_with(".localhost")
+                || host.ends_with(".local")
+                || host.ends_with(".internal")
+                || host.ends_with(".home.arpa")
         }
-        Err(_) => false,
+        Some(url::Host::Ipv4(ip)) => is_private_v4(ip),
+        Some(url::Host::Ipv6(ip)) => is_private_v6(ip),
     }
+}
+
+fn is_private_v4(ip: std::net::Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (carrier-grade NAT)
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+}
+
+fn is_private_v6(ip: std::net::Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return is_private_v4(v4);
+    }
+    let seg = ip.segments();
+    // IPv4-compatible (::a.b.c.d, deprecated) and NAT64 (64:ff9b::/96) embed an IPv4 address.
+    let embedded = std::net::Ipv4Addr::new((seg[6] >> 8) as u8, seg[6] as u8, (seg[7] >> 8) as u8, seg[7] as u8);
+    if (seg[..6].iter().all(|s| *s == 0) && !ip.is_loopback() && !ip.is_unspecified())
+        || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6].iter().all(|s| *s == 0))
+    {
+        return is_private_v4(embedded);
+    }
+    ip.is_loopback() || ip.is_unspecified() || (seg[0] & 0xfe00) == 0xfc00 || (seg[0] & 0xffc0) == 0xfe80
 }
 
 #[cfg(test)]
@@ -286,6 +310,40 @@ mod tests {
         });
         let rules: Vec<Rule> = f.iter().map(|x| x.rule).collect();
         assert_eq!(rules, vec![Rule::MissingToken, Rule::UnresolvedPlaceholder]);
+    }
+
+    #[test]
+    fn local_urls_in_every_spelling() {
+        for local in [
+            "http://localhost/x",
+            "https://LOCALHOST./",
+            "http://127.0.0.1:8080",
+            "http://2130706433/",
+            "http://0x7f.0.0.1/",
+            "http://0177.0.0.1/",
+            "http://0x7f000001/",
+            "http://10.1/",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:a00:1]/",
+            "http://[::10.0.0.1]/",
+            "http://[64:ff9b::c0a8:1]/",
+            "http://[fd00::1]/",
+            "http://[fe80::1]/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://100.64.0.1/",
+            "http://0.0.0.0/",
+            "https://user:pw@192.168.1.10:8443/",
+            "http://%31%32%37.0.0.1/",
+            "http://db.internal/",
+        ] {
+            assert!(is_local_url(local), "{local}");
+        }
+        for public in
+            ["https://api.acme.com/", "http://8.8.8.8/", "http://[2606:4700::1111]/", "http://[::ffff:8.8.8.8]/"]
+        {
+            assert!(!is_local_url(public), "{public}");
+        }
     }
 
     #[test]
