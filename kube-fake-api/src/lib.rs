@@ -128,12 +128,28 @@ pub struct Fault {
     times: Option<usize>,
     message: Option<String>,
     retry_after: Option<u64>,
+    header: Option<(String, String)>,
 }
 
 impl Fault {
     /// Fail the next request under `path_prefix` with `status`.
     pub fn new(path_prefix: impl Into<String>, status: u16) -> Self {
-        Self { path_prefix: path_prefix.into(), method: None, status, times: Some(1), message: None, retry_after: None }
+        Self {
+            path_prefix: path_prefix.into(),
+            method: None,
+            status,
+            times: Some(1),
+            message: None,
+            retry_after: None,
+            header: None,
+        }
+    }
+
+    /// Only requests carrying this header with this value (e.g. to fail one client of several).
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.header = Some((name.to_ascii_lowercase(), value.to_string()));
+        self
     }
 
     /// Only requests with this HTTP method (e.g. `"PATCH"`).
@@ -171,8 +187,13 @@ impl Fault {
         self
     }
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        path.starts_with(&self.path_prefix) && self.method.as_deref().is_none_or(|m| m == method)
+    fn matches(&self, method: &str, path: &str, headers: &axum::http::HeaderMap) -> bool {
+        path.starts_with(&self.path_prefix)
+            && self.method.as_deref().is_none_or(|m| m == method)
+            && self
+                .header
+                .as_ref()
+                .is_none_or(|(n, v)| headers.get(n.as_str()).and_then(|h| h.to_str().ok()) == Some(v.as_str()))
     }
 }
 

@@ -75,9 +75,9 @@ impl Shared {
     }
 
     /// Take one use of the first fault matching this request.
-    fn take_fault(&self, method: &Method, path: &str) -> Option<Fault> {
+    fn take_fault(&self, method: &Method, path: &str, headers: &header::HeaderMap) -> Option<Fault> {
         let mut faults = lock(&self.faults);
-        let idx = faults.iter().position(|f| f.matches(method.as_str(), path))?;
+        let idx = faults.iter().position(|f| f.matches(method.as_str(), path, headers))?;
         let hit = faults[idx].clone();
         match &mut faults[idx].times {
             Some(n) if *n <= 1 => {
@@ -112,6 +112,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
     let content_type = header_str(&req, header::CONTENT_TYPE);
     let accept = header_str(&req, header::ACCEPT);
     let user_agent = header_str(&req, header::USER_AGENT);
+    let headers = req.headers().clone();
     let body = match axum::body::to_bytes(req.into_body(), MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return ApiError::bad_request(format!("reading body: {e}")).into_response(),
@@ -144,7 +145,7 @@ async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Re
         injected: false,
     };
 
-    let resp = if let Some(fault) = shared.take_fault(&method, &path) {
+    let resp = if let Some(fault) = shared.take_fault(&method, &path, &headers) {
         record.injected = true;
         fault_response(&fault)
     } else {

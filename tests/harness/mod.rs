@@ -283,8 +283,20 @@ impl TestEnv {
     /// where it is. (Aborting the task of `run_operator` alone would leave its spawned controller
     /// tasks running.)
     pub async fn start_isolated_operator(&self, name: &str, opts: &OperatorOptions) -> IsolatedOperator {
-        let args = self.run_args(name, opts);
         let url = self.fake.as_ref().map(|f| f.url().to_string());
+        self.start_isolated_operator_at(name, opts, url).await
+    }
+
+    /// [`TestEnv::start_isolated_operator`] talking to the Kubernetes API at `url`; `None` = the
+    /// KUBECONFIG cluster. Its requests carry `x-clodo-test-replica: <name>`, so that faults can
+    /// target one replica.
+    pub async fn start_isolated_operator_at(
+        &self,
+        name: &str,
+        opts: &OperatorOptions,
+        url: Option<String>,
+    ) -> IsolatedOperator {
+        let args = self.run_args(name, opts);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name(format!("op-{name}"))
@@ -293,12 +305,18 @@ impl TestEnv {
             .expect("operator runtime");
         let (stop, stop_rx) = watch::channel(false);
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let replica = name.to_string();
         let task = runtime.spawn(async move {
             // A client of this runtime: its connection tasks die with the instance.
-            let client = match url {
-                Some(u) => Client::try_from(kube::Config::new(u.parse().expect("fake API URL"))).expect("client"),
-                None => Client::try_default().await.expect("KUBECONFIG cluster reachable"),
+            let mut config = match url {
+                Some(u) => kube::Config::new(u.parse().expect("fake API URL")),
+                None => kube::Config::infer().await.expect("KUBECONFIG cluster reachable"),
             };
+            config.headers.push((
+                http::HeaderName::from_static("x-clodo-test-replica"),
+                http::HeaderValue::from_str(&replica).expect("replica name"),
+            ));
+            let client = Client::try_from(config).expect("client");
             run_operator(args, client, stop_rx, Some(tx)).await
         });
         let h = rx.await.expect("operator started");
