@@ -12,7 +12,6 @@ use crate::de;
 
 /// Codes Cloudflare uses for "the object does not exist" (besides HTTP 404).
 const NOT_FOUND_CODES: &[u32] = &[
-    7003,  // could not route to the object (unknown zone or account id)
     7404,  // D1 database not found
     10007, // Worker script / workers.dev subdomain not found
     10090, // Worker service not found

@@ -121,14 +121,12 @@ impl Context {
     /// one after this pass's last checkpoint) as a precondition, so a pass that started from a
     /// stale copy can never overwrite a newer pass's result (the API answers 409 and the object
     /// is reconciled again from fresh state).
-    pub async fn write_status<K, S>(&self, obj: &K, resource_version: Option<String>, status: &S) -> Result<(), Error>
-    where
-        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-        S: Serialize,
-    {
+    pub async fn write_status<K: StatusObject, S: Serialize>(
+        &self,
+        obj: &K,
+        resource_version: Option<String>,
+        status: &S,
+    ) -> Result<(), Error> {
         if self.fence.is_closed() {
             return Err(Error::NotLeader);
         }
@@ -185,21 +183,28 @@ impl Context {
     }
 }
 
+/// A namespaced custom resource whose status the operator writes.
+pub trait StatusObject:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug
+{
+}
+
+impl<K> StatusObject for K where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 /// Server-side apply of `status` with a resourceVersion precondition; returns the new
 /// resourceVersion. A 409 (the object changed since) is [`Error::StaleObject`].
-pub(crate) async fn apply_status<K, S>(
+pub(crate) async fn apply_status<K: StatusObject, S: Serialize>(
     client: &Client,
     obj: &K,
     resource_version: Option<String>,
     status: &S,
-) -> Result<Option<String>, Error>
-where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-    S: Serialize,
-{
+) -> Result<Option<String>, Error> {
     let api: Api<K> = Api::namespaced(client.clone(), &obj.namespace().unwrap_or_default());
     let mut patch = serde_json::json!({
         "apiVersion": K::api_version(&()),

@@ -126,12 +126,14 @@ pub async fn observe(
         zone_ids.entry(r.zone_id.clone()).or_insert_with(|| r.zone_id.clone());
     }
     for (zone_id, zone) in &zone_ids {
+        // 7003: "could not route to /zones/…, perhaps your object identifier is invalid?"
+        let gone = |e: &CloudflareError| e.is_not_found() || e.has_code(7003);
         let listed = match ops::list_routes(client, zone_id, zone).await {
-            Err(e) if e.is_not_found() && zone == zone_id => {
+            Err(e) if gone(&e) && zone == zone_id => {
                 // Known only from status: the zone is gone, and its routes with it.
                 continue;
             }
-            Err(e) if e.is_not_found() => {
+            Err(e) if gone(&e) => {
                 // A cached id (Customer status, an earlier pass, a CLI state file) that Cloudflare
                 // no longer knows, e.g. a zone deleted and added again: look it up by name.
                 let fresh = ops::zone_id(client, acct, zone)
