@@ -172,6 +172,9 @@ fn seed(config: &Config, state: &mut State) {
             d1_databases: Default::default(),
             custom_domains: Vec::new(),
             kv_namespaces: Vec::new(),
+            r2_buckets: Vec::new(),
+            queues: Vec::new(),
+            do_namespaces: Vec::new(),
         });
         if let Some(sub) = config.subdomains.get(id) {
             account.workers_subdomain = Some(sub.clone());

@@ -16,6 +16,10 @@ pub(crate) mod control;
 pub(crate) mod d1;
 pub(crate) mod dns;
 pub(crate) mod domains;
+pub(crate) mod durable_objects;
+pub(crate) mod kv;
+pub(crate) mod queues;
+pub(crate) mod r2;
 pub(crate) mod scripts;
 pub(crate) mod secrets;
 pub(crate) mod versions;
@@ -32,6 +36,10 @@ pub(crate) fn api_router() -> Router<SharedApp> {
         .merge(versions::router())
         .merge(secrets::router())
         .merge(domains::router())
+        .merge(kv::router())
+        .merge(r2::router())
+        .merge(queues::router())
+        .merge(durable_objects::router())
 }
 
 /// Query parameters as ordered pairs (repeated keys allowed).

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{JsonBody, Params, account, account_mut, script, script_mut, source_of};
 use crate::app::SharedApp;
+use crate::do_migrations::with_migrations;
 use crate::envelope::{ApiError, ApiResult, ok};
 use crate::ids;
 use crate::model::{Account, Schedule, Script, State as Model};
@@ -103,14 +104,17 @@ async fn upload_script(
         let a = account_mut(s, &account_id)?;
         let mut sc = a.scripts.get(&name).cloned().unwrap_or_else(|| new_script(&name, source));
         apply_script_settings(&mut sc, &meta)?;
-        if let Some(tag) = meta.get("migrations").and_then(|m| m.get("new_tag")).and_then(Value::as_str) {
-            sc.migration_tag = Some(tag.to_string());
+        let current = sc.migration_tag.clone();
+        let (version, tag) = with_migrations(a, &name, current.as_deref(), &meta, |a| {
+            new_version(
+                a,
+                a.scripts.get(&name),
+                VersionInput { metadata: &meta, modules, source, triggered_by: "upload", strict },
+            )
+        })?;
+        if let Some(tag) = tag {
+            sc.migration_tag = tag;
         }
-        let version = new_version(
-            a,
-            a.scripts.get(&name),
-            VersionInput { metadata: &meta, modules, source, triggered_by: "upload", strict },
-        )?;
         let version_id = version.id.clone();
         push_and_deploy(&mut sc, version, "upload");
         a.scripts.insert(name.clone(), sc.clone());
@@ -245,6 +249,7 @@ async fn delete_script(
             ));
         }
         a.scripts.remove(&name);
+        a.do_namespaces.retain(|n| n.script != name);
         a.custom_domains.retain(|d| d.service != name);
         for z in s.zones.values_mut().filter(|z| z.account_id == account_id) {
             z.routes.retain(|r| r.script.as_deref() != Some(name.as_str()));
@@ -288,7 +293,13 @@ async fn patch_settings(
     let sc = app.write(|s| {
         let a = account_mut(s, &account_id)?;
         let mut sc = script(a, &name)?.clone();
-        apply_settings_version(a, &mut sc, &settings, source)?;
+        let current = sc.migration_tag.clone();
+        let ((), tag) = with_migrations(a, &name, current.as_deref(), &settings, |a| {
+            apply_settings_version(a, &mut sc, &settings, source)
+        })?;
+        if let Some(tag) = tag {
+            sc.migration_tag = tag;
+        }
         a.scripts.insert(name.clone(), sc.clone());
         Ok(sc)
     })?;
