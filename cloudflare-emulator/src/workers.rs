@@ -125,6 +125,8 @@ fn guess_content_type(name: &str) -> &'static str {
 
 /// Everything needed to build a version from uploaded metadata.
 pub(crate) struct VersionInput<'a> {
+    /// The script's name (it may not exist yet).
+    pub name: &'a str,
     pub metadata: &'a Value,
     pub modules: Vec<Module>,
     pub source: &'a str,
@@ -178,7 +180,7 @@ pub(crate) fn new_version(
         modules.insert(0, m);
     }
     let prev = script.and_then(|s| s.latest_version());
-    let bindings = resolve_bindings(account, script, meta, input.strict)?;
+    let bindings = resolve_bindings(account, input.name, script, meta, input.strict)?;
     let compatibility_date = match meta.get("compatibility_date") {
         None | Some(Value::Null) => OLDEST_COMPAT_DATE.to_string(),
         Some(Value::String(d)) => validate_compat_date(d)?,
@@ -322,6 +324,7 @@ pub(crate) fn is_secret_type(t: &str) -> bool {
 /// secrets carried over implicitly (wrangler relies on that). Validates references.
 pub(crate) fn resolve_bindings(
     account: &Account,
+    script_name: &str,
     script: Option<&Script>,
     meta: &Value,
     strict: bool,
@@ -379,7 +382,7 @@ pub(crate) fn resolve_bindings(
             }
             _ => b,
         };
-        out.push(crate::bindings::validate_binding(account, script.map(|s| s.name.as_str()), prev, resolved)?);
+        out.push(crate::bindings::validate_binding(account, Some(script_name), prev, resolved)?);
     }
     if let Some(prev) = prev {
         let keep: Vec<String> = string_list(meta, "keep_bindings")?;
@@ -727,6 +730,7 @@ mod tests {
             &account(),
             script,
             VersionInput {
+                name: "w",
                 metadata: &meta,
                 modules: vec![module("index.js", "export default { async fetch(req) {} }")],
                 source: "api",

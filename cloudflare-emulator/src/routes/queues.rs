@@ -281,6 +281,7 @@ fn consumer_from(
     existing: Option<&QueueConsumer>,
 ) -> Result<QueueConsumer, ApiError> {
     let kind = body.get("type").and_then(Value::as_str).unwrap_or("worker").to_string();
+    let settings = consumer_settings(body, &kind)?;
     let script = match kind.as_str() {
         "worker" => {
             let s = body
@@ -324,7 +325,7 @@ fn consumer_from(
         kind: kind.clone(),
         script,
         dead_letter_queue: dlq,
-        settings: consumer_settings(body, &kind)?,
+        settings,
     })
 }
 

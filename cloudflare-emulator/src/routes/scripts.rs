@@ -109,7 +109,7 @@ async fn upload_script(
             new_version(
                 a,
                 a.scripts.get(&name),
-                VersionInput { metadata: &meta, modules, source, triggered_by: "upload", strict },
+                VersionInput { name: &name, metadata: &meta, modules, source, triggered_by: "upload", strict },
             )
         })?;
         if let Some(tag) = tag {
@@ -215,7 +215,7 @@ async fn put_content(
         let mut version = new_version(
             a,
             Some(&sc),
-            VersionInput { metadata: &full_meta, modules, source, triggered_by: "upload", strict: false },
+            VersionInput { name: &name, metadata: &full_meta, modules, source, triggered_by: "upload", strict: false },
         )?;
         version.bindings = base.bindings.clone();
         version.limits = base.limits.clone();
@@ -310,7 +310,7 @@ fn apply_settings_version(a: &Account, sc: &mut Script, settings: &Value, source
     let base = sc.latest_version().cloned().ok_or_else(|| ApiError::script_not_found(&sc.name))?;
     let mut v = workers::derived_version(sc, &base, source, "settings");
     if settings.get("bindings").is_some() {
-        v.bindings = resolve_bindings(a, Some(sc), settings, false)?;
+        v.bindings = resolve_bindings(a, &sc.name.clone(), Some(sc), settings, false)?;
     }
     if let Some(d) = settings.get("compatibility_date").and_then(Value::as_str) {
         chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")

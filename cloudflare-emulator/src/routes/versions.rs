@@ -57,7 +57,7 @@ async fn upload_version(
             new_version(
                 a,
                 a.scripts.get(&name),
-                VersionInput { metadata: &meta, modules, source, triggered_by: "upload", strict },
+                VersionInput { name: &name, metadata: &meta, modules, source, triggered_by: "upload", strict },
             )
         })?;
         let preview = has_preview(a, script(a, &name)?);
