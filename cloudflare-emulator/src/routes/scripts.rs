@@ -250,6 +250,9 @@ async fn delete_script(
         }
         a.scripts.remove(&name);
         a.do_namespaces.retain(|n| n.script != name);
+        for q in &mut a.queues {
+            q.consumers.retain(|c| c.script.as_deref() != Some(name.as_str()));
+        }
         a.custom_domains.retain(|d| d.service != name);
         for z in s.zones.values_mut().filter(|z| z.account_id == account_id) {
             z.routes.retain(|r| r.script.as_deref() != Some(name.as_str()));
