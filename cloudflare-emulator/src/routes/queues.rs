@@ -97,7 +97,7 @@ fn queue_mut<'a>(a: &'a mut Account, id: &str) -> Result<&'a mut Queue, ApiError
     a.queues.iter_mut().find(|q| q.id == id).ok_or_else(not_found)
 }
 
-fn bad_settings(msg: impl Into<String>) -> ApiError {
+fn bad_settings(msg: String) -> ApiError {
     ApiError::bad_request(CODE_BAD_SETTINGS, msg)
 }
 
@@ -117,22 +117,22 @@ fn queue_settings(body: &Value, base: Option<&Value>) -> Result<Value, ApiError>
     let empty = json!({});
     let given = body.get("settings").filter(|s| !s.is_null()).unwrap_or(&empty);
     if !given.is_object() {
-        return Err(bad_settings("settings must be an object"));
+        return Err(bad_settings("settings must be an object".into()));
     }
     let base = base
         .cloned()
         .unwrap_or_else(|| json!({"delivery_delay": 0, "delivery_paused": false, "message_retention_period": 345600}));
     let mut out = base;
-    if let Some(d) = ranged(given, "delivery_delay", 0, 86400, |m| bad_settings(m))? {
+    if let Some(d) = ranged(given, "delivery_delay", 0, 86400, bad_settings)? {
         out["delivery_delay"] = json!(d);
     }
-    if let Some(r) = ranged(given, "message_retention_period", 60, 1_209_600, |m| bad_settings(m))? {
+    if let Some(r) = ranged(given, "message_retention_period", 60, 1_209_600, bad_settings)? {
         out["message_retention_period"] = json!(r);
     }
     match given.get("delivery_paused") {
         None | Some(Value::Null) => {}
         Some(Value::Bool(p)) => out["delivery_paused"] = json!(p),
-        Some(_) => return Err(bad_settings("delivery_paused must be a boolean")),
+        Some(_) => return Err(bad_settings("delivery_paused must be a boolean".into())),
     }
     Ok(out)
 }

@@ -32,13 +32,13 @@ fn failure(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"success": false, "error": message.into()}))).into_response()
 }
 
-fn authorized(app: &SharedApp, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(app: &SharedApp, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
     let Some(rt) = app.runtime.as_ref() else {
-        return Err(failure(StatusCode::NOT_FOUND, "no Workers runtime is configured"));
+        return Err((StatusCode::NOT_FOUND, "no Workers runtime is configured"));
     };
     let key = headers.get(RUNTIME_KEY_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     if key.is_empty() || key != rt.key() {
-        return Err(failure(StatusCode::FORBIDDEN, "missing or wrong runtime key"));
+        return Err((StatusCode::FORBIDDEN, "missing or wrong runtime key"));
     }
     Ok(())
 }
@@ -93,8 +93,8 @@ pub(crate) async fn kv_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
+    if let Err((status, message)) = authorized(&app, &headers) {
+        return failure(status, message);
     }
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -231,8 +231,8 @@ pub(crate) async fn queue_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authorized(&app, &headers) {
-        return r;
+    if let Err((status, message)) = authorized(&app, &headers) {
+        return failure(status, message);
     }
     let body: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
