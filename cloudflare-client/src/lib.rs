@@ -29,6 +29,7 @@ pub use endpoints::d1::{
     CreateD1Database, D1Database, D1Meta, D1Query, D1QueryResult, D1RawResult, D1RawRows, D1Statement, RestoreResult,
     RestoreTarget,
 };
+pub use endpoints::d1_export::{D1DumpOptions, D1ExportFile, D1ExportStatus};
 pub use endpoints::deployments::{CreateDeployment, Deployment, DeploymentVersion};
 pub use endpoints::dns::{DnsFilter, DnsRecord, DnsRecordInput, DnsRecordPatch};
 pub use endpoints::domains::{AttachDomain, CustomDomain, DomainFilter};

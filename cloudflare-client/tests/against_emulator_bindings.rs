@@ -222,3 +222,24 @@ async fn durable_object_migrations_and_retries() {
     c.upload_script(ACCT, "decl", &upload(decl.clone(), None)).await.unwrap();
     assert_eq!(c.get_script_settings(ACCT, "decl").await.unwrap().bindings, decl);
 }
+
+#[tokio::test]
+async fn d1_export_polls_to_a_signed_url_and_time_travel_restores() {
+    let (_emu, c) = start().await;
+    let db = c.create_d1_database(ACCT, &CreateD1Database::new("exp")).await.unwrap();
+    c.query_d1(ACCT, &db.uuid, &D1Query::sql("CREATE TABLE t (x); INSERT INTO t VALUES (1)")).await.unwrap();
+    let before = c.d1_bookmark(ACCT, &db.uuid, None).await.unwrap();
+    let (at, file) = c.export_d1(ACCT, &db.uuid, None).await.unwrap();
+    assert!(!at.is_empty() && file.filename.ends_with(".sql"));
+    let sql = reqwest::get(&file.signed_url).await.unwrap().text().await.unwrap();
+    assert!(sql.contains("INSERT INTO \"t\" VALUES(1);"), "{sql}");
+    let schema_only = D1DumpOptions { no_data: true, ..Default::default() };
+    let (_, f2) = c.export_d1(ACCT, &db.uuid, Some(&schema_only)).await.unwrap();
+    let sql2 = reqwest::get(&f2.signed_url).await.unwrap().text().await.unwrap();
+    assert!(sql2.contains("CREATE TABLE t") && !sql2.contains("INSERT"), "{sql2}");
+    c.query_d1(ACCT, &db.uuid, &D1Query::sql("DELETE FROM t")).await.unwrap();
+    let restored = c.d1_restore(ACCT, &db.uuid, &RestoreTarget::Bookmark(before)).await.unwrap();
+    assert!(restored.previous_bookmark.is_some());
+    let rows = c.query_d1(ACCT, &db.uuid, &D1Query::sql("SELECT count(*) AS n FROM t")).await.unwrap();
+    assert_eq!(rows[0].results[0]["n"], 1);
+}

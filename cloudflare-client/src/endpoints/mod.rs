@@ -4,6 +4,7 @@
 
 pub mod bindings;
 pub mod d1;
+pub mod d1_export;
 pub mod deployments;
 pub mod dns;
 pub mod domains;

@@ -14,6 +14,7 @@ use crate::model::{Account, Script, State};
 pub(crate) mod accounts;
 pub(crate) mod control;
 pub(crate) mod d1;
+pub(crate) mod d1_export;
 pub(crate) mod dns;
 pub(crate) mod domains;
 pub(crate) mod durable_objects;
