@@ -113,6 +113,8 @@ pub(crate) enum Body {
     Empty,
     Json(Bytes),
     Multipart(MultipartBody),
+    /// Raw bytes with their content type (KV values, R2 objects).
+    Raw(Bytes, &'static str),
 }
 
 /// One API call, described once and re-sent as is on retry.
@@ -125,7 +127,7 @@ pub(crate) struct Request {
     pub path: String,
     pub query: Vec<(&'static str, String)>,
     pub body: Body,
-    pub headers: Vec<(&'static str, &'static str)>,
+    pub headers: Vec<(&'static str, String)>,
     pub retry: RetryMode,
 }
 
@@ -188,8 +190,20 @@ impl Request {
         self
     }
 
-    pub fn header(mut self, name: &'static str, value: &'static str) -> Self {
-        self.headers.push((name, value));
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn header_opt(self, name: &'static str, value: Option<impl Into<String>>) -> Self {
+        match value {
+            Some(v) => self.header(name, v),
+            None => self,
+        }
+    }
+
+    pub fn raw(mut self, body: Bytes, content_type: &'static str) -> Self {
+        self.body = Body::Raw(body, content_type);
         self
     }
 
@@ -321,8 +335,21 @@ impl CloudflareClient {
         Ok(Page { items: r.map(|r| r.items).unwrap_or_default(), result_info: env.result_info })
     }
 
-    /// The one send path: rate limit, attempt, classify, retry, decode.
+    /// Send and decode the envelope.
     pub(crate) async fn send(&self, req: &Request) -> Result<Envelope, CloudflareError> {
+        let (status, body) = self.send_raw(req).await?;
+        envelope::decode(status, &body, &req.method, req.endpoint)
+    }
+
+    /// Send and return a successful answer's raw body (endpoints that answer without the
+    /// envelope, such as KV value reads). Failures are decoded from the envelope as usual.
+    pub(crate) async fn call_bytes(&self, req: Request) -> Result<Bytes, CloudflareError> {
+        self.send_raw(&req).await.map(|(_, body)| body)
+    }
+
+    /// The one send path: rate limit, attempt, classify, retry. Returns status and body of a
+    /// 2xx answer; anything else becomes an error.
+    async fn send_raw(&self, req: &Request) -> Result<(u16, Bytes), CloudflareError> {
         let inner = &*self.inner;
         let method = req.method.as_str();
         let max_attempts = inner.retry.max_retries.saturating_add(1);
@@ -378,7 +405,7 @@ impl CloudflareClient {
                             elapsed_ms = elapsed.as_millis() as u64,
                             "cloudflare request succeeded"
                         );
-                        return envelope::decode(raw.status, &raw.body, &req.method, req.endpoint);
+                        return Ok((raw.status, raw.body));
                     }
                     let hint = retry::parse_retry_after(&raw.headers, SystemTime::now());
                     // A 429 with a hint pauses the whole token: the next reservation (of this or
@@ -409,7 +436,7 @@ impl CloudflareClient {
                             endpoint: req.endpoint,
                         });
                     }
-                    return envelope::decode(raw.status, &raw.body, &req.method, req.endpoint);
+                    return Err(envelope::failure(raw.status, &raw.body, &req.method, req.endpoint));
                 }
                 Err(err) => {
                     let label = match &err {
@@ -476,9 +503,10 @@ impl CloudflareClient {
             Body::Empty => rb,
             Body::Json(b) => rb.header(CONTENT_TYPE, "application/json").body(b.clone()),
             Body::Multipart(m) => rb.header(CONTENT_TYPE, m.content_type()).body(m.bytes().clone()),
+            Body::Raw(b, ct) => rb.header(CONTENT_TYPE, *ct).body(b.clone()),
         };
         for (k, v) in &req.headers {
-            rb = rb.header(*k, *v);
+            rb = rb.header(*k, v.as_str());
         }
         let resp = rb.send().await.map_err(|e| from_reqwest(e, &req.method, req.endpoint))?;
         let status = resp.status().as_u16();

@@ -113,6 +113,14 @@ pub(crate) fn decode(
     Ok(Envelope { result, result_info, messages })
 }
 
+/// The error for a non-2xx answer.
+pub(crate) fn failure(status: u16, body: &[u8], method: &Method, endpoint: &'static str) -> CloudflareError {
+    match decode(status, body, method, endpoint) {
+        Err(e) => e,
+        Ok(_) => CloudflareError::Api { status, errors: Vec::new(), method: method.clone(), endpoint },
+    }
+}
+
 trait ClassifyName {
     fn classify_name(&self) -> &'static str;
 }

@@ -16,6 +16,9 @@ const NOT_FOUND_CODES: &[u32] = &[
     10007, // Worker script / workers.dev subdomain not found
     10090, // Worker service not found
     81044, // DNS record not found
+    10006, // R2 bucket not found
+    10009, // KV key not found
+    11000, // queue or consumer not found
 ];
 /// Codes for permanent conflicts with existing state.
 const CONFLICT_CODES: &[u32] = &[
@@ -27,7 +30,13 @@ const CONFLICT_CODES: &[u32] = &[
     81057,  // DNS: identical record exists
     100116, // custom domain owned by another Worker
     100117, // custom domain hostname has foreign DNS records
+    10004,  // R2 bucket exists
+    11009,  // queue name taken
 ];
+/// Durable Object migration `old_tag` precondition failed.
+pub const CODE_DO_MIGRATION_TAG: u32 = 10079;
+/// A Durable Object migration step cannot apply (replayed new class, unknown class).
+pub const CODE_DO_MIGRATION_STEP: u32 = 10074;
 /// Codes for a missing, invalid or insufficient token.
 const AUTH_CODES: &[u32] = &[1000, 9106, 10000];
 /// Global rate limit.
@@ -291,6 +300,12 @@ impl CloudflareError {
 
     pub fn is_timeout(&self) -> bool {
         matches!(self, CloudflareError::Timeout { .. }) || matches!(self, CloudflareError::Api { status: 408, .. })
+    }
+
+    /// The upload's Durable Object migration `old_tag` is not the script's current tag (10079):
+    /// the tag read before the upload was stale.
+    pub fn is_migration_tag_mismatch(&self) -> bool {
+        self.has_code(CODE_DO_MIGRATION_TAG)
     }
 
     /// D1 rejected the SQL (code 7500).

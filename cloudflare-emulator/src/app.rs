@@ -23,6 +23,8 @@ pub(crate) struct App {
     pub config: Config,
     state: Mutex<State>,
     pub d1: D1Store,
+    /// Finished D1 exports behind their signed URLs.
+    pub exports: crate::routes::d1_export::Exports,
     pub journal: Journal,
     pub faults: FaultState,
     pub limiter: RateLimiter,
@@ -51,6 +53,7 @@ impl App {
         };
         let app = Self {
             d1: D1Store::new(d1_dir),
+            exports: Default::default(),
             journal: Journal::default(),
             faults: FaultState::default(),
             limiter: RateLimiter::new(config.rate_limit, config.rate_window),
@@ -172,6 +175,9 @@ fn seed(config: &Config, state: &mut State) {
             d1_databases: Default::default(),
             custom_domains: Vec::new(),
             kv_namespaces: Vec::new(),
+            r2_buckets: Vec::new(),
+            queues: Vec::new(),
+            do_namespaces: Vec::new(),
         });
         if let Some(sub) = config.subdomains.get(id) {
             account.workers_subdomain = Some(sub.clone());

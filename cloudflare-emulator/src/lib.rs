@@ -22,9 +22,11 @@
 
 mod app;
 mod auth;
+mod bindings;
 mod builder;
 mod config;
 mod d1;
+mod do_migrations;
 mod edge;
 mod envelope;
 mod faults;

@@ -29,6 +29,13 @@ pub struct Account {
     pub d1_databases: BTreeMap<String, D1Database>,
     pub custom_domains: Vec<CustomDomain>,
     pub kv_namespaces: Vec<KvNamespace>,
+    #[serde(default)]
+    pub r2_buckets: Vec<R2Bucket>,
+    #[serde(default)]
+    pub queues: Vec<Queue>,
+    /// Durable Object namespaces (created by migrations).
+    #[serde(default)]
+    pub do_namespaces: Vec<DoNamespace>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -212,6 +219,82 @@ pub struct D1Database {
 pub struct KvNamespace {
     pub id: String,
     pub title: String,
+    #[serde(default)]
+    pub jurisdiction: Option<String>,
+    /// Keys with their values (expired keys are dropped when read).
+    #[serde(default)]
+    pub keys: BTreeMap<String, KvEntry>,
+}
+
+/// One KV value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KvEntry {
+    #[serde(with = "b64")]
+    pub value: Vec<u8>,
+    /// Unix seconds after which the key is gone.
+    pub expiration: Option<i64>,
+    pub metadata: Option<Value>,
+}
+
+impl KvEntry {
+    pub fn live(&self, now: i64) -> bool {
+        self.expiration.is_none_or(|e| e > now)
+    }
+}
+
+/// An R2 bucket; objects written through the object API or a Worker's R2 binding.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct R2Bucket {
+    pub name: String,
+    pub creation_date: DateTime<Utc>,
+    /// `default`, `eu`, `fedramp`, ...
+    pub jurisdiction: String,
+    pub location: String,
+    pub storage_class: String,
+    #[serde(default)]
+    pub objects: BTreeMap<String, R2Object>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct R2Object {
+    #[serde(with = "b64")]
+    pub body: Vec<u8>,
+    pub etag: String,
+    pub uploaded: DateTime<Utc>,
+    pub http_metadata: BTreeMap<String, String>,
+    pub custom_metadata: BTreeMap<String, String>,
+}
+
+/// A queue with its consumers; producers are derived from the Workers' bindings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    pub id: String,
+    pub name: String,
+    pub created_on: DateTime<Utc>,
+    pub modified_on: DateTime<Utc>,
+    pub settings: Value,
+    pub consumers: Vec<QueueConsumer>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueConsumer {
+    pub id: String,
+    pub created_on: DateTime<Utc>,
+    /// `worker` or `http_pull`.
+    pub kind: String,
+    pub script: Option<String>,
+    pub dead_letter_queue: String,
+    pub settings: Value,
+}
+
+/// A Durable Object namespace: one class of one script.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoNamespace {
+    pub id: String,
+    pub name: String,
+    pub script: String,
+    pub class: String,
+    pub use_sqlite: bool,
 }
 
 mod b64 {

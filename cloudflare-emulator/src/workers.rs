@@ -125,6 +125,8 @@ fn guess_content_type(name: &str) -> &'static str {
 
 /// Everything needed to build a version from uploaded metadata.
 pub(crate) struct VersionInput<'a> {
+    /// The script's name (it may not exist yet).
+    pub name: &'a str,
     pub metadata: &'a Value,
     pub modules: Vec<Module>,
     pub source: &'a str,
@@ -178,7 +180,7 @@ pub(crate) fn new_version(
         modules.insert(0, m);
     }
     let prev = script.and_then(|s| s.latest_version());
-    let bindings = resolve_bindings(account, script, meta, input.strict)?;
+    let bindings = resolve_bindings(account, input.name, script, meta, input.strict)?;
     let compatibility_date = match meta.get("compatibility_date") {
         None | Some(Value::Null) => OLDEST_COMPAT_DATE.to_string(),
         Some(Value::String(d)) => validate_compat_date(d)?,
@@ -300,15 +302,20 @@ fn truncate_bytes(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn binding_name(b: &Value) -> Option<&str> {
+pub(crate) fn binding_name(b: &Value) -> Option<&str> {
     b.get("name").and_then(Value::as_str)
 }
 
-fn binding_type(b: &Value) -> Option<&str> {
+pub(crate) fn binding_type(b: &Value) -> Option<&str> {
     b.get("type").and_then(Value::as_str)
 }
 
-fn is_secret_type(t: &str) -> bool {
+/// A binding object with nothing but `name` and `type`.
+fn is_reference_only(b: &Value) -> bool {
+    b.as_object().is_some_and(|o| o.keys().all(|k| k == "name" || k == "type"))
+}
+
+pub(crate) fn is_secret_type(t: &str) -> bool {
     t == "secret_text" || t == "secret_key"
 }
 
@@ -317,6 +324,7 @@ fn is_secret_type(t: &str) -> bool {
 /// secrets carried over implicitly (wrangler relies on that). Validates references.
 pub(crate) fn resolve_bindings(
     account: &Account,
+    script_name: &str,
     script: Option<&Script>,
     meta: &Value,
     strict: bool,
@@ -341,6 +349,14 @@ pub(crate) fn resolve_bindings(
             )));
         }
         let resolved = match kind.as_str() {
+            // `{name, type}` alone keeps the previous binding of that name and type
+            // (wrangler's `secret bulk` sends the existing bindings this way).
+            _ if is_reference_only(&b) && kind != "inherit" => {
+                match prev.and_then(|v| v.binding(&name)).filter(|p| binding_type(p) == Some(kind.as_str())) {
+                    Some(found) => found.clone(),
+                    None => b,
+                }
+            }
             "inherit" => {
                 let from = match b.get("version_id").and_then(Value::as_str) {
                     None | Some("latest") => prev,
@@ -366,7 +382,7 @@ pub(crate) fn resolve_bindings(
             }
             _ => b,
         };
-        out.push(validate_binding(account, prev, resolved)?);
+        out.push(crate::bindings::validate_binding(account, Some(script_name), prev, resolved)?);
     }
     if let Some(prev) = prev {
         let keep: Vec<String> = string_list(meta, "keep_bindings")?;
@@ -384,56 +400,6 @@ pub(crate) fn resolve_bindings(
         }
     }
     Ok(out)
-}
-
-fn validate_binding(account: &Account, prev: Option<&Version>, mut b: Value) -> Result<Value, ApiError> {
-    let name = binding_name(&b).unwrap_or_default().to_string();
-    let kind = binding_type(&b).unwrap_or_default().to_string();
-    match kind.as_str() {
-        "plain_text" if !b.get("text").is_some_and(Value::is_string) => {
-            return Err(err(format!("binding {name} of type plain_text must have a string `text`")));
-        }
-        "json" if b.get("json").is_none() => {
-            return Err(err(format!("binding {name} of type json must have a `json` value")));
-        }
-        "secret_text" if !b.get("text").is_some_and(Value::is_string) => {
-            let previous = prev.and_then(|v| v.binding(&name)).filter(|p| binding_type(p) == Some("secret_text"));
-            match previous {
-                Some(p) => b["text"] = p["text"].clone(),
-                None => {
-                    return Err(err(format!("binding {name} of type secret_text must have a string `text`")));
-                }
-            }
-        }
-        "d1" => {
-            let id = b
-                .get("database_id")
-                .and_then(Value::as_str)
-                .or_else(|| b.get("id").and_then(Value::as_str))
-                .unwrap_or_default()
-                .to_string();
-            if id.is_empty() || !account.d1_databases.contains_key(&id) {
-                return Err(err(format!(
-                    "binding {name} of type d1 must have a valid `id` specified: D1 database {id:?} was not found in this account"
-                )));
-            }
-            b["id"] = Value::String(id.clone());
-            b["database_id"] = Value::String(id);
-        }
-        "kv_namespace" => {
-            let id = b.get("namespace_id").and_then(Value::as_str).unwrap_or_default();
-            if !account.kv_namespaces.iter().any(|ns| ns.id == id) {
-                return Err(ApiError::bad_request(
-                    10041,
-                    format!(
-                        "binding {name} of type kv_namespace must have a valid `namespace_id` specified: KV namespace {id:?} was not found in this account"
-                    ),
-                ));
-            }
-        }
-        _ => {}
-    }
-    Ok(b)
 }
 
 /// Exported handler names found in the entry module (a source-text heuristic).
@@ -745,6 +711,9 @@ mod tests {
             d1_databases: Default::default(),
             custom_domains: vec![],
             kv_namespaces: vec![],
+            r2_buckets: vec![],
+            queues: vec![],
+            do_namespaces: vec![],
         }
     }
 
@@ -761,6 +730,7 @@ mod tests {
             &account(),
             script,
             VersionInput {
+                name: "w",
                 metadata: &meta,
                 modules: vec![module("index.js", "export default { async fetch(req) {} }")],
                 source: "api",

@@ -93,6 +93,23 @@ struct Run {
 
 impl Wrangler<'_> {
     async fn run(&self, args: &[&str], stdin: Option<&str>) -> Run {
+        let (status, run) = self.exec(args, stdin).await;
+        assert!(
+            status.success(),
+            "wrangler {args:?} failed ({status:?})\nstdout:\n{}\nstderr:\n{}",
+            run.stdout,
+            run.stderr
+        );
+        run
+    }
+
+    /// Run a command expected to fail: (success, stdout + stderr).
+    async fn run_status(&self, args: &[&str]) -> (bool, String) {
+        let (status, run) = self.exec(args, None).await;
+        (status.success(), format!("{}{}", run.stdout, run.stderr))
+    }
+
+    async fn exec(&self, args: &[&str], stdin: Option<&str>) -> (std::process::ExitStatus, Run) {
         let started = Instant::now();
         let mut cmd = Command::new("node");
         cmd.arg(&self.entry)
@@ -131,14 +148,7 @@ impl Wrangler<'_> {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         };
         eprintln!("wrangler {args:?}: {:?} in {:?}", out.status, started.elapsed());
-        assert!(
-            out.status.success(),
-            "wrangler {args:?} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            run.stdout,
-            run.stderr
-        );
-        run
+        (out.status, run)
     }
 }
 
@@ -347,4 +357,189 @@ async fn real_wrangler_creates_d1_applies_migrations_and_deploys() {
 
     emu.shutdown().await;
     eprintln!("wrangler conformance test took {:?}", started.elapsed());
+}
+
+/// The node/wrangler prelude shared by the tests: `None` when skipped.
+async fn wrangler_entry() -> Option<PathBuf> {
+    if !(tool_present("node").await && tool_present("npm").await) {
+        if std::env::var_os("CI").is_some() {
+            panic!("node/npm not found but CI is set: the wrangler conformance test must run in CI");
+        }
+        println!("SKIPPED: node not found (wrangler conformance test needs node and npm)");
+        return None;
+    }
+    Some(ensure_wrangler(&cache_dir()).await)
+}
+
+fn account(emu: &EmulatorHandle) -> cloudflare_emulator::model::Account {
+    emu.account(ACCOUNT).expect("account")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_wrangler_manages_kv_r2_queues_crons_durable_objects_and_secret_bulk() {
+    let Some(entry) = wrangler_entry().await else { return };
+    let emu = Emulator::builder().account(ACCOUNT).token(TOKEN, &[ACCOUNT]).start().await.expect("start emulator");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (project, home) = (tmp.path().join("project"), tmp.path().join("home"));
+    std::fs::create_dir_all(&home).expect("mkdir home");
+    let w = Wrangler { entry, emu: &emu, project: project.clone(), home };
+    write(&project.join("src/index.js"), "export default { fetch() { return new Response('v1') } };\n");
+    let mut config = serde_json::json!({
+        "name": "bind-worker", "main": "src/index.js", "compatibility_date": "2025-01-01",
+        "vars": {"GREETING": "hello"}
+    });
+    write(&project.join("wrangler.json"), &config.to_string());
+    w.run(&["deploy"], None).await;
+
+    // --- secret bulk on a Worker with vars: vars kept, secrets added
+    write(&project.join("secrets.json"), r#"{"API_KEY": "k-1", "OTHER": "k-2"}"#);
+    w.run(&["secret", "bulk", "secrets.json"], None).await;
+    let v = emu.script(ACCOUNT, "bind-worker").unwrap().latest_version().cloned().unwrap();
+    assert_eq!(v.binding("GREETING").expect("var kept")["text"], "hello");
+    assert_eq!(v.binding("API_KEY").expect("secret")["text"], "k-1");
+    assert_eq!(v.binding("OTHER").expect("secret")["type"], "secret_text");
+
+    // --- KV namespace and keys
+    w.run(&["kv", "namespace", "create", "conf-kv"], None).await;
+    let ns = account(&emu).kv_namespaces[0].id.clone();
+    let list = w.run(&["kv", "namespace", "list"], None).await;
+    assert!(list.stdout.contains(&ns), "{}", list.stdout);
+    let nsf = format!("--namespace-id={ns}");
+    w.run(&["kv", "key", "put", &nsf, "greeting", "hi", "--metadata", r#"{"a":1}"#, "--ttl", "600", "--remote"], None)
+        .await;
+    w.run(&["kv", "key", "put", &nsf, "plain", "v 2", "--remote"], None).await;
+    let got = w.run(&["kv", "key", "get", &nsf, "greeting", "--remote"], None).await;
+    assert!(got.stdout.starts_with("hi"), "{}", got.stdout);
+    write(&project.join("bulk.json"), r#"[{"key":"b1","value":"x"},{"key":"b2","value":"y"}]"#);
+    w.run(&["kv", "bulk", "put", "bulk.json", &nsf, "--remote"], None).await;
+    write(&project.join("del.json"), r#"["b1"]"#);
+    w.run(&["kv", "bulk", "delete", "del.json", &nsf, "--remote", "--force"], None).await;
+    w.run(&["kv", "key", "delete", &nsf, "plain", "--remote"], None).await;
+    let keys = w.run(&["kv", "key", "list", &nsf, "--remote"], None).await;
+    let names: Vec<String> = serde_json::from_str::<Value>(&keys.stdout)
+        .expect("key list JSON")
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["b2", "greeting"]);
+    assert_eq!(account(&emu).kv_namespaces[0].keys["greeting"].metadata, Some(serde_json::json!({"a": 1})));
+
+    // --- R2 buckets (location hint, jurisdiction), a non-empty delete refused
+    w.run(&["r2", "bucket", "create", "conf-bucket", "--location", "weur"], None).await;
+    w.run(&["r2", "bucket", "create", "conf-eu", "--jurisdiction", "eu"], None).await;
+    let listed = w.run(&["r2", "bucket", "list"], None).await;
+    assert!(listed.stdout.contains("conf-bucket") && !listed.stdout.contains("conf-eu"), "{}", listed.stdout);
+    let buckets = account(&emu).r2_buckets;
+    assert!(buckets.iter().any(|b| b.name == "conf-bucket" && b.location == "weur" && b.jurisdiction == "default"));
+    assert!(buckets.iter().any(|b| b.name == "conf-eu" && b.jurisdiction == "eu"));
+    w.run(&["r2", "object", "put", "conf-bucket/a.txt", "--file", "bulk.json", "--remote"], None).await;
+    let refused = w.run_status(&["r2", "bucket", "delete", "conf-bucket"]).await;
+    assert!(!refused.0 && refused.1.contains("10008"), "non-empty delete refused:\n{}", refused.1);
+    w.run(&["r2", "object", "delete", "conf-bucket/a.txt", "--remote"], None).await;
+    w.run(&["r2", "bucket", "delete", "conf-bucket"], None).await;
+    assert_eq!(account(&emu).r2_buckets.len(), 1);
+
+    // --- queues and a CLI consumer
+    w.run(&["queues", "create", "conf-jobs"], None).await;
+    w.run(&["queues", "create", "conf-dlq"], None).await;
+    let qs = w.run(&["queues", "list"], None).await;
+    assert!(qs.stdout.contains("conf-jobs") && qs.stdout.contains("conf-dlq"), "{}", qs.stdout);
+    let consumer = [
+        "queues",
+        "consumer",
+        "add",
+        "conf-jobs",
+        "bind-worker",
+        "--batch-size",
+        "20",
+        "--batch-timeout",
+        "3",
+        "--message-retries",
+        "4",
+        "--dead-letter-queue",
+        "conf-dlq",
+    ];
+    w.run(&consumer, None).await;
+    let q = account(&emu).queues.into_iter().find(|q| q.name == "conf-jobs").unwrap();
+    let c = &q.consumers[0];
+    assert_eq!((c.script.as_deref(), c.dead_letter_queue.as_str()), (Some("bind-worker"), "conf-dlq"));
+    assert_eq!(
+        (
+            c.settings["batch_size"].as_i64(),
+            c.settings["max_wait_time_ms"].as_i64(),
+            c.settings["max_retries"].as_i64()
+        ),
+        (Some(20), Some(3000), Some(4))
+    );
+    w.run(&["queues", "consumer", "remove", "conf-jobs", "bind-worker"], None).await;
+    assert!(account(&emu).queues.iter().all(|q| q.consumers.is_empty()));
+
+    // --- deploy binding all of it, with a DO migration, queue producer + consumer and a cron
+    config["kv_namespaces"] = serde_json::json!([{"binding": "CACHE", "id": ns}]);
+    config["r2_buckets"] = serde_json::json!([{"binding": "FILES", "bucket_name": "conf-eu", "jurisdiction": "eu"}]);
+    config["queues"] = serde_json::json!({"producers": [{"binding": "JOBS", "queue": "conf-jobs"}],
+        "consumers": [{"queue": "conf-jobs", "max_batch_size": 7, "max_batch_timeout": 2, "max_retries": 1, "dead_letter_queue": "conf-dlq"}]});
+    config["durable_objects"] = serde_json::json!({"bindings": [{"name": "COUNTER", "class_name": "Counter"}]});
+    config["migrations"] = serde_json::json!([{"tag": "v1", "new_sqlite_classes": ["Counter"]}]);
+    config["triggers"] = serde_json::json!({"crons": ["*/10 * * * *"]});
+    write(&project.join("wrangler.json"), &config.to_string());
+    write(
+        &project.join("src/index.js"),
+        "import { DurableObject } from \"cloudflare:workers\";\nexport class Counter extends DurableObject { async fetch() { return new Response('1'); } }\nexport default { fetch() { return new Response('x') }, async queue(b) {}, async scheduled() {} };\n",
+    );
+    w.run(&["deploy"], None).await;
+    let sc = emu.script(ACCOUNT, "bind-worker").unwrap();
+    assert_eq!(sc.migration_tag.as_deref(), Some("v1"));
+    let v = sc.latest_version().unwrap();
+    for (name, kind) in [
+        ("CACHE", "kv_namespace"),
+        ("FILES", "r2_bucket"),
+        ("JOBS", "queue"),
+        ("COUNTER", "durable_object_namespace"),
+        ("GREETING", "plain_text"),
+        ("API_KEY", "secret_text"),
+    ] {
+        assert_eq!(v.binding(name).unwrap_or_else(|| panic!("binding {name}"))["type"], kind);
+    }
+    let dos = account(&emu).do_namespaces;
+    assert_eq!((dos.len(), dos[0].class.as_str(), dos[0].use_sqlite), (1, "Counter", true));
+    assert_eq!(v.binding("COUNTER").unwrap()["namespace_id"], dos[0].id.as_str());
+    assert_eq!(sc.schedules.iter().map(|s| s.cron.as_str()).collect::<Vec<_>>(), ["*/10 * * * *"]);
+    let q = account(&emu).queues.into_iter().find(|q| q.name == "conf-jobs").unwrap();
+    assert_eq!((q.consumers.len(), q.consumers[0].settings["batch_size"].as_i64()), (1, Some(7)));
+
+    // --- a second migration (rename), then a deploy with nothing new to migrate
+    config["migrations"] = serde_json::json!([{"tag": "v1", "new_sqlite_classes": ["Counter"]},
+        {"tag": "v2", "renamed_classes": [{"from": "Counter", "to": "Tally"}]}]);
+    config["durable_objects"] = serde_json::json!({"bindings": [{"name": "COUNTER", "class_name": "Tally"}]});
+    write(&project.join("wrangler.json"), &config.to_string());
+    let src = std::fs::read_to_string(project.join("src/index.js")).unwrap().replace("class Counter", "class Tally");
+    write(&project.join("src/index.js"), &src);
+    w.run(&["deploy"], None).await;
+    w.run(&["deploy"], None).await;
+    let dos2 = account(&emu).do_namespaces;
+    assert_eq!((dos2.len(), dos2[0].class.as_str(), dos2[0].id.as_str()), (1, "Tally", dos[0].id.as_str()));
+    assert_eq!(emu.script(ACCOUNT, "bind-worker").unwrap().migration_tag.as_deref(), Some("v2"));
+
+    // --- triggers deploy replaces the cron set
+    config["triggers"] = serde_json::json!({"crons": ["0 4 * * *", "*/15 * * * *"]});
+    write(&project.join("wrangler.json"), &config.to_string());
+    w.run(&["triggers", "deploy"], None).await;
+    let crons: Vec<String> =
+        emu.script(ACCOUNT, "bind-worker").unwrap().schedules.iter().map(|s| s.cron.clone()).collect();
+    assert_eq!(crons, ["0 4 * * *", "*/15 * * * *"]);
+
+    // --- delete everything
+    w.run(&["delete", "--force"], None).await;
+    assert!(account(&emu).do_namespaces.is_empty());
+    w.run(&["queues", "delete", "conf-jobs"], None).await;
+    w.run(&["queues", "delete", "conf-dlq"], None).await;
+    w.run(&["r2", "bucket", "delete", "conf-eu", "--jurisdiction", "eu"], None).await;
+    w.run(&["kv", "namespace", "delete", &nsf], None).await;
+    let a = account(&emu);
+    assert!(a.queues.is_empty() && a.r2_buckets.is_empty() && a.kv_namespaces.is_empty());
+    assert!(emu.journal().iter().all(|e| e.status < 500));
+    emu.shutdown().await;
 }

@@ -3,15 +3,14 @@
 //! modules) used by version uploads.
 
 use bytes::Bytes;
-use serde::de::Error as _;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 
 use crate::client::{CloudflareClient, Request, enc};
 use crate::de;
+pub use crate::endpoints::bindings::Binding;
 use crate::error::CloudflareError;
 use crate::multipart::{MultipartBody, Part};
-use crate::secret::SecretString;
 
 pub const EP_SCRIPTS: &str = "/accounts/:account/workers/scripts";
 pub const EP_SCRIPT: &str = "/accounts/:account/workers/scripts/:script";
@@ -78,181 +77,6 @@ pub(crate) fn truncate_bytes(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// A Worker binding (metadata `bindings[]`, settings, version resources). Unknown types and
-/// known types with unexpected shapes are preserved verbatim in [`Binding::Unknown`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Binding {
-    PlainText {
-        name: String,
-        text: String,
-    },
-    /// `text` is absent when read back (secret values are write-only).
-    SecretText {
-        name: String,
-        text: Option<SecretString>,
-    },
-    Json {
-        name: String,
-        json: Value,
-    },
-    /// D1 database by UUID. Sent as `id` (the form wrangler uses); read from `database_id` or `id`.
-    D1 {
-        name: String,
-        database_id: String,
-    },
-    KvNamespace {
-        name: String,
-        namespace_id: String,
-    },
-    R2Bucket {
-        name: String,
-        bucket_name: String,
-        jurisdiction: Option<String>,
-    },
-    Service {
-        name: String,
-        service: String,
-        entrypoint: Option<String>,
-        environment: Option<String>,
-    },
-    /// Keep a binding from an earlier version (`version_id` defaults to `latest` server-side).
-    Inherit {
-        name: String,
-        old_name: Option<String>,
-        version_id: Option<String>,
-    },
-    Unknown(Value),
-}
-
-impl Binding {
-    pub fn plain_text(name: impl Into<String>, text: impl Into<String>) -> Self {
-        Binding::PlainText { name: name.into(), text: text.into() }
-    }
-
-    pub fn secret_text(name: impl Into<String>, text: SecretString) -> Self {
-        Binding::SecretText { name: name.into(), text: Some(text) }
-    }
-
-    pub fn d1(name: impl Into<String>, database_id: impl Into<String>) -> Self {
-        Binding::D1 { name: name.into(), database_id: database_id.into() }
-    }
-
-    /// The binding's variable name, if it has one.
-    pub fn name(&self) -> Option<&str> {
-        match self {
-            Binding::PlainText { name, .. }
-            | Binding::SecretText { name, .. }
-            | Binding::Json { name, .. }
-            | Binding::D1 { name, .. }
-            | Binding::KvNamespace { name, .. }
-            | Binding::R2Bucket { name, .. }
-            | Binding::Service { name, .. }
-            | Binding::Inherit { name, .. } => Some(name),
-            Binding::Unknown(v) => v.get("name").and_then(Value::as_str),
-        }
-    }
-
-    /// The wire `type`.
-    pub fn type_name(&self) -> &str {
-        match self {
-            Binding::PlainText { .. } => "plain_text",
-            Binding::SecretText { .. } => "secret_text",
-            Binding::Json { .. } => "json",
-            Binding::D1 { .. } => "d1",
-            Binding::KvNamespace { .. } => "kv_namespace",
-            Binding::R2Bucket { .. } => "r2_bucket",
-            Binding::Service { .. } => "service",
-            Binding::Inherit { .. } => "inherit",
-            Binding::Unknown(v) => v.get("type").and_then(Value::as_str).unwrap_or(""),
-        }
-    }
-
-    fn to_value(&self) -> Value {
-        let mut v = match self {
-            Binding::PlainText { name, text } => {
-                json!({"type": "plain_text", "name": name, "text": text})
-            }
-            Binding::SecretText { name, text } => {
-                let mut v = json!({"type": "secret_text", "name": name});
-                if let Some(t) = text {
-                    v["text"] = Value::String(t.expose().to_string());
-                }
-                v
-            }
-            Binding::Json { name, json } => json!({"type": "json", "name": name, "json": json}),
-            Binding::D1 { name, database_id } => {
-                json!({"type": "d1", "name": name, "id": database_id})
-            }
-            Binding::KvNamespace { name, namespace_id } => {
-                json!({"type": "kv_namespace", "name": name, "namespace_id": namespace_id})
-            }
-            Binding::R2Bucket { name, bucket_name, jurisdiction } => {
-                json!({"type": "r2_bucket", "name": name, "bucket_name": bucket_name, "jurisdiction": jurisdiction})
-            }
-            Binding::Service { name, service, entrypoint, environment } => json!({
-                "type": "service", "name": name, "service": service, "entrypoint": entrypoint, "environment": environment
-            }),
-            Binding::Inherit { name, old_name, version_id } => {
-                json!({"type": "inherit", "name": name, "old_name": old_name, "version_id": version_id})
-            }
-            Binding::Unknown(v) => return v.clone(),
-        };
-        if let Value::Object(m) = &mut v {
-            m.retain(|_, x| !x.is_null());
-        }
-        v
-    }
-
-    fn from_value(v: Value) -> Self {
-        fn s(m: &Map<String, Value>, k: &str) -> Option<String> {
-            m.get(k).and_then(Value::as_str).map(str::to_string)
-        }
-        let Value::Object(m) = &v else {
-            return Binding::Unknown(v);
-        };
-        let (Some(ty), Some(name)) = (s(m, "type"), s(m, "name")) else {
-            return Binding::Unknown(v);
-        };
-        let parsed = match ty.as_str() {
-            "plain_text" => s(m, "text").map(|text| Binding::PlainText { name, text }),
-            "secret_text" => Some(Binding::SecretText { name, text: s(m, "text").map(SecretString::new) }),
-            "json" => m.get("json").map(|j| Binding::Json { name, json: j.clone() }),
-            "d1" => s(m, "database_id").or_else(|| s(m, "id")).map(|database_id| Binding::D1 { name, database_id }),
-            "kv_namespace" => s(m, "namespace_id").map(|namespace_id| Binding::KvNamespace { name, namespace_id }),
-            "r2_bucket" => s(m, "bucket_name").map(|bucket_name| Binding::R2Bucket {
-                name,
-                bucket_name,
-                jurisdiction: s(m, "jurisdiction"),
-            }),
-            "service" => s(m, "service").map(|service| Binding::Service {
-                name,
-                service,
-                entrypoint: s(m, "entrypoint"),
-                environment: s(m, "environment"),
-            }),
-            "inherit" => Some(Binding::Inherit { name, old_name: s(m, "old_name"), version_id: s(m, "version_id") }),
-            _ => None,
-        };
-        parsed.unwrap_or(Binding::Unknown(v))
-    }
-}
-
-impl Serialize for Binding {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_value().serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for Binding {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        if !v.is_object() {
-            return Err(D::Error::custom("binding must be an object"));
-        }
-        Ok(Binding::from_value(v))
-    }
-}
-
 /// Upload metadata (the `metadata` part). `bindings` replaces the previous set except the types
 /// listed in `keep_bindings`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -285,9 +109,13 @@ pub struct WorkerMetadata {
     pub observability: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tail_consumers: Option<Vec<Value>>,
-    /// Durable Object migrations (script upload only).
+    /// Durable Object migrations (script upload and settings PATCH); build the value with
+    /// [`crate::DoMigrations`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrations: Option<Value>,
+    /// `limits` (`{"cpu_ms": ...}`), see [`crate::WorkerLimits`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Value>,
     /// Any other metadata field, sent as is.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -639,6 +467,7 @@ impl CloudflareClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SecretString;
     use serde_json::json;
 
     #[test]
@@ -659,47 +488,6 @@ mod tests {
             assert_eq!(module_content_type(n), ct, "{n}");
         }
         assert_eq!(WorkerModule::new("a.bin", "x").with_content_type("text/plain").content_type(), "text/plain");
-    }
-
-    #[test]
-    fn bindings_round_trip_and_preserve_unknown() {
-        let wire = json!([
-            {"type": "plain_text", "name": "MODE", "text": "prod"},
-            {"type": "secret_text", "name": "API_KEY", "text": "s3cr3t"},
-            {"type": "secret_text", "name": "READ_BACK"},
-            {"type": "json", "name": "CFG", "json": {"a": 1}},
-            {"type": "d1", "name": "DB", "id": "db-uuid"},
-            {"type": "d1", "name": "DB2", "database_id": "db2-uuid"},
-            {"type": "kv_namespace", "name": "CACHE", "namespace_id": "kv"},
-            {"type": "r2_bucket", "name": "FILES", "bucket_name": "b", "jurisdiction": "eu"},
-            {"type": "service", "name": "AUTH", "service": "auth-worker", "entrypoint": "Admin"},
-            {"type": "inherit", "name": "OLD", "version_id": "latest"},
-            {"type": "queue", "name": "Q", "queue_name": "jobs"},
-            {"type": "kv_namespace", "name": "BROKEN"}
-        ]);
-        let bindings: Vec<Binding> = serde_json::from_value(wire.clone()).unwrap();
-        assert_eq!(bindings[0], Binding::plain_text("MODE", "prod"));
-        assert_eq!(bindings[1], Binding::secret_text("API_KEY", SecretString::new("s3cr3t")));
-        assert_eq!(bindings[2], Binding::SecretText { name: "READ_BACK".into(), text: None });
-        assert_eq!(bindings[4], Binding::d1("DB", "db-uuid"));
-        assert_eq!(bindings[5], Binding::d1("DB2", "db2-uuid"));
-        assert!(matches!(&bindings[7], Binding::R2Bucket { jurisdiction: Some(j), .. } if j == "eu"));
-        assert!(
-            matches!(&bindings[8], Binding::Service { entrypoint: Some(e), environment: None, .. } if e == "Admin")
-        );
-        assert!(matches!(&bindings[10], Binding::Unknown(v) if v["queue_name"] == "jobs"));
-        assert!(matches!(&bindings[11], Binding::Unknown(_)), "known type with missing field is kept verbatim");
-        assert_eq!(bindings[10].type_name(), "queue");
-        assert_eq!(bindings[10].name(), Some("Q"));
-        // Secret values never show in Debug output.
-        assert!(!format!("{bindings:?}").contains("s3cr3t"));
-
-        let back = serde_json::to_value(&bindings).unwrap();
-        let mut expected = wire;
-        // D1 is always sent as `id`
-        expected[5] = json!({"type": "d1", "name": "DB2", "id": "db2-uuid"});
-        assert_eq!(back, expected);
-        assert!(serde_json::from_value::<Binding>(json!("x")).is_err());
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub(crate) fn router() -> Router<SharedApp> {
         .route("/faults", get(get_faults).post(set_faults))
         .route("/reset", post(reset))
         .route("/runtime/d1/{uuid}", post(crate::runtime::d1_endpoint))
+        .route("/d1-export/{token}", get(super::d1_export::download))
+        .route("/runtime/kv/{namespace_id}", post(crate::runtime::kv_endpoint))
+        .route("/runtime/queue/{queue}", post(crate::runtime::queue_endpoint))
+        .route("/scheduled/{account_id}/{script_name}", post(crate::runtime::scheduled_trigger))
 }
 
 async fn journal(State(app): State<SharedApp>) -> Json<Vec<JournalEntry>> {

@@ -28,6 +28,7 @@ pub(crate) fn router() -> Router<SharedApp> {
         .route(&format!("{db}/raw"), post(raw))
         .route(&format!("{db}/time_travel/bookmark"), get(bookmark))
         .route(&format!("{db}/time_travel/restore"), post(restore))
+        .route(&format!("{db}/export"), post(super::d1_export::export))
 }
 
 const LOCATIONS: &[&str] = &["wnam", "enam", "weur", "eeur", "apac", "oc"];

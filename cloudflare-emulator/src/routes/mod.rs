@@ -14,8 +14,13 @@ use crate::model::{Account, Script, State};
 pub(crate) mod accounts;
 pub(crate) mod control;
 pub(crate) mod d1;
+pub(crate) mod d1_export;
 pub(crate) mod dns;
 pub(crate) mod domains;
+pub(crate) mod durable_objects;
+pub(crate) mod kv;
+pub(crate) mod queues;
+pub(crate) mod r2;
 pub(crate) mod scripts;
 pub(crate) mod secrets;
 pub(crate) mod versions;
@@ -32,6 +37,10 @@ pub(crate) fn api_router() -> Router<SharedApp> {
         .merge(versions::router())
         .merge(secrets::router())
         .merge(domains::router())
+        .merge(kv::router())
+        .merge(r2::router())
+        .merge(queues::router())
+        .merge(durable_objects::router())
 }
 
 /// Query parameters as ordered pairs (repeated keys allowed).

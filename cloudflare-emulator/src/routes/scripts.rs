@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{JsonBody, Params, account, account_mut, script, script_mut, source_of};
 use crate::app::SharedApp;
+use crate::do_migrations::with_migrations;
 use crate::envelope::{ApiError, ApiResult, ok};
 use crate::ids;
 use crate::model::{Account, Schedule, Script, State as Model};
@@ -103,14 +104,17 @@ async fn upload_script(
         let a = account_mut(s, &account_id)?;
         let mut sc = a.scripts.get(&name).cloned().unwrap_or_else(|| new_script(&name, source));
         apply_script_settings(&mut sc, &meta)?;
-        if let Some(tag) = meta.get("migrations").and_then(|m| m.get("new_tag")).and_then(Value::as_str) {
-            sc.migration_tag = Some(tag.to_string());
+        let current = sc.migration_tag.clone();
+        let (version, tag) = with_migrations(a, &name, current.as_deref(), &meta, |a| {
+            new_version(
+                a,
+                a.scripts.get(&name),
+                VersionInput { name: &name, metadata: &meta, modules, source, triggered_by: "upload", strict },
+            )
+        })?;
+        if let Some(tag) = tag {
+            sc.migration_tag = tag;
         }
-        let version = new_version(
-            a,
-            a.scripts.get(&name),
-            VersionInput { metadata: &meta, modules, source, triggered_by: "upload", strict },
-        )?;
         let version_id = version.id.clone();
         push_and_deploy(&mut sc, version, "upload");
         a.scripts.insert(name.clone(), sc.clone());
@@ -211,7 +215,7 @@ async fn put_content(
         let mut version = new_version(
             a,
             Some(&sc),
-            VersionInput { metadata: &full_meta, modules, source, triggered_by: "upload", strict: false },
+            VersionInput { name: &name, metadata: &full_meta, modules, source, triggered_by: "upload", strict: false },
         )?;
         version.bindings = base.bindings.clone();
         version.limits = base.limits.clone();
@@ -245,6 +249,10 @@ async fn delete_script(
             ));
         }
         a.scripts.remove(&name);
+        a.do_namespaces.retain(|n| n.script != name);
+        for q in &mut a.queues {
+            q.consumers.retain(|c| c.script.as_deref() != Some(name.as_str()));
+        }
         a.custom_domains.retain(|d| d.service != name);
         for z in s.zones.values_mut().filter(|z| z.account_id == account_id) {
             z.routes.retain(|r| r.script.as_deref() != Some(name.as_str()));
@@ -288,7 +296,13 @@ async fn patch_settings(
     let sc = app.write(|s| {
         let a = account_mut(s, &account_id)?;
         let mut sc = script(a, &name)?.clone();
-        apply_settings_version(a, &mut sc, &settings, source)?;
+        let current = sc.migration_tag.clone();
+        let ((), tag) = with_migrations(a, &name, current.as_deref(), &settings, |a| {
+            apply_settings_version(a, &mut sc, &settings, source)
+        })?;
+        if let Some(tag) = tag {
+            sc.migration_tag = tag;
+        }
         a.scripts.insert(name.clone(), sc.clone());
         Ok(sc)
     })?;
@@ -299,7 +313,7 @@ fn apply_settings_version(a: &Account, sc: &mut Script, settings: &Value, source
     let base = sc.latest_version().cloned().ok_or_else(|| ApiError::script_not_found(&sc.name))?;
     let mut v = workers::derived_version(sc, &base, source, "settings");
     if settings.get("bindings").is_some() {
-        v.bindings = resolve_bindings(a, Some(sc), settings, false)?;
+        v.bindings = resolve_bindings(a, &sc.name.clone(), Some(sc), settings, false)?;
     }
     if let Some(d) = settings.get("compatibility_date").and_then(Value::as_str) {
         chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")

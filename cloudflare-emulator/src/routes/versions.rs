@@ -52,14 +52,19 @@ async fn upload_version(
     let meta = upload.metadata;
     let out = app.write(|s| {
         let a = account_mut(s, &account_id)?;
-        let sc = script(a, &name)?;
-        let version = new_version(
-            a,
-            Some(sc),
-            VersionInput { metadata: &meta, modules, source, triggered_by: "upload", strict },
-        )?;
-        let preview = has_preview(a, sc);
+        let current = script(a, &name)?.migration_tag.clone();
+        let (version, tag) = crate::do_migrations::with_migrations(a, &name, current.as_deref(), &meta, |a| {
+            new_version(
+                a,
+                a.scripts.get(&name),
+                VersionInput { name: &name, metadata: &meta, modules, source, triggered_by: "upload", strict },
+            )
+        })?;
+        let preview = has_preview(a, script(a, &name)?);
         let sc = super::script_mut(a, &name)?;
+        if let Some(tag) = tag {
+            sc.migration_tag = tag;
+        }
         sc.versions.push(version.clone());
         sc.modified_on = crate::ids::now_after(Some(&sc.modified_on));
         Ok(views::version(sc, &version, preview))

@@ -19,13 +19,23 @@ pub(crate) const D1_SHIM_MODULE: &str = "clodo-emulator:d1";
 /// Its source.
 pub(crate) const D1_SHIM_SOURCE: &str = include_str!("d1_shim.js");
 /// Header carrying the per-emulator key on the D1 shim's calls.
+pub(crate) const KV_SHIM_MODULE: &str = "clodo-emulator:kv";
+pub(crate) const KV_SHIM_SOURCE: &str = include_str!("kv_shim.js");
+pub(crate) const QUEUE_SHIM_MODULE: &str = "clodo-emulator:queue";
+pub(crate) const QUEUE_SHIM_SOURCE: &str = include_str!("queue_shim.js");
+const ENTRY_WRAPPER_SOURCE: &str = include_str!("entry_wrapper.js");
+/// Name of the generated entry module of ES-module Workers.
+pub(crate) const ENTRY_MODULE: &str = "__clodo_emulator_entry.js";
 pub(crate) const RUNTIME_KEY_HEADER: &str = "x-emulator-runtime-key";
 /// Header from which workerd takes the scheme of `request.url`.
 pub(crate) const FORWARDED_PROTO_HEADER: &str = "X-Forwarded-Proto";
 
 /// What the config needs besides the version.
 pub(crate) struct ConfigInput<'a> {
+    pub account: &'a str,
     pub script: &'a str,
+    /// Durable Object storage (one SQLite file per object, per namespace id).
+    pub do_dir: &'a Path,
     pub version: &'a Version,
     /// Compatibility date actually used (the version's, capped at what the binary supports).
     pub compatibility_date: &'a str,
@@ -125,6 +135,8 @@ fn str_field<'a>(b: &'a Value, key: &str) -> Option<&'a str> {
 /// The workerd bindings of a version.
 struct Bindings {
     entries: Vec<String>,
+    /// Durable Object classes of this Worker: (class, namespace id).
+    classes: Vec<(String, String)>,
     sensitive: Vec<String>,
     skipped: Vec<String>,
 }
@@ -134,6 +146,7 @@ fn bindings(input: &ConfigInput<'_>) -> Result<Bindings, ConfigError> {
     let mut out = Vec::new();
     let mut sensitive = Vec::new();
     let mut skipped = Vec::new();
+    let mut classes: Vec<(String, String)> = Vec::new();
     for b in &v.bindings {
         let Some(name) = str_field(b, "name") else { continue };
         let kind = str_field(b, "type").unwrap_or_default();
@@ -160,6 +173,50 @@ fn bindings(input: &ConfigInput<'_>) -> Result<Bindings, ConfigError> {
                     text(input.runtime_key)?,
                 )
             }
+            "kv_namespace" => {
+                let Some(id) = str_field(b, "namespace_id") else {
+                    skipped.push(format!("{name} (kv_namespace without a namespace id)"));
+                    continue;
+                };
+                format!(
+                    "wrapped = (moduleName = {}, entrypoint = \"default\", innerBindings = [\
+                     (name = \"namespace\", text = {}), (name = \"key\", text = {}), \
+                     (name = \"backend\", service = \"emulator\")])",
+                    text(KV_SHIM_MODULE)?,
+                    text(id)?,
+                    text(input.runtime_key)?,
+                )
+            }
+            "queue" => {
+                let Some(queue) = str_field(b, "queue_name") else {
+                    skipped.push(format!("{name} (queue without a queue_name)"));
+                    continue;
+                };
+                format!(
+                    "wrapped = (moduleName = {}, entrypoint = \"default\", innerBindings = [\
+                     (name = \"account\", text = {}), (name = \"queue\", text = {}), \
+                     (name = \"key\", text = {}), (name = \"backend\", service = \"emulator\")])",
+                    text(QUEUE_SHIM_MODULE)?,
+                    text(input.account)?,
+                    text(queue)?,
+                    text(input.runtime_key)?,
+                )
+            }
+            "durable_object_namespace" => {
+                let owner = str_field(b, "script_name").unwrap_or(input.script);
+                let (Some(class), Some(id)) = (str_field(b, "class_name"), str_field(b, "namespace_id")) else {
+                    skipped.push(format!("{name} (durable_object_namespace without class or namespace id)"));
+                    continue;
+                };
+                if owner != input.script || v.main_module.is_none() {
+                    skipped.push(format!("{name} (Durable Object class {class} of another Worker)"));
+                    continue;
+                }
+                if !classes.iter().any(|(c, _)| c == class) {
+                    classes.push((class.to_string(), id.to_string()));
+                }
+                format!("durableObjectNamespace = (className = {})", text(class)?)
+            }
             "version_metadata" => {
                 let meta = json!({
                     "id": v.id,
@@ -175,17 +232,23 @@ fn bindings(input: &ConfigInput<'_>) -> Result<Bindings, ConfigError> {
         };
         out.push(format!("(name = {}, {entry})", text(name)?));
     }
-    Ok(Bindings { entries: out, sensitive, skipped })
+    Ok(Bindings { entries: out, classes, sensitive, skipped })
 }
 
 /// The whole config file.
 pub(crate) fn generate(input: &ConfigInput<'_>) -> Result<Generated, ConfigError> {
     let v = input.version;
-    let Bindings { entries: mut binding_entries, sensitive, skipped } = bindings(input)?;
+    let Bindings { entries: mut binding_entries, classes, sensitive, skipped } = bindings(input)?;
     let mut worker = String::new();
     if let Some(main) = &v.main_module {
-        // ES modules: the entry module first (the emulator stores it first).
+        // ES modules: the entry module first (the emulator stores it first); JavaScript
+        // Workers get the emulator's entry wrapper in front (scheduled/queue triggers).
         let mut modules = Vec::new();
+        if main.ends_with(".js") || main.ends_with(".mjs") {
+            let wrapper =
+                ENTRY_WRAPPER_SOURCE.replace("__MAIN__", &format!("./{main}")).replace("__KEY__", input.runtime_key);
+            modules.push(format!("(name = {}, esModule = {})", text(ENTRY_MODULE)?, text(&wrapper)?));
+        }
         let entry = v.module(main).ok_or_else(|| ConfigError(format!("entry module {main} is missing")))?;
         if let Some(m) = module_entry(entry)? {
             modules.push(m);
@@ -211,6 +274,21 @@ pub(crate) fn generate(input: &ConfigInput<'_>) -> Result<Generated, ConfigError
     let flags = v.compatibility_flags.iter().map(|f| text(f)).collect::<Result<Vec<_>, _>>()?;
     let _ = writeln!(worker, "    compatibilityFlags = [{}],", flags.join(", "));
     let _ = write!(worker, "    bindings = [\n      {}\n    ],", binding_entries.join(",\n      "));
+    if !classes.is_empty() {
+        let ns = classes
+            .iter()
+            .map(|(c, id)| Ok(format!("(className = {}, uniqueKey = {}, enableSql = true)", text(c)?, text(id)?)))
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let _ = write!(
+            worker,
+            "\n    durableObjectNamespaces = [{}],\n    durableObjectStorage = (localDisk = \"do-storage\"),",
+            ns.join(", ")
+        );
+    }
+    let do_dir = input
+        .do_dir
+        .to_str()
+        .ok_or_else(|| ConfigError(format!("directory {} is not UTF-8", input.do_dir.display())))?;
 
     let socket = input
         .socket
@@ -224,12 +302,17 @@ const config :Workerd.Config = (
   services = [
     (name = "main", worker = .worker),
     (name = "emulator", external = (address = {emulator}, http = ())),
+    (name = "do-storage", disk = (path = {do_dir}, writable = true)),
   ],
   sockets = [
     (name = "http", address = {socket}, http = (forwardedProtoHeader = {proto}), service = "main"),
   ],
   extensions = [
-    (modules = [ (name = {shim_name}, internal = true, esModule = {shim}) ]),
+    (modules = [
+      (name = {shim_name}, internal = true, esModule = {shim}),
+      (name = {kv_name}, internal = true, esModule = {kv}),
+      (name = {queue_name}, internal = true, esModule = {queue}),
+    ]),
   ],
 );
 
@@ -244,6 +327,11 @@ const worker :Workerd.Worker = (
         proto = text(FORWARDED_PROTO_HEADER)?,
         shim_name = text(D1_SHIM_MODULE)?,
         shim = text(D1_SHIM_SOURCE)?,
+        kv_name = text(KV_SHIM_MODULE)?,
+        kv = text(KV_SHIM_SOURCE)?,
+        queue_name = text(QUEUE_SHIM_MODULE)?,
+        queue = text(QUEUE_SHIM_SOURCE)?,
+        do_dir = text(do_dir)?,
     );
     Ok(Generated { text, sensitive, skipped })
 }
@@ -299,8 +387,13 @@ mod tests {
             json!({"type": "d1", "name": "DB", "id": "db-uuid"}),
             json!({"type": "version_metadata", "name": "VM"}),
             json!({"type": "kv_namespace", "name": "CACHE", "namespace_id": "x"}),
+            json!({"type": "durable_object_namespace", "name": "DO", "class_name": "Room", "namespace_id": "n1"}),
+            json!({"type": "durable_object_namespace", "name": "FOREIGN", "class_name": "R", "script_name": "o", "namespace_id": "n2"}),
+            json!({"type": "ai", "name": "AI"}),
         ]);
         let g = generate(&ConfigInput {
+            account: "a",
+            do_dir: Path::new("/tmp/x/do"),
             script: "w",
             version: &v,
             compatibility_date: "2024-12-31",
@@ -324,9 +417,18 @@ mod tests {
         assert!(t.contains("address = \"unix:/tmp/x/w1.sock\""));
         assert!(t.contains("address = \"127.0.0.1:8787\""));
         assert_eq!(g.sensitive, vec!["prod".to_string(), "s3cr\"et".to_string()]);
-        assert_eq!(g.skipped, vec!["CACHE (kv_namespace)".to_string()]);
-        // The entry module comes first.
-        assert!(t.find("index.js").unwrap() < t.find("x.wasm").unwrap());
+        assert_eq!(
+            g.skipped,
+            vec!["FOREIGN (Durable Object class R of another Worker)".to_string(), "AI (ai)".to_string()]
+        );
+        assert!(t.contains("(name = \"namespace\", text = \"x\")"), "{t}");
+        assert!(t.contains("(name = \"DO\", durableObjectNamespace = (className = \"Room\"))"), "{t}");
+        assert!(t.contains("durableObjectNamespaces = [(className = \"Room\", uniqueKey = \"n1\", enableSql = true)]"));
+        assert!(t.contains("disk = (path = \"/tmp/x/do\", writable = true)"));
+        // The emulator's entry wrapper comes first, then the Worker's entry module.
+        assert!(t.find(ENTRY_MODULE).unwrap() < t.find("(name = \"index.js\"").unwrap());
+        assert!(t.contains("import * as user from \\\"./index.js\\\""), "{t}");
+        assert!(t.find("(name = \"index.js\"").unwrap() < t.find("x.wasm").unwrap());
     }
 
     #[test]
@@ -334,6 +436,8 @@ mod tests {
         let mut v = version(vec![]);
         v.modules[1].content_type = "image/png".into();
         let err = generate(&ConfigInput {
+            account: "a",
+            do_dir: Path::new("/tmp/x/do"),
             script: "w",
             version: &v,
             compatibility_date: "2024-12-31",

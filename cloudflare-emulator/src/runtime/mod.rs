@@ -10,6 +10,7 @@ mod config;
 mod d1_endpoint;
 mod discover;
 mod process;
+mod triggers;
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -26,6 +27,7 @@ pub(crate) use config::RUNTIME_KEY_HEADER;
 pub(crate) use d1_endpoint::handle as d1_endpoint;
 pub use discover::{WORKERD_NPM_VERSION, Workerd, WorkerdSource};
 use process::{Process, Spawner, lock};
+pub(crate) use triggers::{kv_endpoint, queue_endpoint, scheduled_trigger};
 
 /// A version that left the active deployment keeps its process this long after its last
 /// request (version overrides and preview URLs may still use it).
@@ -203,7 +205,11 @@ impl Runtime {
         } else {
             version.compatibility_date.clone()
         };
+        let do_dir = self.dir.path().join("do");
+        std::fs::create_dir_all(&do_dir).map_err(|e| format!("cannot create {}: {e}", do_dir.display()))?;
         let generated = config::generate(&config::ConfigInput {
+            account,
+            do_dir: &do_dir,
             script,
             version,
             compatibility_date: &date,
