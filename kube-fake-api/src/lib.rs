@@ -20,12 +20,16 @@ mod admission;
 mod crd;
 mod delete;
 mod discovery;
+mod events;
 mod gc;
 mod handlers;
+mod kinds;
 mod managed;
+mod openapi;
 mod ops;
 mod patch;
 mod path;
+mod protobuf;
 mod query;
 mod read;
 mod registry;
@@ -34,6 +38,7 @@ mod selectors;
 mod server;
 mod status;
 mod store;
+mod table;
 mod watch;
 
 use std::sync::Arc;
@@ -182,11 +187,17 @@ pub struct FakeApiServerBuilder {
     strict_namespaces: bool,
     history_limit: usize,
     bookmark_interval: Duration,
+    listen: std::net::SocketAddr,
 }
 
 impl Default for FakeApiServerBuilder {
     fn default() -> Self {
-        Self { strict_namespaces: false, history_limit: 10_000, bookmark_interval: Duration::from_secs(5) }
+        Self {
+            strict_namespaces: false,
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(5),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
     }
 }
 
@@ -214,9 +225,16 @@ impl FakeApiServerBuilder {
         self
     }
 
-    /// Bind `127.0.0.1:0` and serve.
+    /// Listen on this address instead of `127.0.0.1:0` (a random free port).
+    #[must_use]
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Bind the listen address (default `127.0.0.1:0`) and serve.
     pub async fn start(self) -> Result<FakeApiServer, Error> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(Error::Bind)?;
+        let listener = tokio::net::TcpListener::bind(self.listen).await.map_err(Error::Bind)?;
         let addr = listener.local_addr().map_err(Error::Bind)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let state =
@@ -331,6 +349,12 @@ impl FakeApiServer {
         st.list(&rd.key(), namespace).into_iter().map(|(_, o)| read::render(rd, version, o, false)).collect()
     }
 
+    /// A kubeconfig (YAML) whose only context points at this server, for kubectl, helm or
+    /// any client-go or kube-rs program. There is no authentication, so the user is empty.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig_yaml(&self.url)
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock_state().rv
@@ -341,6 +365,18 @@ impl FakeApiServer {
     pub fn compact(&self) {
         self.shared.lock_state().compact();
     }
+}
+
+fn kubeconfig_yaml(url: &str) -> String {
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kube-fake-api", "cluster": {"server": url}}],
+        "users": [{"name": "kube-fake-api", "user": {}}],
+        "contexts": [{"name": "kube-fake-api", "context": {"cluster": "kube-fake-api", "user": "kube-fake-api", "namespace": "default"}}],
+        "current-context": "kube-fake-api",
+    });
+    serde_yaml::to_string(&doc).unwrap_or_default()
 }
 
 impl Drop for FakeApiServer {

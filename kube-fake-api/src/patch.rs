@@ -21,7 +21,7 @@ impl PatchKind {
             "application/json-patch+json" => Ok(Self::Json),
             "application/merge-patch+json" => Ok(Self::Merge),
             "application/strategic-merge-patch+json" => Ok(Self::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(Self::Apply),
+            "application/apply-patch+yaml" => Ok(Self::Apply),
             other => Err(ApiError::unsupported_media_type(other)),
         }
     }
