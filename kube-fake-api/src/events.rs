@@ -15,8 +15,11 @@ pub(crate) fn v1_key() -> ResKey {
     ("events.k8s.io".to_string(), "events".to_string())
 }
 
+/// Turns an Event of one API version into the other.
+pub(crate) type Convert = fn(&Value) -> Value;
+
 /// The other API version's storage key and the conversion to it, for Event keys.
-pub(crate) fn mirror_of(res: &ResKey) -> Option<(ResKey, fn(&Value) -> Value)> {
+pub(crate) fn mirror_of(res: &ResKey) -> Option<(ResKey, Convert)> {
     if *res == core_key() {
         Some((v1_key(), core_to_v1))
     } else if *res == v1_key() {

@@ -10,11 +10,15 @@
 //! # }
 //! ```
 //!
-//! Built-in resources: core/v1 namespaces, secrets, configmaps and events,
-//! events.k8s.io/v1 events, coordination.k8s.io/v1 leases and
+//! Built-in resources: core/v1 namespaces, secrets, configmaps, events,
+//! services and serviceaccounts, events.k8s.io/v1 events (the same store as
+//! core/v1 events), coordination.k8s.io/v1 leases, apps/v1 deployments, RBAC
+//! roles and bindings, policy/v1 poddisruptionbudgets and
 //! apiextensions.k8s.io/v1 customresourcedefinitions. Custom resources are
-//! served once their CRD is created through the API. See the README for what
-//! is implemented and how it differs from a real API server.
+//! served once their CRD is created through the API. OpenAPI v2/v3 documents
+//! and Table output make it usable by kubectl and helm too (see the
+//! `kube-fake-api` binary). See the README for what is implemented and how it
+//! differs from a real API server.
 
 mod admission;
 mod crd;
