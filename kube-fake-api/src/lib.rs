@@ -40,6 +40,7 @@ mod registry;
 mod schema;
 mod selectors;
 mod server;
+mod smp;
 mod status;
 mod store;
 mod table;
