@@ -5,7 +5,7 @@
 #   bash ci/kubectl-path.sh
 #
 #  1. helm install charts/clodo-operator (Deployment, RBAC, Service, CRDs; nothing runs the pod),
-#     helm upgrade with a changed value;
+#     helm upgrade with a changed value, a ServiceMonitor (stand-in CRD) and a PodDisruptionBudget;
 #  2. kubectl apply -f crds/, kubectl create namespace acme, kubectl apply -f examples/;
 #  3. `clodo-operator run` against the fake API's kubeconfig and the emulator brings
 #     cfs/data-service to Ready (`kubectl wait --for=condition=Ready`);
@@ -210,7 +210,33 @@ expect "chart objects listed" "deployment.apps/$RELEASE-clodo-operator" "service
 run "cluster RBAC" "$KUBECTL" get clusterrole,clusterrolebinding
 expect "cluster RBAC listed" "clusterrole.rbac.authorization.k8s.io/$RELEASE-clodo-operator" \
   "clusterrolebinding.rbac.authorization.k8s.io/$RELEASE-clodo-operator"
-run "helm upgrade (logLevel=debug)" "$HELM" upgrade "$RELEASE" charts/clodo-operator -n "$RELEASE_NS" --set logLevel=debug
+# The Prometheus Operator's ServiceMonitor kind, as a stand-in CRD (the chart only renders it).
+cat >"$WORK/servicemonitor-crd.yaml" <<'YAML'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: servicemonitors.monitoring.coreos.com
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ServiceMonitor, listKind: ServiceMonitorList, plural: servicemonitors, singular: servicemonitor, shortNames: [smon]}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+YAML
+run "ServiceMonitor CRD" "$KUBECTL" apply -f "$WORK/servicemonitor-crd.yaml"
+run "helm upgrade (logLevel=debug, ServiceMonitor, PodDisruptionBudget)" "$HELM" upgrade "$RELEASE" charts/clodo-operator \
+  -n "$RELEASE_NS" --set logLevel=debug --set metrics.serviceMonitor.enabled=true \
+  --set podDisruptionBudget.enabled=true
+run "upgrade added objects" "$KUBECTL" get servicemonitor,poddisruptionbudget -n "$RELEASE_NS"
+expect "ServiceMonitor and PodDisruptionBudget" "servicemonitor.monitoring.coreos.com/$RELEASE-clodo-operator" \
+  "poddisruptionbudget.policy/$RELEASE-clodo-operator"
 run "upgraded Deployment" "$KUBECTL" get deployment "$RELEASE-clodo-operator" -n "$RELEASE_NS" \
   -o 'jsonpath={.spec.template.spec.containers[0].env[?(@.name=="RUST_LOG")].value}'
 expect "RUST_LOG changed by the upgrade" "debug"
@@ -290,7 +316,7 @@ log "7. helm uninstall keeps the CRDs"
 kill "$OPERATOR_PID" 2>/dev/null || true
 wait "$OPERATOR_PID" 2>/dev/null || true
 run "helm uninstall" "$HELM" uninstall "$RELEASE" -n "$RELEASE_NS"
-run "chart objects gone" "$KUBECTL" get deployment,serviceaccount,service,role,rolebinding -n "$RELEASE_NS"
+run "chart objects gone" "$KUBECTL" get deployment,serviceaccount,service,role,rolebinding,servicemonitor,poddisruptionbudget -n "$RELEASE_NS"
 expect "nothing left in $RELEASE_NS" "No resources found"
 run "CRDs kept" "$KUBECTL" get crd cloudflareservices.clodo.dev customers.clodo.dev portfolios.clodo.dev
 run "release secrets gone" "$KUBECTL" get secrets -n "$RELEASE_NS" -l owner=helm
