@@ -11,10 +11,9 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use regex::Regex;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use crate::kinds::{self, roundtrip};
 use crate::registry::{Builtin, ResourceDef, resource_from_crd};
 use crate::status::{ApiError, FieldError};
 
@@ -39,12 +38,6 @@ impl FieldValidation {
     }
 }
 
-fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, ApiError> {
-    let typed: T = serde_json::from_value(v.clone())
-        .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?;
-    serde_json::to_value(typed).map_err(|e| ApiError::internal(e.to_string()))
-}
-
 /// Decode a built-in kind as the real server's Go structs would: unknown fields vanish.
 fn decode_builtin(b: Builtin, v: &Value) -> Result<Value, ApiError> {
     match b {
@@ -55,6 +48,7 @@ fn decode_builtin(b: Builtin, v: &Value) -> Result<Value, ApiError> {
         Builtin::Event => roundtrip::<Event>(v),
         Builtin::Lease => roundtrip::<Lease>(v),
         Builtin::Crd => roundtrip::<CustomResourceDefinition>(v),
+        other => kinds::decode(other, v).unwrap_or_else(|| Err(ApiError::internal("no decoder"))),
     }
 }
 
@@ -238,6 +232,21 @@ fn validate_events_v1(obj: &Value, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// Unknown fields under `fieldValidation`: an error when Strict, warnings when Warn.
+fn report_unknown(unknown: &[String], validation: FieldValidation, warnings: &mut Vec<String>) -> Result<(), ApiError> {
+    match validation {
+        FieldValidation::Strict if !unknown.is_empty() => {
+            let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
+            Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))))
+        }
+        FieldValidation::Warn => {
+            warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Decode, default and validate an object about to be stored. Returns warnings.
 pub(crate) fn admit(
     rd: &ResourceDef,
@@ -255,7 +264,9 @@ pub(crate) fn admit(
             if b == Builtin::Secret {
                 fold_string_data(obj);
             }
-            *obj = decode_builtin(b, obj)?;
+            let decoded = decode_builtin(b, obj)?;
+            report_unknown(&kinds::unknown_fields(obj, &decoded), validation, &mut warnings)?;
+            *obj = decoded;
             match b {
                 Builtin::Secret => {
                     if obj.get("type").is_none() {
@@ -284,7 +295,7 @@ pub(crate) fn admit(
                         errs.append(&mut e);
                     }
                 }
-                _ => {}
+                other => kinds::admit(other, obj, old, &mut errs),
             }
             if matches!(b, Builtin::Secret | Builtin::ConfigMap)
                 && let Some(old) = old
@@ -302,16 +313,7 @@ pub(crate) fn admit(
                 return Err(ApiError::internal(format!("no schema for {}/{version}", rd.group)));
             };
             let unknown = schema.prune(obj);
-            match validation {
-                FieldValidation::Strict if !unknown.is_empty() => {
-                    let list: Vec<String> = unknown.iter().map(|u| format!("unknown field \"{u}\"")).collect();
-                    return Err(ApiError::bad_request(format!("strict decoding error: {}", list.join(", "))));
-                }
-                FieldValidation::Warn => {
-                    warnings.extend(unknown.iter().map(|u| format!("unknown field \"{u}\"")));
-                }
-                _ => {}
-            }
+            report_unknown(&unknown, validation, &mut warnings)?;
             schema.apply_defaults(obj);
             errs.extend(schema.validate(obj, old));
         }

@@ -16,7 +16,7 @@ use crate::read::{Filter, list, render};
 use crate::server::Shared;
 use crate::status::{ApiError, json_response};
 use crate::store::meta_str;
-use crate::watch;
+use crate::{protobuf, table, watch};
 
 /// What the handler needs from the HTTP request.
 pub(crate) struct Incoming<'a> {
@@ -59,6 +59,19 @@ fn written_response(rd: &crate::registry::ResourceDef, version: &str, w: Written
         }
     }
     resp
+}
+
+/// A POST, PUT or DELETE body as JSON: JSON or YAML as sent, Kubernetes protobuf decoded
+/// for the kinds client-go's typed clients write; anything else (CBOR, ...) is 415, on
+/// which clients such as kubectl fall back to JSON.
+fn parse_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+    let base = content_type.unwrap_or_default().split(';').next().unwrap_or_default().trim();
+    match base {
+        "" | "application/json" | "application/yaml" | "*/*" => parse_json_body(body),
+        protobuf::CONTENT_TYPE if !body.is_empty() => protobuf::to_json(body),
+        _ if body.is_empty() => Ok(json!({})),
+        other => Err(ApiError::unsupported_media_type(other)),
+    }
 }
 
 fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
@@ -126,12 +139,25 @@ pub(crate) fn resource(shared: &Arc<Shared>, rp: ResourcePath, req: Incoming<'_>
                 drop(st);
                 return watch::start(shared.clone(), rd, rp.version.clone(), filter, q, meta_only);
             }
+            if table::wanted(req.accept) {
+                let include = table::Include::parse(q.get("includeObject"))?;
+                let body = list(&st, &rd, version, &filter, q, false)?;
+                let items = body.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+                let metadata = body.get("metadata").cloned().unwrap_or(json!({}));
+                return Ok(json_response(200, &table::table(&rd, version, &items, metadata, include)));
+            }
             let body = list(&st, &rd, version, &filter, q, meta_only)?;
             Ok(json_response(200, &body))
         }
         ("GET", Some(name)) => {
             let obj =
                 st.get(&rd.key(), &ctx_key(&rp, name)).ok_or_else(|| ApiError::not_found(&rd.qualified(), name))?;
+            if table::wanted(req.accept) && !status {
+                let include = table::Include::parse(q.get("includeObject"))?;
+                let rendered = render(&rd, version, obj, false);
+                let metadata = json!({"resourceVersion": meta_str(obj, "resourceVersion").unwrap_or_default()});
+                return Ok(json_response(200, &table::table(&rd, version, &[rendered], metadata, include)));
+            }
             Ok(json_response(200, &render(&rd, version, obj, meta_only)))
         }
         ("POST", None) => {
@@ -140,12 +166,12 @@ pub(crate) fn resource(shared: &Arc<Shared>, rp: ResourcePath, req: Incoming<'_>
                     "POST to a namespaced resource needs a namespace in the path",
                 ));
             }
-            let body = parse_json_body(req.body)?;
+            let body = parse_body(req.content_type, req.body)?;
             let w = st.create(&ctx, body, false)?;
             Ok(written_response(&rd, version, w, meta_only))
         }
         ("PUT", Some(name)) => {
-            let body = parse_json_body(req.body)?;
+            let body = parse_body(req.content_type, req.body)?;
             let w = st.update(&ctx, name, body, status)?;
             Ok(written_response(&rd, version, w, meta_only))
         }
@@ -158,7 +184,7 @@ pub(crate) fn resource(shared: &Arc<Shared>, rp: ResourcePath, req: Incoming<'_>
             if status {
                 return Err(ApiError::method_not_allowed("DELETE is not supported on the status subresource"));
             }
-            let opts = delete_opts(req.body, q)?;
+            let opts = delete_opts(req.content_type, req.body, q)?;
             match st.delete(&ctx, name, &opts)? {
                 Deleted::Pending(obj) => Ok(json_response(200, &render(&rd, version, &obj, meta_only))),
                 Deleted::Gone(obj) => Ok(json_response(
@@ -179,7 +205,7 @@ pub(crate) fn resource(shared: &Arc<Shared>, rp: ResourcePath, req: Incoming<'_>
             }
         }
         ("DELETE", None) => {
-            let opts = delete_opts(req.body, q)?;
+            let opts = delete_opts(req.content_type, req.body, q)?;
             let filter = Filter::from_query(&rd, version, rp.namespace.clone(), q)?;
             let names: Vec<(String, String)> = st
                 .list(&rd.key(), rp.namespace.as_deref())
@@ -214,8 +240,8 @@ fn ctx_key(rp: &ResourcePath, name: &str) -> (String, String) {
     (rp.namespace.clone().unwrap_or_default(), name.to_string())
 }
 
-fn delete_opts(body: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
-    let body = parse_json_body(body)?;
+fn delete_opts(content_type: Option<&str>, body: &[u8], q: &Query) -> Result<DeleteOpts, ApiError> {
+    let body = parse_body(content_type, body)?;
     let mut opts = DeleteOpts::from_body(&body)?;
     if let Some(p) = q.get("propagationPolicy") {
         opts.propagation = Some(match p {

@@ -10,30 +10,40 @@
 //! # }
 //! ```
 //!
-//! Built-in resources: core/v1 namespaces, secrets, configmaps and events,
-//! events.k8s.io/v1 events, coordination.k8s.io/v1 leases and
+//! Built-in resources: core/v1 namespaces, secrets, configmaps, events,
+//! services and serviceaccounts, events.k8s.io/v1 events (the same store as
+//! core/v1 events), coordination.k8s.io/v1 leases, apps/v1 deployments, RBAC
+//! roles and bindings, policy/v1 poddisruptionbudgets and
 //! apiextensions.k8s.io/v1 customresourcedefinitions. Custom resources are
-//! served once their CRD is created through the API. See the README for what
-//! is implemented and how it differs from a real API server.
+//! served once their CRD is created through the API. OpenAPI v2/v3 documents
+//! and Table output make it usable by kubectl and helm too (see the
+//! `kube-fake-api` binary). See the README for what is implemented and how it
+//! differs from a real API server.
 
 mod admission;
 mod crd;
 mod delete;
 mod discovery;
+mod events;
 mod gc;
 mod handlers;
+mod kinds;
 mod managed;
+mod openapi;
 mod ops;
 mod patch;
 mod path;
+mod protobuf;
 mod query;
 mod read;
 mod registry;
 mod schema;
 mod selectors;
 mod server;
+mod smp;
 mod status;
 mod store;
+mod table;
 mod watch;
 
 use std::sync::Arc;
@@ -203,11 +213,17 @@ pub struct FakeApiServerBuilder {
     strict_namespaces: bool,
     history_limit: usize,
     bookmark_interval: Duration,
+    listen: std::net::SocketAddr,
 }
 
 impl Default for FakeApiServerBuilder {
     fn default() -> Self {
-        Self { strict_namespaces: false, history_limit: 10_000, bookmark_interval: Duration::from_secs(5) }
+        Self {
+            strict_namespaces: false,
+            history_limit: 10_000,
+            bookmark_interval: Duration::from_secs(5),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
     }
 }
 
@@ -235,9 +251,16 @@ impl FakeApiServerBuilder {
         self
     }
 
-    /// Bind `127.0.0.1:0` and serve.
+    /// Listen on this address instead of `127.0.0.1:0` (a random free port).
+    #[must_use]
+    pub fn listen(mut self, addr: std::net::SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Bind the listen address (default `127.0.0.1:0`) and serve.
     pub async fn start(self) -> Result<FakeApiServer, Error> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(Error::Bind)?;
+        let listener = tokio::net::TcpListener::bind(self.listen).await.map_err(Error::Bind)?;
         let addr = listener.local_addr().map_err(Error::Bind)?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let state =
@@ -352,6 +375,12 @@ impl FakeApiServer {
         st.list(&rd.key(), namespace).into_iter().map(|(_, o)| read::render(rd, version, o, false)).collect()
     }
 
+    /// A kubeconfig (YAML) whose only context points at this server, for kubectl, helm or
+    /// any client-go or kube-rs program. There is no authentication, so the user is empty.
+    pub fn kubeconfig(&self) -> String {
+        kubeconfig_yaml(&self.url)
+    }
+
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock_state().rv
@@ -362,6 +391,18 @@ impl FakeApiServer {
     pub fn compact(&self) {
         self.shared.lock_state().compact();
     }
+}
+
+fn kubeconfig_yaml(url: &str) -> String {
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kube-fake-api", "cluster": {"server": url}}],
+        "users": [{"name": "kube-fake-api", "user": {}}],
+        "contexts": [{"name": "kube-fake-api", "context": {"cluster": "kube-fake-api", "user": "kube-fake-api", "namespace": "default"}}],
+        "current-context": "kube-fake-api",
+    });
+    serde_yaml::to_string(&doc).unwrap_or_default()
 }
 
 impl Drop for FakeApiServer {

@@ -1,4 +1,4 @@
-//! Patch formats: JSON merge patch, JSON patch, strategic merge (approximated)
+//! Patch formats: JSON merge patch, JSON patch, strategic merge (see `smp`)
 //! and server-side apply (see `managed`).
 
 use serde_json::Value;
@@ -21,7 +21,7 @@ impl PatchKind {
             "application/json-patch+json" => Ok(Self::Json),
             "application/merge-patch+json" => Ok(Self::Merge),
             "application/strategic-merge-patch+json" => Ok(Self::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(Self::Apply),
+            "application/apply-patch+yaml" => Ok(Self::Apply),
             other => Err(ApiError::unsupported_media_type(other)),
         }
     }
@@ -79,45 +79,11 @@ pub(crate) fn apply_patch(kind: PatchKind, target: &mut Value, body: &[u8]) -> R
             if !p.is_object() {
                 return Err(ApiError::bad_request("a strategic merge patch must be a JSON object"));
             }
-            strategic_merge(target, &p);
+            crate::smp::merge(target, &p);
             Ok(())
         }
         PatchKind::Apply => Err(ApiError::internal("apply patches go through server-side apply")),
     }
-}
-
-/// Strategic merge for the built-in kinds served here: a JSON merge patch, except that
-/// `metadata.finalizers` merges as a set and `metadata.ownerReferences` by `uid`.
-fn strategic_merge(target: &mut Value, patch: &Value) {
-    let mut p = patch.clone();
-    let mut merged_lists = Vec::new();
-    if let (Some(pm), Some(tm)) = (p.get_mut("metadata").and_then(Value::as_object_mut), target.get("metadata")) {
-        if let (Some(Value::Array(add)), Some(Value::Array(cur))) = (pm.get("finalizers"), tm.get("finalizers")) {
-            let mut out = cur.clone();
-            for f in add {
-                if !out.contains(f) {
-                    out.push(f.clone());
-                }
-            }
-            merged_lists.push(("finalizers", Value::Array(out)));
-        }
-        if let (Some(Value::Array(add)), Some(Value::Array(cur))) =
-            (pm.get("ownerReferences"), tm.get("ownerReferences"))
-        {
-            let mut out = cur.clone();
-            for r in add {
-                match out.iter_mut().find(|x| x.get("uid") == r.get("uid")) {
-                    Some(existing) => json_patch::merge(existing, r),
-                    None => out.push(r.clone()),
-                }
-            }
-            merged_lists.push(("ownerReferences", Value::Array(out)));
-        }
-        for (k, v) in merged_lists {
-            pm.insert(k.to_string(), v);
-        }
-    }
-    json_patch::merge(target, &p);
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@ pub(crate) enum Route {
     Group(String),
     GroupVersion(String, String),
     Resource(ResourcePath),
+    OpenApiV2,
+    OpenApiV3Index,
+    /// `/openapi/v3/api/v1` (group "") or `/openapi/v3/apis/{group}/{version}`.
+    OpenApiV3(String, String),
     Unknown,
 }
 
@@ -63,6 +67,10 @@ pub(crate) fn parse(path: &str) -> Route {
     match segs.as_slice() {
         ["version"] => Route::Version,
         ["healthz" | "readyz" | "livez"] => Route::Health,
+        ["openapi", "v2"] => Route::OpenApiV2,
+        ["openapi", "v3"] => Route::OpenApiV3Index,
+        ["openapi", "v3", "api", version] => Route::OpenApiV3(String::new(), version.to_string()),
+        ["openapi", "v3", "apis", group, version] => Route::OpenApiV3(group.to_string(), version.to_string()),
         ["api"] => Route::CoreGroup,
         ["api", version, rest @ ..] => resource("", version, rest),
         ["apis"] => Route::Groups,

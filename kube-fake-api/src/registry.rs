@@ -18,6 +18,14 @@ pub(crate) enum Builtin {
     Event,
     Lease,
     Crd,
+    Deployment,
+    Service,
+    ServiceAccount,
+    ClusterRole,
+    ClusterRoleBinding,
+    Role,
+    RoleBinding,
+    PodDisruptionBudget,
 }
 
 /// Storage key of a resource: `(group, plural)`.
@@ -46,6 +54,8 @@ pub(crate) struct ResourceDef {
     pub schemas: BTreeMap<String, Arc<CompiledVersion>>,
     /// `spec.versions[].selectableFields[].jsonPath` of a CRD (per version).
     pub selectable_fields: BTreeMap<String, Vec<String>>,
+    /// `spec.versions[].additionalPrinterColumns` of a CRD (per version).
+    pub printer_columns: BTreeMap<String, Vec<Value>>,
 }
 
 impl ResourceDef {
@@ -59,6 +69,11 @@ impl ResourceDef {
 
     pub fn api_version(&self, version: &str) -> String {
         if self.group.is_empty() { version.to_string() } else { format!("{}/{version}", self.group) }
+    }
+
+    fn in_category(mut self, category: &str) -> Self {
+        self.categories.push(category.to_string());
+        self
     }
 
     pub fn is_custom(&self) -> bool {
@@ -87,14 +102,17 @@ impl ResourceDef {
             categories: Vec::new(),
             namespaced,
             status_subresource: status,
-            has_generation: b == Builtin::Crd,
+            has_generation: matches!(b, Builtin::Crd | Builtin::Deployment | Builtin::PodDisruptionBudget),
             unconditional_update: b != Builtin::Crd,
             builtin: Some(b),
             schemas: BTreeMap::new(),
             selectable_fields: BTreeMap::new(),
+            printer_columns: BTreeMap::new(),
         }
     }
 }
+
+const RBAC: &str = "rbac.authorization.k8s.io";
 
 /// The resources every fake server starts with.
 pub(crate) fn builtins() -> Vec<ResourceDef> {
@@ -114,6 +132,33 @@ pub(crate) fn builtins() -> Vec<ResourceDef> {
             "customresourcedefinitions",
             false,
             &["crd", "crds"],
+            true,
+        ),
+        ResourceDef::builtin(Deployment, "apps", "v1", "Deployment", "deployments", true, &["deploy"], true)
+            .in_category("all"),
+        ResourceDef::builtin(Service, "", "v1", "Service", "services", true, &["svc"], true).in_category("all"),
+        ResourceDef::builtin(ServiceAccount, "", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false),
+        ResourceDef::builtin(ClusterRole, RBAC, "v1", "ClusterRole", "clusterroles", false, &[], false),
+        ResourceDef::builtin(
+            ClusterRoleBinding,
+            RBAC,
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            &[],
+            false,
+        ),
+        ResourceDef::builtin(Role, RBAC, "v1", "Role", "roles", true, &[], false),
+        ResourceDef::builtin(RoleBinding, RBAC, "v1", "RoleBinding", "rolebindings", true, &[], false),
+        ResourceDef::builtin(
+            PodDisruptionBudget,
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            &["pdb"],
             true,
         ),
     ]
@@ -228,6 +273,7 @@ pub(crate) fn resource_from_crd(crd: &Value) -> Result<ResourceDef, Vec<FieldErr
     let mut served = Vec::new();
     let mut schemas = BTreeMap::new();
     let mut selectable = BTreeMap::new();
+    let mut printer_columns = BTreeMap::new();
     let mut status_subresource = false;
     for (i, v) in versions.iter().enumerate() {
         let vname = v.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -268,6 +314,8 @@ pub(crate) fn resource_from_crd(crd: &Value) -> Result<ResourceDef, Vec<FieldErr
             })
             .unwrap_or_default();
         selectable.insert(vname.to_string(), fields);
+        let columns = v.get("additionalPrinterColumns").and_then(Value::as_array).cloned().unwrap_or_default();
+        printer_columns.insert(vname.to_string(), columns);
     }
     if !errs.is_empty() {
         return Err(errs);
@@ -296,5 +344,6 @@ pub(crate) fn resource_from_crd(crd: &Value) -> Result<ResourceDef, Vec<FieldErr
         builtin: None,
         schemas,
         selectable_fields: selectable,
+        printer_columns,
     })
 }

@@ -12,13 +12,13 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, Request, header};
 use serde_json::Value;
 
-use crate::discovery;
 use crate::handlers::{self, Incoming};
 use crate::path::{Route, parse};
 use crate::query::Query;
 use crate::status::{ApiError, json_response, reason_for_code};
 use crate::store::State;
 use crate::{Fault, RequestRecord, Target};
+use crate::{discovery, openapi};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -217,9 +217,36 @@ fn dispatch(shared: &Arc<Shared>, route: Route, req: Incoming<'_>) -> Result<Res
                 .map(|v| json_response(200, &v))
                 .ok_or_else(ApiError::path_not_found)
         }
+        Route::OpenApiV3Index => {
+            let st = shared.lock_state();
+            Ok(json_response(200, &openapi::v3_index(&st.registry)))
+        }
+        Route::OpenApiV3(g, v) => {
+            let st = shared.lock_state();
+            openapi::v3_group_version(&st.registry, &g, &v)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(ApiError::path_not_found)
+        }
+        Route::OpenApiV2 => {
+            // kubectl asks for protobuf only; JSON is all this server speaks (406 lets it say so).
+            if !accepts_json(req.accept) {
+                return Err(ApiError::new(406, "NotAcceptable", "only application/json is served for /openapi/v2"));
+            }
+            let st = shared.lock_state();
+            Ok(json_response(200, &openapi::v2(&st.registry)))
+        }
         Route::Resource(rp) => handlers::resource(shared, rp, req),
         Route::Unknown => Err(ApiError::path_not_found()),
     }
+}
+
+fn accepts_json(accept: Option<&str>) -> bool {
+    accept.is_none_or(|a| {
+        a.split(',').any(|t| {
+            let base = t.split(';').next().unwrap_or_default().trim();
+            matches!(base, "" | "application/json" | "*/*" | "application/*")
+        })
+    })
 }
 
 fn discovery_response(v: &Value) -> Response {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use crate::events;
 use crate::registry::{Registry, ResKey};
 
 /// Namespace ("" for cluster-scoped) and name.
@@ -153,11 +154,20 @@ impl State {
     /// Store a new or changed object with a fresh resourceVersion; returns it.
     pub fn put(&mut self, res: &ResKey, key: ObjKey, mut obj: Value, old: Option<Value>) -> Value {
         let rv = self.bump(&mut obj);
-        self.gc_dirty |= gc_relevant(res, &obj);
-        self.objects.entry(res.clone()).or_default().insert(key, obj.clone());
+        self.store_change(res, &key, &obj, rv, old);
+        if let Some((other, convert)) = events::mirror_of(res) {
+            let copy = convert(&obj);
+            let previous = self.get(&other, &key).cloned();
+            self.store_change(&other, &key, &copy, rv, previous);
+        }
+        obj
+    }
+
+    fn store_change(&mut self, res: &ResKey, key: &ObjKey, obj: &Value, rv: u64, old: Option<Value>) {
+        self.gc_dirty |= gc_relevant(res, obj);
+        self.objects.entry(res.clone()).or_default().insert(key.clone(), obj.clone());
         let kind = if old.is_some() { EventType::Modified } else { EventType::Added };
         self.record(Change { rv, res: res.clone(), kind, object: obj.clone(), old });
-        obj
     }
 
     /// Remove an object for good; returns its final state (with the deletion's resourceVersion).
@@ -166,12 +176,23 @@ impl State {
         self.gc_dirty = true;
         let rv = self.bump(&mut obj);
         self.record(Change { rv, res: res.clone(), kind: EventType::Deleted, object: obj.clone(), old: None });
+        if let Some((other, _)) = events::mirror_of(res)
+            && let Some(mut copy) = self.objects.get_mut(&other).and_then(|m| m.remove(key))
+        {
+            if let Some(meta) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("resourceVersion".into(), json!(rv.to_string()));
+            }
+            self.record(Change { rv, res: other, kind: EventType::Deleted, object: copy, old: None });
+        }
         Some(obj)
     }
 
     /// Replace a stored object without an event (the next change reports it).
     pub fn replace_silently(&mut self, res: &ResKey, key: &ObjKey, obj: Value) {
         self.gc_dirty |= gc_relevant(res, &obj);
+        if let Some((other, convert)) = events::mirror_of(res) {
+            self.objects.entry(other).or_default().insert(key.clone(), convert(&obj));
+        }
         self.objects.entry(res.clone()).or_default().insert(key.clone(), obj);
     }
 
