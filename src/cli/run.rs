@@ -71,7 +71,8 @@ pub async fn run_operator(
         window: Duration::from_secs(args.rate_limit.seconds),
     };
     let pool = ClientPool::new(cf, Some(ClientMetrics::register(&metrics.registry)?));
-    let engine = Arc::new(Engine::new(pool, metrics.clone(), EngineConfig::default()));
+    let fetcher = Arc::new(crate::source::Fetcher::new(&args.artifacts)?);
+    let engine = Arc::new(Engine::new(pool, metrics.clone(), EngineConfig::default()).with_code_fetcher(fetcher));
     let identity = args.pod_name.clone().unwrap_or_else(|| format!("clodo-operator-{}", uuid::Uuid::new_v4().simple()));
     let config = ControllerConfig {
         resync: Duration::from_secs(args.resync_seconds.max(1)),

@@ -53,7 +53,7 @@ pub async fn reconcile(svc: Arc<CloudflareService>, ctx: Arc<Context>) -> Result
 
 async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> {
     let key = object_key(KIND, svc.namespace().as_deref(), &svc.name_any());
-    let source = KubeSource::new(ctx.client.clone());
+    let source = KubeSource::new(ctx.client.clone()).with_fetcher(ctx.engine.code_fetcher());
     let pass = ctx.engine.reconcile(svc, &source, &crate::engine::NoProgress).await;
     ctx.publish(&svc.object_ref(&()), &pass.events).await;
     write_status(ctx, svc, &pass.status).await?;
@@ -72,7 +72,7 @@ async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> 
 }
 
 async fn cleanup(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> {
-    let source = KubeSource::new(ctx.client.clone());
+    let source = KubeSource::new(ctx.client.clone()).with_fetcher(ctx.engine.code_fetcher());
     let (events, result) = ctx.engine.cleanup(svc, &source, &crate::engine::NoProgress).await;
     ctx.publish(&svc.object_ref(&()), &events).await;
     result.map_err(Error::Engine)?;
@@ -156,7 +156,7 @@ fn references_secret(s: &CloudflareService, customers: &Store<Customer>, name: &
 
 fn references_config_map(s: &CloudflareService, name: &str) -> bool {
     let b = &s.spec.body;
-    b.worker.source.config_map_ref.name == name
+    b.worker.source.config_map_name() == Some(name)
         || b.d1_databases.iter().any(|d| d.migrations.as_ref().is_some_and(|m| m.config_map_ref.name == name))
 }
 

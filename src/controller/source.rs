@@ -2,6 +2,7 @@
 //! when running in a cluster. Generated secrets live in one operator-owned Secret per service.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use k8s_openapi::ByteString;
@@ -13,15 +14,23 @@ use crate::crd::keys::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_B
 use crate::crd::{CloudflareService, Customer};
 use crate::engine::resolve::{Generated, ObjectSource, SourceError};
 use crate::engine::secret::{self, SecretValue};
+use crate::source::Fetcher;
 
 /// Reads objects with a kube client.
 pub struct KubeSource {
     client: Client,
+    fetcher: Option<Arc<Fetcher>>,
 }
 
 impl KubeSource {
     pub fn new(client: Client) -> Self {
-        Self { client }
+        Self { client, fetcher: None }
+    }
+
+    /// Load OCI and URL code sources with this fetcher.
+    pub fn with_fetcher(mut self, fetcher: Option<Arc<Fetcher>>) -> Self {
+        self.fetcher = fetcher;
+        self
     }
 }
 
@@ -123,5 +132,9 @@ impl ObjectSource for KubeSource {
             }
         }
         Err(SourceError { what, message: "kept conflicting with concurrent writers".into() })
+    }
+
+    fn code_fetcher(&self) -> Option<&Fetcher> {
+        self.fetcher.as_deref()
     }
 }
