@@ -251,7 +251,15 @@ mod tests {
         let e = check_size(&limits(4096, 4095), &files).unwrap_err();
         assert_eq!(e.reason(), "ArtifactTooLarge");
         assert!(e.to_string().contains("uncompressed"), "{e}");
-        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
         let files = BTreeMap::from([("a.bin".to_string(), noise)]);
         let e = check_size(&limits(1024, 1 << 20), &files).unwrap_err();
         assert!(e.to_string().contains("gzip-compressed"), "{e}");

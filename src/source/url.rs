@@ -40,6 +40,9 @@ impl Fetcher {
     pub async fn url(&self, src: &UrlSource) -> Result<Fetched, FetchError> {
         let url = parse_url(&src.url)?;
         let expected = src.sha256.to_ascii_lowercase();
+        if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(FetchError::Reference("spec.worker.source.url.sha256 must be 64 hex digits".into()));
+        }
         let digest = format!("sha256:{expected}");
         let key = Cache::key("url", &digest);
         if let Some(files) = self.cache.get(&key) {
