@@ -83,6 +83,8 @@ pub enum FetchError {
     Unavailable { what: String, attempts: u32, message: String },
     #[error("digest mismatch for {what}: expected {expected}, got {actual}")]
     DigestMismatch { what: String, expected: String, actual: String },
+    #[error("digest mismatch for {what}: {detail}")]
+    ContentMismatch { what: String, detail: String },
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
@@ -99,7 +101,7 @@ impl FetchError {
             Self::Unauthorized { .. } => "ArtifactUnauthorized",
             Self::NotFound { .. } => "ArtifactNotFound",
             Self::Unavailable { .. } => "ArtifactUnavailable",
-            Self::DigestMismatch { .. } => "DigestMismatch",
+            Self::DigestMismatch { .. } | Self::ContentMismatch { .. } => "DigestMismatch",
             Self::TooLarge(_) => "ArtifactTooLarge",
             Self::Invalid(_) => "InvalidArtifact",
             Self::Cache(_) => "ArtifactCacheError",

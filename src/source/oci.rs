@@ -106,11 +106,9 @@ fn classify(what: &str, e: OciDistributionError) -> FetchError {
                 FetchError::Invalid(format!("{what}: registry error: {envelope}"))
             }
         }
-        OciDistributionError::DigestError(e) => FetchError::DigestMismatch {
-            what: what.to_string(),
-            expected: "the digest in the reference".into(),
-            actual: e.to_string(),
-        },
+        OciDistributionError::DigestError(e) => {
+            FetchError::ContentMismatch { what: what.to_string(), detail: e.to_string() }
+        }
         other => FetchError::Invalid(format!("{what}: {other}")),
     }
 }

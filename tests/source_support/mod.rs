@@ -17,6 +17,8 @@ use clodo_operator::source::{Fetcher, Retry, SourceArgs};
 
 use crate::common::World;
 
+pub mod registry;
+
 /// A fetcher with a short retry policy over `dir`.
 pub fn fetcher(dir: &std::path::Path, max_compressed: u64, max_uncompressed: u64) -> Arc<Fetcher> {
     let args = SourceArgs {
