@@ -229,3 +229,88 @@ async fn unknown_digest_and_bad_reference_are_named() {
     assert_eq!(reason, "InvalidSpec", "{message}");
     assert!(message.starts_with("spec.worker.source.oci.ref:"), "{message}");
 }
+
+/// workerd, or `None` (skipped) when absent and `CI` is unset.
+fn workerd() -> Option<cloudflare_emulator::Workerd> {
+    let explicit = std::env::var_os("WORKERD_BIN").map(std::path::PathBuf::from);
+    match cloudflare_emulator::Workerd::discover(explicit.as_deref()) {
+        Ok(Some((w, _))) => Some(w),
+        Ok(None) if std::env::var_os("CI").is_some() => panic!("workerd not found but CI is set (WORKERD_BIN)"),
+        Ok(None) => {
+            println!("SKIPPED: workerd not found (set WORKERD_BIN)");
+            None
+        }
+        Err(e) => panic!("WORKERD_BIN is set but unusable: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn three_mib_bundle_from_the_registry_runs_on_workerd_in_the_sandbox() {
+    use clodo_operator::cli::manifests::{self, ManifestSource};
+    let Some(bin) = tools() else { return };
+    let Some(workerd) = workerd() else { return };
+    let reg = Registry::start(&bin, None);
+
+    // The quickstart's modules, a 3 MiB text module and an entry point that serves its size.
+    let mut m = manifests::load(&[std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")]).unwrap();
+    let code = m.config_maps.iter().find(|c| c.metadata.name.as_deref() == Some("data-service-code")).unwrap();
+    let mut files: Vec<(String, Vec<u8>)> =
+        code.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let big = hex::encode(noise(3 << 19, 5)); // 3 MiB of text
+    assert!(big.len() >= 3 << 20, "more than a ConfigMap's ~1 MiB");
+    let main = r#"import app from "./index.js";
+import big from "./big.txt";
+export default {
+  async fetch(request, env, ctx) {
+    if (new URL(request.url).pathname === "/bundle-size") return new Response(String(big.length));
+    return app.fetch(request, env, ctx);
+  },
+};
+"#;
+    files.push(("main.js".into(), main.as_bytes().to_vec()));
+    files.push(("big.txt".into(), big.clone().into_bytes()));
+    let layers: Vec<(&str, &[u8], &str)> = files
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice(), if n.ends_with(".txt") { "text/plain" } else { JS }))
+        .collect();
+    let digest = reg.push("acme/data-service:3mib", &layers);
+    m.config_maps.retain(|c| c.metadata.name.as_deref() != Some("data-service-code"));
+    let svc0 = &mut m.services[0];
+    svc0.metadata.generation = Some(1);
+    svc0.spec.body.worker.main_module = "main.js".into();
+    svc0.spec.body.worker.source = oci(&format!("{}/acme/data-service:3mib", reg.host), None);
+    let mut svc = svc0.clone();
+
+    let state = tempfile::tempdir().unwrap();
+    let f = default_fetcher(&state.path().join("cache"));
+    let source =
+        ManifestSource::new(m.clone(), Some(state.path().join("secrets.json"))).unwrap().with_fetcher(Some(f.clone()));
+    let sandbox = clodo_operator::cli::deploy::start_sandbox(&m, &source, Some(workerd)).await.unwrap();
+    let edge = sandbox.handle.edge_url().expect("edge listener");
+    let pool = clodo_operator::cloudflare::ClientPool::new(
+        clodo_operator::cloudflare::ClientConfig { base_url: sandbox.handle.base_url(), ..Default::default() },
+        None,
+    );
+    let engine = clodo_operator::engine::Engine::new(
+        pool,
+        clodo_operator::metrics::Metrics::new().unwrap(),
+        clodo_operator::engine::EngineConfig { no_local_runtime: false, edge_url: Some(edge.clone()) },
+    )
+    .with_code_fetcher(f);
+    for _ in 0..5 {
+        let r = engine.reconcile(&svc, &source, &clodo_operator::engine::NoProgress).await;
+        svc.status = Some(r.status);
+        if ready(&svc) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(ready(&svc), "{:#?}", svc.status.as_ref().unwrap().conditions);
+    assert_eq!(svc.status.as_ref().unwrap().source.as_ref().unwrap().digest, digest);
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{edge}{path}")).header(reqwest::header::HOST, "api.acme.com").send();
+    let r = get("/bundle-size").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), big.len().to_string(), "workerd runs the 3 MiB bundle");
+    assert_eq!(get("/health").await.unwrap().text().await.unwrap(), "ok");
+}
