@@ -190,3 +190,60 @@ fn exactly_one_source_is_enforced_by_cel() {
     let err = cel(json!({ "url": { "url": "ftp://x.example/a.js", "sha256": sha } })).unwrap();
     assert!(err.contains("must start with https://"), "{err}");
 }
+
+/// Write the world's manifests (with `svc`) as YAML files into a directory.
+fn write_manifests(w: &World, svc: &CloudflareService, dir: &std::path::Path) {
+    let mut docs = Vec::new();
+    for c in &w.manifests.customers {
+        docs.push(serde_yaml::to_string(c).unwrap());
+    }
+    for s in &w.manifests.secrets {
+        docs.push(serde_yaml::to_string(s).unwrap());
+    }
+    for c in &w.manifests.config_maps {
+        docs.push(serde_yaml::to_string(c).unwrap());
+    }
+    docs.push(serde_yaml::to_string(svc).unwrap());
+    std::fs::write(dir.join("all.yaml"), docs.join("---\n")).unwrap();
+}
+
+fn validate(dir: &std::path::Path, extra: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clodo-operator"))
+        .arg("validate")
+        .arg("-f")
+        .arg(dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+// Multi-threaded: the CLI runs as a blocking child process while the file server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_fetches_artifacts_only_with_online() {
+    let w = World::new(67).await;
+    let server = FileServer::start().await;
+    let bundle = tarball(&[("index.js", WORKER_JS.as_bytes())]);
+    let url = server.put("b.tar.gz", bundle.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = format!("--artifact-cache-dir={}", cache.path().display());
+    let mut svc = w.svc();
+
+    // A wrong digest: offline validation cannot know and makes no request; --online fails.
+    svc.spec.body.worker.source = url_source(&url, &"1".repeat(64));
+    write_manifests(&w, &svc, dir.path());
+    let (code, out) = validate(dir.path(), &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("not fetched (pass --online"), "{out}");
+    assert_eq!(server.requests(), 0);
+    let (code, out) = validate(dir.path(), &["--online", &cache_arg]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("spec.worker.source.url.url: digest mismatch"), "{out}");
+
+    svc.spec.body.worker.source = url_source(&url, &sha256_hex(&bundle));
+    write_manifests(&w, &svc, dir.path());
+    let (code, out) = validate(dir.path(), &["--online", &cache_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("code url sha256:{} fetched and verified", sha256_hex(&bundle))), "{out}");
+}

@@ -369,6 +369,11 @@ pub async fn validate(files: &[std::path::PathBuf], online: Option<&crate::sourc
         } else {
             println!("✓ {id}: valid");
         }
+        if let Some(src) = &inputs.source {
+            println!("  {id}: code {} {} fetched and verified", src.kind, src.digest);
+        } else if online.is_none() && svc.spec.body.worker.source.config_map_ref.is_none() {
+            println!("  {id}: code artifact not fetched (pass --online to check it)");
+        }
     }
     if violations > 0 {
         println!("{violations} resource(s) failed validation");

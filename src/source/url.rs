@@ -32,7 +32,10 @@ pub fn parse_url(raw: &str) -> Result<reqwest::Url, FetchError> {
 
 /// The URL without its query string, for messages.
 fn display(url: &reqwest::Url) -> String {
-    format!("{}://{}{}", url.scheme(), url.host_str().unwrap_or_default(), url.path())
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
 }
 
 impl Fetcher {
@@ -165,6 +168,8 @@ mod tests {
     fn urls_are_checked() {
         assert!(is_tarball(&parse_url("https://x.example/b/bundle.tar.gz?sig=1").unwrap()));
         assert!(!is_tarball(&parse_url("https://x.example/worker.js").unwrap()));
+        let u = parse_url("http://127.0.0.1:8080/b/x.tgz?token=secret").unwrap();
+        assert_eq!(display(&u), "http://127.0.0.1:8080/b/x.tgz");
         for bad in ["ftp://x/a.js", "https://u:p@x.example/a.js", "https://x.example/", "nope"] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
