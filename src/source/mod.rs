@@ -223,9 +223,8 @@ where
     let mut attempt = 1;
     loop {
         match op().await {
-            Err(FetchError::Unavailable { what, message, .. }) if attempt < retry.attempts.max(1) => {
+            Err(FetchError::Unavailable { what, .. }) if attempt < retry.attempts.max(1) => {
                 tracing::warn!(attempt, what = %what, "artifact fetch failed, retrying");
-                let _ = message;
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
                 attempt += 1;
