@@ -375,6 +375,9 @@ def validate(rendered, k8s_version, chart_dir, release, namespace, values_file):
         vols = {v["name"]: v for v in pod.get("volumes", [])}
         if "emptyDir" not in vols.get(mounts.get("/tmp"), {}):
             err("no writable emptyDir at /tmp (the root filesystem is read-only)")
+        cache = vols.get(mounts.get("/var/cache/clodo"), {}).get("emptyDir")
+        if cache is None or cache.get("sizeLimit") != values["artifacts"]["cacheSizeLimit"]:
+            err("no artifact cache emptyDir at /var/cache/clodo sized by artifacts.cacheSizeLimit")
 
         env = c.get("env", [])
         names = [e["name"] for e in env]
@@ -397,6 +400,10 @@ def validate(rendered, k8s_version, chart_dir, release, namespace, values_file):
             "CLODO_CF_RATE_LIMIT": values["cloudflare"]["rateLimit"],
             "RUST_LOG": values["logLevel"],
             "LOG_FORMAT": values["logFormat"],
+            "CLODO_ARTIFACT_CACHE_DIR": "/var/cache/clodo/artifacts",
+            "CLODO_ARTIFACT_CACHE_MAX_BYTES": str(values["artifacts"]["cacheMaxBytes"]),
+            "CLODO_ARTIFACT_MAX_COMPRESSED_BYTES": str(values["artifacts"]["maxCompressedBytes"]),
+            "CLODO_ARTIFACT_MAX_UNCOMPRESSED_BYTES": str(values["artifacts"]["maxUncompressedBytes"]),
         }
         extra_names = set()
         for extra in values.get("extraEnv") or []:

@@ -9,4 +9,5 @@ pub mod engine;
 pub mod lease;
 pub mod metrics;
 pub mod prodtest;
+pub mod source;
 pub mod telemetry;

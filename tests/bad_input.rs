@@ -11,7 +11,7 @@ mod harness;
 use std::time::Duration;
 
 use clodo_operator::crd::conditions as c;
-use clodo_operator::crd::{CloudflareService, Customer, Phase, Portfolio, RouteSpec};
+use clodo_operator::crd::{CloudflareService, Customer, Phase, Portfolio, RouteSpec, WorkerSource};
 use harness::*;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -425,7 +425,7 @@ fn semantic_cases(ns: &str) -> Vec<Case> {
     });
 
     let mut s = base(ns, "missing-code");
-    s.spec.body.worker.source.config_map_ref.name = "no-such-code".into();
+    s.spec.body.worker.source = WorkerSource::config_map("no-such-code");
     cases.push(Case {
         name: "missing-code",
         service: s,
@@ -435,7 +435,7 @@ fn semantic_cases(ns: &str) -> Vec<Case> {
     });
 
     let mut s = base(ns, "empty-code");
-    s.spec.body.worker.source.config_map_ref.name = "empty-code".into();
+    s.spec.body.worker.source = WorkerSource::config_map("empty-code");
     cases.push(Case {
         name: "empty-code",
         service: s,
@@ -445,7 +445,7 @@ fn semantic_cases(ns: &str) -> Vec<Case> {
     });
 
     let mut s = base(ns, "oversized");
-    s.spec.body.worker.source.config_map_ref.name = "big-code".into();
+    s.spec.body.worker.source = WorkerSource::config_map("big-code");
     cases.push(Case {
         name: "oversized",
         service: s,

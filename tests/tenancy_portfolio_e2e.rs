@@ -92,6 +92,7 @@ impl World {
             concurrency: 4,
             cloudflare_api_base_url: Some(self.emu.base_url()),
             rate_limit: "1200/300".parse().unwrap(),
+            artifacts: Default::default(),
         };
         spawn_operator(self.client.clone(), args).await
     }
@@ -156,7 +157,7 @@ fn small_body() -> ServiceBody {
     ServiceBody {
         worker: WorkerSpec {
             main_module: "index.js".into(),
-            source: ConfigMapSource { config_map_ref: LocalObjectRef { name: "code".into() } },
+            source: WorkerSource::config_map("code"),
             compatibility_date: "2025-10-01".into(),
             vars: BTreeMap::from([
                 ("PUBLIC_URL".into(), "https://{{DOMAIN}}".into()),
@@ -767,7 +768,7 @@ async fn portfolio_rejects_cycles_and_holds_dependents_of_a_failed_service() {
     // Fixed, but auth cannot deploy (its code ConfigMap is missing): auth's children fail and
     // web, which depends on auth, is not created.
     let mut auth = member("auth", &[]);
-    auth.template.worker.source.config_map_ref.name = "auth-code".into();
+    auth.template.worker.source = WorkerSource::config_map("auth-code");
     apply(&pfs, portfolio(&ns, "loop", 2, vec![member("web", &["auth"]), auth])).await;
     let pf = wait_for(&pfs, "loop", WAIT, |p| {
         pf_cond(p, c::DEGRADED)

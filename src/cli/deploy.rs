@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -109,7 +110,8 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
     inject_env_token(&mut m);
     let persist = !args.sandbox;
     let secrets_file = persist.then(|| args.state_dir.join("generated-secrets.json"));
-    let source = ManifestSource::new(m.clone(), secrets_file)?;
+    let fetcher = Arc::new(crate::source::Fetcher::new(&args.artifacts)?);
+    let source = ManifestSource::new(m.clone(), secrets_file)?.with_fetcher(Some(fetcher.clone()));
 
     let sandbox = if args.sandbox {
         let workerd = find_workerd(args.workerd.as_deref())?;
@@ -144,7 +146,7 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
         Some(None) => EngineConfig { no_local_runtime: true, edge_url: None },
         None => EngineConfig::default(),
     };
-    let engine = Engine::new(pool, metrics.clone(), engine_cfg);
+    let engine = Engine::new(pool, metrics.clone(), engine_cfg).with_code_fetcher(fetcher);
 
     let mut all_ready = true;
     let mut settled_ok: BTreeSet<String> = BTreeSet::new();
@@ -300,7 +302,8 @@ fn inject_env_token(m: &mut Manifests) {
 }
 
 /// `validate`: offline schema, CEL, template and policy checks. Returns the exit code.
-pub async fn validate(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
+/// With `online`, OCI and URL code sources are fetched too (reachability, digest, size).
+pub async fn validate(files: &[std::path::PathBuf], online: Option<&crate::source::SourceArgs>) -> anyhow::Result<i32> {
     let m = match manifests::load(files) {
         Ok(m) => m,
         Err(e) => {
@@ -319,7 +322,12 @@ pub async fn validate(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
             }
         }
     }
-    let source = ManifestSource::new(m.clone(), None)?;
+    let source = match online {
+        Some(args) => {
+            ManifestSource::new(m.clone(), None)?.with_fetcher(Some(Arc::new(crate::source::Fetcher::new(args)?)))
+        }
+        None => ManifestSource::new(m.clone(), None)?.offline(),
+    };
     for cust in &m.customers {
         if let Err(errs) = cust.validate_cel() {
             violations += 1;
@@ -372,6 +380,11 @@ pub async fn validate(files: &[std::path::PathBuf]) -> anyhow::Result<i32> {
             violations += 1;
         } else {
             println!("✓ {id}: valid");
+        }
+        if let Some(src) = &inputs.source {
+            println!("  {id}: code {} {} fetched and verified", src.kind, src.digest);
+        } else if online.is_none() && svc.spec.body.worker.source.config_map_ref.is_none() {
+            println!("  {id}: code artifact not fetched (pass --online to check it)");
         }
     }
     if violations > 0 {

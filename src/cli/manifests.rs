@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, bail};
 use async_trait::async_trait;
@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::crd::{CloudflareService, Customer, Portfolio};
 use crate::engine::resolve::{Generated, ObjectSource, SourceError};
 use crate::engine::secret::{self, SecretValue};
+use crate::source::Fetcher;
 
 /// Every object found in the given files.
 #[derive(Debug, Default, Clone)]
@@ -132,6 +133,8 @@ pub struct ManifestSource {
     manifests: Manifests,
     generated: Mutex<BTreeMap<String, String>>,
     state_file: Option<PathBuf>,
+    fetcher: Option<Arc<Fetcher>>,
+    offline: bool,
 }
 
 impl ManifestSource {
@@ -143,7 +146,19 @@ impl ManifestSource {
             }
             _ => BTreeMap::new(),
         };
-        Ok(Self { manifests, generated: Mutex::new(generated), state_file })
+        Ok(Self { manifests, generated: Mutex::new(generated), state_file, fetcher: None, offline: false })
+    }
+
+    /// Load OCI and URL code sources with this fetcher.
+    pub fn with_fetcher(mut self, fetcher: Option<Arc<Fetcher>>) -> Self {
+        self.fetcher = fetcher;
+        self
+    }
+
+    /// Check OCI and URL code sources without fetching them (`validate` without `--online`).
+    pub fn offline(mut self) -> Self {
+        self.offline = true;
+        self
     }
 
     pub fn manifests(&self) -> &Manifests {
@@ -226,6 +241,12 @@ impl ObjectSource for ManifestSource {
         map.insert(key, value.expose().to_string());
         self.persist(&map)?;
         Ok(Generated { value, created: true })
+    }
+    fn code_fetcher(&self) -> Option<&Fetcher> {
+        self.fetcher.as_deref()
+    }
+    fn code_offline(&self) -> bool {
+        self.offline
     }
 }
 

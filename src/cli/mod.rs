@@ -35,6 +35,11 @@ pub enum Command {
         /// Manifest files or directories.
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
+        /// Also fetch OCI and URL code sources: checks reachability, digests and size limits.
+        #[arg(long)]
+        online: bool,
+        #[command(flatten)]
+        artifacts: crate::source::SourceArgs,
     },
 }
 
@@ -57,6 +62,9 @@ pub struct DeployArgs {
     /// [default: `workerd` on PATH, then node_modules/ of the working directory or a parent].
     #[arg(long, env = "WORKERD_BIN")]
     pub workerd: Option<PathBuf>,
+    /// Artifact cache and size limits for OCI and URL code sources.
+    #[command(flatten)]
+    pub artifacts: crate::source::SourceArgs,
 }
 
 /// Arguments of `run`.
@@ -105,6 +113,9 @@ pub struct RunArgs {
     /// Client-side Cloudflare rate limit per token, REQUESTS/SECONDS.
     #[arg(long, env = "CLODO_CF_RATE_LIMIT", default_value = "1200/300")]
     pub rate_limit: RateLimitArg,
+    /// Artifact cache and size limits for OCI and URL code sources.
+    #[command(flatten)]
+    pub artifacts: crate::source::SourceArgs,
 }
 
 /// `N/SECONDS`.

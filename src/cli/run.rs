@@ -80,7 +80,11 @@ pub async fn run_operator(
     // Runs against cloudflare-emulator: production tests go to its edge listener (which stands in
     // for DNS, picking the Worker by Host header). Environment only, like CLOUDFLARE_API_TOKEN.
     let edge_url = std::env::var("CLODO_EDGE_URL").ok().filter(|u| !u.trim().is_empty());
-    let engine = Arc::new(Engine::new(pool, metrics.clone(), EngineConfig { edge_url, ..EngineConfig::default() }));
+    let fetcher = Arc::new(crate::source::Fetcher::new(&args.artifacts)?);
+    let engine = Arc::new(
+        Engine::new(pool, metrics.clone(), EngineConfig { edge_url, ..EngineConfig::default() })
+            .with_code_fetcher(fetcher),
+    );
     let config = ControllerConfig {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
         concurrency: args.concurrency.max(1),

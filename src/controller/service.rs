@@ -55,7 +55,7 @@ pub async fn reconcile(svc: Arc<CloudflareService>, ctx: Arc<Context>) -> Result
 async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> {
     let key = object_key(KIND, svc.namespace().as_deref(), &svc.name_any());
     ctx.check_fresh(svc)?;
-    let source = KubeSource::for_object(ctx.client.clone(), svc);
+    let source = KubeSource::for_object(ctx.client.clone(), svc).with_fetcher(ctx.engine.code_fetcher());
     let pass = ctx.engine.reconcile(svc, &source, &crate::engine::NoProgress).await;
     ctx.publish(&svc.object_ref(&()), &pass.events).await;
     // Also written when a checkpoint changed the stored status during the pass.
@@ -79,7 +79,7 @@ async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> 
 }
 
 async fn cleanup(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> {
-    let source = KubeSource::new(ctx.client.clone());
+    let source = KubeSource::new(ctx.client.clone()).with_fetcher(ctx.engine.code_fetcher());
     let (events, result) = ctx.engine.cleanup(svc, &source, &crate::engine::NoProgress).await;
     ctx.publish(&svc.object_ref(&()), &events).await;
     match result {
@@ -154,7 +154,8 @@ fn references_secret(s: &CloudflareService, customers: &Store<Customer>, name: &
             .as_ref()
             .and_then(|t| t.auth.as_ref())
             .and_then(|a| a.with_credentials.as_ref())
-            .is_some_and(|c| c.value_from.secret_key_ref.name == name);
+            .is_some_and(|c| c.value_from.secret_key_ref.name == name)
+        || b.worker.source.oci.as_ref().and_then(|o| o.pull_secret_ref.as_ref()).is_some_and(|r| r.name == name);
     if direct {
         return true;
     }
@@ -166,7 +167,7 @@ fn references_secret(s: &CloudflareService, customers: &Store<Customer>, name: &
 
 fn references_config_map(s: &CloudflareService, name: &str) -> bool {
     let b = &s.spec.body;
-    b.worker.source.config_map_ref.name == name
+    b.worker.source.config_map_name() == Some(name)
         || b.d1_databases.iter().any(|d| d.migrations.as_ref().is_some_and(|m| m.config_map_ref.name == name))
 }
 

@@ -2,6 +2,7 @@
 //! when running in a cluster. Generated secrets live in one operator-owned Secret per service.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use k8s_openapi::ByteString;
@@ -13,6 +14,7 @@ use crate::crd::keys::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_SERVICE, MANAGED_B
 use crate::crd::{CloudflareService, Customer};
 use crate::engine::resolve::{Generated, ObjectSource, SourceError};
 use crate::engine::secret::{self, SecretValue};
+use crate::source::Fetcher;
 
 /// Reads objects with a kube client.
 pub struct KubeSource {
@@ -20,22 +22,29 @@ pub struct KubeSource {
     /// `resourceVersion` the next status write must find (updated by checkpoints), so that a
     /// pass never overwrites a status newer than the object it started from.
     resource_version: std::sync::Mutex<Option<String>>,
+    fetcher: Option<Arc<Fetcher>>,
 }
 
 impl KubeSource {
     pub fn new(client: Client) -> Self {
-        Self { client, resource_version: std::sync::Mutex::new(None) }
+        Self { client, resource_version: std::sync::Mutex::new(None), fetcher: None }
     }
 
     /// A source for one pass over `obj`: status checkpoints carry its resourceVersion as a
     /// precondition.
     pub fn for_object<K: Resource>(client: Client, obj: &K) -> Self {
-        Self { client, resource_version: std::sync::Mutex::new(obj.meta().resource_version.clone()) }
+        Self { client, resource_version: std::sync::Mutex::new(obj.meta().resource_version.clone()), fetcher: None }
     }
 
     /// The resourceVersion after the last checkpoint (or of the object the pass started from).
     pub fn resource_version(&self) -> Option<String> {
         self.resource_version.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Load OCI and URL code sources with this fetcher.
+    pub fn with_fetcher(mut self, fetcher: Option<Arc<Fetcher>>) -> Self {
+        self.fetcher = fetcher;
+        self
     }
 }
 
@@ -172,5 +181,9 @@ impl ObjectSource for KubeSource {
             }
         }
         Err(SourceError { what, message: "kept conflicting with concurrent writers".into() })
+    }
+
+    fn code_fetcher(&self) -> Option<&Fetcher> {
+        self.fetcher.as_deref()
     }
 }

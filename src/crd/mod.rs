@@ -6,11 +6,13 @@ pub mod customer;
 pub mod keys;
 pub mod portfolio;
 pub mod service;
+pub mod source;
 
 pub use common::*;
 pub use customer::*;
 pub use portfolio::*;
 pub use service::*;
+pub use source::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

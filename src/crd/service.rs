@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ConfigMapSource, Environment, LocalObjectRef, Ownership, ValueFrom};
+use super::source::{SourceStatus, WorkerSource};
 
 /// Desired state of a Cloudflare Workers service.
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
@@ -110,11 +111,11 @@ pub enum ServiceType {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerSpec {
-    /// Entry module: must be a key of the code ConfigMap.
+    /// Entry module: must be one of the source's module files.
     #[x_kube(validation = Rule::new("self.size() > 0").message("worker.mainModule must not be empty"))]
     pub main_module: String,
-    /// Where the module files come from.
-    pub source: ConfigMapSource,
+    /// Where the module files come from: exactly one of configMapRef, oci or url.
+    pub source: WorkerSource,
     /// Workers compatibility date, YYYY-MM-DD.
     #[schemars(regex(pattern = r"^\d{4}-\d{2}-\d{2}$"))]
     pub compatibility_date: String,
@@ -437,6 +438,9 @@ pub struct CloudflareServiceStatus {
     /// Digest of the inputs the last pass saw (spec + referenced objects); lets a quiet resync skip work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_hash: Option<String>,
+    /// The artifact the last pass took the Worker's code from (OCI or URL sources).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceStatus>,
 }
 
 /// The deployed Worker.

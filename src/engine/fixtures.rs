@@ -38,7 +38,7 @@ pub fn service() -> CloudflareService {
         body: ServiceBody {
             worker: WorkerSpec {
                 main_module: "index.js".into(),
-                source: ConfigMapSource { config_map_ref: LocalObjectRef { name: "code".into() } },
+                source: crate::crd::WorkerSource::config_map("code"),
                 compatibility_date: "2025-10-01".into(),
                 compatibility_flags: vec![],
                 vars: BTreeMap::from([("PUBLIC_URL".into(), "https://{{DOMAIN}}".into())]),
@@ -82,5 +82,6 @@ pub fn inputs() -> ServiceInputs {
         secrets: vec![("JWT".into(), SecretValue::new(STRONG_SECRET))],
         generated: vec![],
         test_credential: None,
+        source: None,
     }
 }

@@ -120,6 +120,8 @@ pub struct Engine {
     verified: std::sync::Mutex<std::collections::HashMap<crate::cloudflare::TokenKey, std::time::Instant>>,
     /// Per service (`namespace/name`): the version last seen (or made) serving 100%, and when.
     checked: std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+    /// Fetches OCI and URL code sources (cache in the temp dir unless configured).
+    code_fetcher: Option<Arc<crate::source::Fetcher>>,
 }
 
 /// How long a successful token verification is trusted when no Customer status vouches for it.
@@ -184,7 +186,19 @@ impl Engine {
             config,
             verified: Default::default(),
             checked: Default::default(),
+            code_fetcher: crate::source::Fetcher::new(&Default::default()).ok().map(Arc::new),
         }
+    }
+
+    /// Use this fetcher (cache directory, limits) for OCI and URL code sources.
+    pub fn with_code_fetcher(mut self, fetcher: Arc<crate::source::Fetcher>) -> Self {
+        self.code_fetcher = Some(fetcher);
+        self
+    }
+
+    /// The fetcher for OCI and URL code sources.
+    pub fn code_fetcher(&self) -> Option<Arc<crate::source::Fetcher>> {
+        self.code_fetcher.clone()
     }
 
     fn now(&self) -> Time {
@@ -238,7 +252,11 @@ impl Engine {
         let inputs = match resolve::resolve(src, svc).await {
             Ok(i) => i,
             Err(ResolveError::Config(e)) => {
-                let why = if e.invalid { reason::INVALID_SPEC } else { reason::MISSING_REFERENCE };
+                let why = e.reason.unwrap_or(if e.invalid { reason::INVALID_SPEC } else { reason::MISSING_REFERENCE });
+                if e.retryable {
+                    pass.report.unknown(c::CONFIG_VALID, why, e.to_string());
+                    return (Phase::Validating, Outcome::Retry(e.to_string()));
+                }
                 pass.report.fail(c::CONFIG_VALID, why, e.to_string());
                 return (Phase::Failed, Outcome::Terminal);
             }
@@ -247,6 +265,7 @@ impl Engine {
                 return (Phase::Validating, Outcome::Retry(e.to_string()));
             }
         };
+        pass.status.source = inputs.source.clone();
         let desired = match desired::build(&inputs) {
             Ok(d) => d,
             Err(e) => {

@@ -9,7 +9,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::migrations::{self, MigrationFile};
 use super::secret::SecretValue;
-use crate::crd::{CloudflareService, Customer, SecretKeyRef};
+use crate::crd::{CloudflareService, Customer, SecretKeyRef, SourceStatus, WorkerSource};
+use crate::source::Fetcher;
 
 /// Largest total size of a Worker's modules (Cloudflare's paid-plan limit, compressed size aside).
 pub const MAX_SCRIPT_BYTES: usize = 10 * 1024 * 1024;
@@ -44,6 +45,15 @@ pub trait ObjectSource: Send + Sync {
         _status: &crate::crd::CloudflareServiceStatus,
     ) -> Result<(), SourceError> {
         Ok(())
+    }
+    /// Fetcher for OCI and URL code sources. `None` = offline: such code is not loaded
+    /// (`validate` without `--online`).
+    fn code_fetcher(&self) -> Option<&Fetcher> {
+        None
+    }
+    /// True when code artifacts are deliberately not fetched (offline validation).
+    fn code_offline(&self) -> bool {
+        false
     }
 }
 
@@ -83,16 +93,26 @@ pub struct ConfigError {
     /// The referenced object exists but its content cannot be used (reason `InvalidSpec`), as
     /// opposed to a reference that does not resolve (`MissingReference`).
     pub invalid: bool,
+    /// A more specific condition reason than `InvalidSpec`/`MissingReference` (code artifacts).
+    pub reason: Option<&'static str>,
+    /// The cause may go away by itself (an unreachable registry): retry with backoff.
+    pub retryable: bool,
 }
 
 impl ConfigError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into(), invalid: false }
+        Self { field: field.into(), message: message.into(), invalid: false, reason: None, retryable: false }
     }
 
     /// The object is there, its content is not usable (empty, too large, not valid SQL, ...).
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { invalid: true, ..Self::new(field, message) }
+    }
+
+    /// A code artifact that cannot be used, with the fetch error's own reason; retryable
+    /// failures (registry down) get backoff instead of waiting for an edit.
+    pub fn artifact(field: impl Into<String>, e: &crate::source::FetchError) -> Self {
+        Self { reason: Some(e.reason()), retryable: e.is_retryable(), ..Self::invalid(field, e.to_string()) }
     }
 }
 
@@ -127,6 +147,8 @@ pub struct ServiceInputs {
     pub generated: Vec<GeneratedSecret>,
     /// Credential header value for the auth production test.
     pub test_credential: Option<SecretValue>,
+    /// The artifact the code came from (OCI and URL sources).
+    pub source: Option<SourceStatus>,
 }
 
 /// Why resolution stopped.
@@ -207,32 +229,32 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         };
 
     let worker = &service.spec.body.worker;
-    let files =
-        read_config_map_files(src, &ns, "spec.worker.source.configMapRef.name", &worker.source.config_map_ref.name)
-            .await?;
-    if files.is_empty() {
-        return Err(ConfigError::invalid(
-            "spec.worker.source.configMapRef.name",
-            format!("ConfigMap {:?} has no files", worker.source.config_map_ref.name),
-        )
-        .into());
+    let (files, source_status) = load_code(src, &ns, service).await?;
+    let code_field = code_field(&worker.source);
+    if let Some(files) = &files {
+        if files.is_empty() {
+            return Err(
+                ConfigError::invalid(code_field, format!("{} has no files", code_origin(&worker.source))).into()
+            );
+        }
+        if !files.contains_key(&worker.main_module) {
+            return Err(ConfigError::new(
+                "spec.worker.mainModule",
+                format!(
+                    "module {:?} is not a file of {} (files: {})",
+                    worker.main_module,
+                    code_origin(&worker.source),
+                    files.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .into());
+        }
     }
-    if !files.contains_key(&worker.main_module) {
-        return Err(ConfigError::new(
-            "spec.worker.mainModule",
-            format!(
-                "module {:?} is not a key of ConfigMap {:?} (keys: {})",
-                worker.main_module,
-                worker.source.config_map_ref.name,
-                files.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        )
-        .into());
-    }
+    let files = files.unwrap_or_default();
     let total: usize = files.values().map(Vec::len).sum();
-    if total > MAX_SCRIPT_BYTES {
+    if worker.source.config_map_ref.is_some() && total > MAX_SCRIPT_BYTES {
         return Err(ConfigError::invalid(
-            "spec.worker.source.configMapRef.name",
+            code_field,
             format!("modules total {total} bytes, over the {MAX_SCRIPT_BYTES}-byte Worker size limit"),
         )
         .into());
@@ -313,5 +335,109 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         secrets,
         generated,
         test_credential,
+        source: source_status,
     })
+}
+
+/// The spec field that names the code source (for errors).
+fn code_field(source: &WorkerSource) -> &'static str {
+    if source.oci.is_some() {
+        "spec.worker.source.oci.ref"
+    } else if source.url.is_some() {
+        "spec.worker.source.url.url"
+    } else {
+        "spec.worker.source.configMapRef.name"
+    }
+}
+
+/// Human name of the code source (no URL: it may carry a signed query string).
+fn code_origin(source: &WorkerSource) -> String {
+    match (&source.config_map_ref, &source.oci) {
+        (Some(cm), _) => format!("ConfigMap {:?}", cm.name),
+        (None, Some(oci)) => format!("OCI artifact {:?}", oci.reference),
+        (None, None) => "the URL source".to_string(),
+    }
+}
+
+type CodeFiles = (Option<BTreeMap<String, Vec<u8>>>, Option<SourceStatus>);
+
+/// Load the Worker's module files from its source. `None` files: an artifact source while
+/// offline (the spec is checked, nothing is fetched).
+async fn load_code(src: &dyn ObjectSource, ns: &str, service: &CloudflareService) -> Result<CodeFiles, ResolveError> {
+    let source = &service.spec.body.worker.source;
+    match (&source.config_map_ref, &source.oci, &source.url) {
+        (Some(cm), None, None) => {
+            Ok((Some(read_config_map_files(src, ns, "spec.worker.source.configMapRef.name", &cm.name).await?), None))
+        }
+        (None, Some(oci), None) => {
+            let field = "spec.worker.source.oci.ref";
+            let reference =
+                crate::source::oci::parse_reference(&oci.reference).map_err(|e| ConfigError::artifact(field, &e))?;
+            let auth = match &oci.pull_secret_ref {
+                Some(r) => pull_auth(src, ns, &r.name, reference.resolve_registry()).await?,
+                None => oci_client::secrets::RegistryAuth::Anonymous,
+            };
+            let Some(fetcher) = fetcher_or_offline(src, field)? else { return Ok((None, None)) };
+            let fetched = fetcher.oci(oci, &auth).await.map_err(|e| ConfigError::artifact(field, &e))?;
+            log_fetch("oci", &fetched);
+            let status =
+                SourceStatus { kind: "oci".into(), reference: Some(oci.reference.clone()), digest: fetched.digest };
+            Ok((Some(fetched.files), Some(status)))
+        }
+        (None, None, Some(url)) => {
+            let field = "spec.worker.source.url.url";
+            crate::source::url::parse_url(&url.url).map_err(|e| ConfigError::artifact(field, &e))?;
+            let Some(fetcher) = fetcher_or_offline(src, field)? else { return Ok((None, None)) };
+            let fetched = fetcher.url(url).await.map_err(|e| ConfigError::artifact(field, &e))?;
+            log_fetch("url", &fetched);
+            Ok((
+                Some(fetched.files),
+                Some(SourceStatus { kind: "url".into(), reference: None, digest: fetched.digest }),
+            ))
+        }
+        _ => Err(ConfigError::invalid("spec.worker.source", "set exactly one of configMapRef, oci or url").into()),
+    }
+}
+
+fn log_fetch(kind: &str, f: &crate::source::Fetched) {
+    if f.downloaded {
+        tracing::info!(source = kind, digest = %f.digest, files = f.files.len(), "downloaded Worker code");
+    } else {
+        tracing::debug!(source = kind, digest = %f.digest, "Worker code from the artifact cache");
+    }
+}
+
+/// Registry credentials from a `kubernetes.io/dockerconfigjson` (or `dockercfg`) Secret.
+async fn pull_auth(
+    src: &dyn ObjectSource,
+    ns: &str,
+    name: &str,
+    registry: &str,
+) -> Result<oci_client::secrets::RegistryAuth, ResolveError> {
+    let field = "spec.worker.source.oci.pullSecretRef.name";
+    let secret = src
+        .secret(ns, name)
+        .await?
+        .ok_or_else(|| ConfigError::new(field, format!("Secret {name:?} not found in namespace {ns:?}")))?;
+    let data = secret.data.unwrap_or_default();
+    let (key, json) = [".dockerconfigjson", ".dockercfg"]
+        .into_iter()
+        .find_map(|k| data.get(k).map(|v| (k, v.0.clone())))
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                field,
+                format!("Secret {name:?} has no .dockerconfigjson key (type kubernetes.io/dockerconfigjson)"),
+            )
+        })?;
+    crate::source::oci::auth_from_docker_config(&json, registry)
+        .map_err(|e| ConfigError::invalid(field, format!("Secret {name:?} key {key}: {e}")).into())
+}
+
+/// The fetcher, `None` when offline by design, or an error when the code cannot be loaded here.
+fn fetcher_or_offline<'a>(src: &'a dyn ObjectSource, field: &str) -> Result<Option<&'a Fetcher>, ConfigError> {
+    match src.code_fetcher() {
+        Some(f) => Ok(Some(f)),
+        None if src.code_offline() => Ok(None),
+        None => Err(ConfigError::invalid(field, "no artifact fetcher is configured (see --artifact-cache-dir)")),
+    }
 }

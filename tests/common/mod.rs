@@ -107,7 +107,7 @@ pub fn service(ns: &str) -> CloudflareService {
                 service_type: ServiceType::DataService,
                 worker: WorkerSpec {
                     main_module: "index.js".into(),
-                    source: ConfigMapSource { config_map_ref: LocalObjectRef { name: "data-code".into() } },
+                    source: WorkerSource::config_map("data-code"),
                     compatibility_date: "2025-10-01".into(),
                     compatibility_flags: vec![],
                     vars: BTreeMap::from([
