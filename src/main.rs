@@ -15,7 +15,8 @@ fn main() -> anyhow::Result<()> {
                 clodo_operator::telemetry::init_cli();
                 cli::deploy::deploy(args, true).await
             }
-            Some(Command::Validate { files }) => cli::deploy::validate(&files).await,
+            Some(Command::Validate { files, common }) => cli::validate::validate(&files, &common).await,
+            Some(Command::Import(cmd)) => cli::import::run(cmd),
             Some(Command::Run(args)) => run(args).await.map(|_| 0),
             None => run(RunArgs::parse_from(["run"])).await.map(|_| 0),
         }

@@ -1,8 +1,12 @@
 //! Command line: `run | crds | deploy | plan | validate`.
 
 pub mod deploy;
+pub mod import;
 pub mod manifests;
+pub mod output;
 pub mod run;
+pub mod schema_check;
+pub mod validate;
 
 use std::path::PathBuf;
 
@@ -35,7 +39,12 @@ pub enum Command {
         /// Manifest files or directories.
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        common: output::CommonArgs,
     },
+    /// Write clodo-operator manifests for an existing wrangler project or Clodo framework service.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 /// Arguments of `deploy` and `plan`.
@@ -57,6 +66,8 @@ pub struct DeployArgs {
     /// [default: `workerd` on PATH, then node_modules/ of the working directory or a parent].
     #[arg(long, env = "WORKERD_BIN")]
     pub workerd: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: output::CommonArgs,
 }
 
 /// Arguments of `run`.
