@@ -422,6 +422,12 @@ impl Mapper<'_> {
         let main_path = dir.join(&main);
         let ext = main_path.extension().and_then(|e| e.to_str()).unwrap_or_default();
         let bundle_hint = "run `npx wrangler deploy --dry-run --outdir dist` in the project and pass --bundle dist";
+        if !main_path.is_file() {
+            return Err(ImportError::invalid(
+                self.eff.path("main"),
+                format!("{main} does not exist (a build output?): build the project, or {bundle_hint}"),
+            ));
+        }
         if !matches!(ext, "js" | "mjs" | "cjs") {
             return Err(ImportError::invalid(
                 self.eff.path("main"),
