@@ -144,7 +144,10 @@ fn references_secret(s: &CloudflareService, customers: &Store<Customer>, name: &
             .as_ref()
             .and_then(|t| t.auth.as_ref())
             .and_then(|a| a.with_credentials.as_ref())
-            .is_some_and(|c| c.value_from.secret_key_ref.name == name);
+            .is_some_and(|c| c.value_from.secret_key_ref.name == name)
+        || b.production_tests
+            .as_ref()
+            .is_some_and(|t| crate::prodtest::headers::secret_refs(t).iter().any(|(_, r)| r.name == name));
     if direct {
         return true;
     }

@@ -5,11 +5,13 @@ pub mod conditions;
 pub mod customer;
 pub mod keys;
 pub mod portfolio;
+pub mod prodtests;
 pub mod service;
 
 pub use common::*;
 pub use customer::*;
 pub use portfolio::*;
+pub use prodtests::*;
 pub use service::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

@@ -82,5 +82,6 @@ pub fn inputs() -> ServiceInputs {
         secrets: vec![("JWT".into(), SecretValue::new(STRONG_SECRET))],
         generated_new: vec![],
         test_credential: None,
+        test_secrets: Default::default(),
     }
 }

@@ -99,6 +99,8 @@ pub struct ServiceInputs {
     pub generated_new: Vec<String>,
     /// Credential header value for the auth production test.
     pub test_credential: Option<SecretValue>,
+    /// Secret values of production-test headers, by `prodtest::headers::secret_key`.
+    pub test_secrets: BTreeMap<String, SecretValue>,
 }
 
 /// Why resolution stopped.
@@ -278,6 +280,14 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         test_credential = Some(value);
     }
 
+    let mut test_secrets = BTreeMap::new();
+    if let Some(t) = &service.spec.body.production_tests {
+        for (field, r) in crate::prodtest::headers::secret_refs(t) {
+            let (value, _) = read_secret_key(src, &ns, &field, r).await?;
+            test_secrets.insert(crate::prodtest::headers::secret_key(r), value);
+        }
+    }
+
     Ok(ServiceInputs {
         service: service.clone(),
         customer,
@@ -288,5 +298,6 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         secrets,
         generated_new,
         test_credential,
+        test_secrets,
     })
 }
