@@ -186,6 +186,7 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
         let entry = report.entry("CloudflareService", &svc.namespace().unwrap_or_default(), &svc.name_any());
         entry.ok = ok;
         entry.status = serde_json::to_value(&status).ok();
+        out.quiet_result(&prefix, ok, &status);
         if ok {
             settled_ok.insert(key);
         } else {

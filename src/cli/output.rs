@@ -72,6 +72,19 @@ impl CommonArgs {
         }
     }
 
+    /// With `--quiet` in text mode: one result line per service (the first failing condition).
+    pub fn quiet_result(&self, prefix: &str, ok: bool, status: &crate::crd::CloudflareServiceStatus) {
+        if !self.quiet || self.output != OutputFormat::Text {
+            return;
+        }
+        let why = status.conditions.iter().find(|c| c.status == "False").map(|c| format!(": {}", c.message));
+        match (ok, why) {
+            (true, _) => println!("{prefix} ok"),
+            (false, Some(why)) => println!("{prefix} failed{why}"),
+            (false, None) => println!("{prefix} not ready"),
+        }
+    }
+
     /// Apply `--account-id` and the token from `--token-env` (or CLOUDFLARE_API_TOKEN) to the
     /// loaded manifests. The token never leaves memory.
     pub fn apply(&self, m: &mut Manifests) -> Result<(), FlagError> {

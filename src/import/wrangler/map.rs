@@ -1,235 +1,30 @@
-//! `import wrangler`: a `wrangler.toml` / `wrangler.json` / `wrangler.jsonc` project into
-//! clodo-operator resources, with wrangler's environment inheritance rules.
+//! Mapping of an effective wrangler config onto clodo-operator resources; everything not
+//! consumed is reported as [`Unmapped`] with its key path.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::{ImportError, Imported, Unmapped};
+use super::super::{ImportError, Imported, Unmapped};
+use super::{BUILD_KEYS, Effective, LOCAL_KEYS, NON_INHERITABLE, Options};
 use crate::crd::{
-    CloudflareService, CloudflareServiceSpec, ConfigMapSource, Customer, CustomerSpec, D1DatabaseSpec, Environment,
-    LocalObjectRef, RouteSpec, SecretKeyRef, SecretSpec, ServiceBody, ServiceType, ValueFrom, WorkerSpec,
+    CloudflareService, CloudflareServiceSpec, ConfigMapSource, Customer, CustomerSpec, D1DatabaseSpec, LocalObjectRef,
+    RouteSpec, SecretKeyRef, SecretSpec, ServiceBody, ServiceType, ValueFrom, WorkerSpec,
 };
 
-/// Config file names wrangler looks for, in its order of preference.
-pub const CONFIG_FILES: [&str; 3] = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"];
-
-/// Keys wrangler does NOT inherit from the top level into `[env.NAME]` (they must be repeated
-/// per environment). Matches the "not automatically inherited" keys of wrangler's
-/// `config-schema.json` (a test compares them against the published schema).
-pub const NON_INHERITABLE: &[&str] = &[
-    "define",
-    "vars",
-    "secrets",
-    "durable_objects",
-    "workflows",
-    "cloudchamber",
-    "containers",
-    "kv_namespaces",
-    "send_email",
-    "queues",
-    "r2_buckets",
-    "d1_databases",
-    "vectorize",
-    "ai_search_namespaces",
-    "ai_search",
-    "hyperdrive",
-    "services",
-    "analytics_engine_datasets",
-    "browser",
-    "ai",
-    "images",
-    "media",
-    "stream",
-    "unsafe",
-    "mtls_certificates",
-    "tail_consumers",
-    "streaming_tail_consumers",
-    "dispatch_namespaces",
-    "pipelines",
-    "secrets_store_secrets",
-    "artifacts",
-    "unsafe_hello_world",
-    "flagship",
-    "ratelimits",
-    "worker_loaders",
-    "vpc_services",
-    "vpc_networks",
-];
-
-/// Build settings wrangler applies while bundling: already applied in a `--bundle` directory.
-const BUILD_KEYS: &[&str] = &[
-    "build",
-    "no_bundle",
-    "minify",
-    "keep_names",
-    "tsconfig",
-    "jsx_factory",
-    "jsx_fragment",
-    "rules",
-    "find_additional_modules",
-    "base_dir",
-    "preserve_file_names",
-    "alias",
-    "define",
-    "python_modules",
-];
-
-/// Settings for local development or the wrangler CLI itself; nothing to deploy.
-const LOCAL_KEYS: &[&str] = &["$schema", "dev", "send_metrics", "keep_vars", "legacy_env"];
-
-/// What to import and how.
-#[derive(Debug, Clone, Default)]
-pub struct Options {
-    /// A wrangler config file, or a directory holding one.
-    pub path: PathBuf,
-    /// `[env.NAME]` to import; top level when None.
-    pub env: Option<String>,
-    pub customer: Option<String>,
-    pub namespace: String,
-    pub account_id: Option<String>,
-    /// Output of `wrangler deploy --dry-run --outdir DIR`.
-    pub bundle: Option<PathBuf>,
-    /// Target environment; default from the `--env` name (production without one).
-    pub environment: Option<Environment>,
-}
-
-/// Find the config file: `path` itself, or the first of [`CONFIG_FILES`] inside it.
-pub fn find_config(path: &Path) -> Result<PathBuf, ImportError> {
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    CONFIG_FILES.iter().map(|f| path.join(f)).find(|p| p.is_file()).ok_or_else(|| {
-        ImportError::invalid(
-            "PATH",
-            format!("{}: no wrangler.json, wrangler.jsonc or wrangler.toml found", path.display()),
-        )
-    })
-}
-
-/// Parse a wrangler config (TOML, JSON or JSONC) into JSON.
-pub fn parse_config(file: &Path) -> Result<Value, ImportError> {
-    let text = super::read_text(file)?;
-    let parse_err = |message: String| ImportError::Parse { path: file.to_path_buf(), message };
-    let value = if file.extension().and_then(|e| e.to_str()) == Some("toml") {
-        let table: toml::Table = toml::from_str(&text).map_err(|e| parse_err(e.to_string()))?;
-        toml_to_json(toml::Value::Table(table))
-    } else {
-        jsonc_parser::parse_to_serde_value::<Value>(&text, &jsonc_parser::ParseOptions::default())
-            .map_err(|e| parse_err(e.to_string()))?
-    };
-    if !value.is_object() {
-        return Err(parse_err("the top level must be an object".into()));
-    }
-    Ok(value)
-}
-
-fn toml_to_json(v: toml::Value) -> Value {
-    match v {
-        toml::Value::String(s) => Value::String(s),
-        toml::Value::Integer(i) => Value::from(i),
-        toml::Value::Float(f) => Value::from(f),
-        toml::Value::Boolean(b) => Value::Bool(b),
-        // An unquoted `compatibility_date = 2024-01-01` is a TOML date: keep its text.
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect()),
-    }
-}
-
-/// The config wrangler deploys for one environment, with each key's source path.
-#[derive(Debug, Clone, Default)]
-pub struct Effective {
-    pub config: Map<String, Value>,
-    /// key -> config key path it came from (`vars` or `env.staging.vars`).
-    pub origin: BTreeMap<String, String>,
-}
-
-impl Effective {
-    fn path(&self, key: &str) -> String {
-        self.origin.get(key).cloned().unwrap_or_else(|| key.to_string())
-    }
-}
-
-/// Apply wrangler's inheritance: inheritable top-level keys flow into `[env.NAME]` unless it sets
-/// them; non-inheritable keys come from the environment only; the name gets `-NAME` appended
-/// (wrangler's default `legacy_env`). Ignored top-level values are noted.
-pub fn effective(raw: &Value, env: Option<&str>, notes: &mut Vec<String>) -> Result<Effective, ImportError> {
-    let top = raw.as_object().cloned().unwrap_or_default();
-    let mut out = Effective::default();
-    let Some(env) = env else {
-        for (k, v) in top {
-            if k != "env" {
-                out.origin.insert(k.clone(), k.clone());
-                out.config.insert(k, v);
-            }
-        }
-        return Ok(out);
-    };
-    let envs = top.get("env").and_then(Value::as_object);
-    let Some(env_table) = envs.and_then(|e| e.get(env)).and_then(Value::as_object) else {
-        let known: Vec<&String> = envs.map(|e| e.keys().collect()).unwrap_or_default();
-        return Err(ImportError::invalid(
-            "--env",
-            format!(
-                "environment {env:?} is not defined (env.{env}); defined: {}",
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                }
-            ),
-        ));
-    };
-    for (k, v) in &top {
-        if k == "env" {
-            continue;
-        }
-        if NON_INHERITABLE.contains(&k.as_str()) {
-            if !env_table.contains_key(k) {
-                notes.push(format!(
-                    "{k}: not inherited into env.{env} (wrangler's rule); the top-level value is not used"
-                ));
-            }
-            continue;
-        }
-        out.origin.insert(k.clone(), k.clone());
-        out.config.insert(k.clone(), v.clone());
-    }
-    for (k, v) in env_table {
-        out.origin.insert(k.clone(), format!("env.{env}.{k}"));
-        out.config.insert(k.clone(), v.clone());
-    }
-    let legacy = top.get("legacy_env").and_then(Value::as_bool).unwrap_or(true);
-    if legacy
-        && !env_table.contains_key("name")
-        && let Some(name) = top.get("name").and_then(Value::as_str)
-    {
-        out.config.insert("name".into(), Value::String(format!("{name}-{env}")));
-    }
-    Ok(out)
-}
-
-/// Import a wrangler project.
-pub fn import(opts: &Options) -> Result<Imported, ImportError> {
-    let file = find_config(&opts.path)?;
-    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
-    let raw = parse_config(&file)?;
-    let mut notes = Vec::new();
-    let eff = effective(&raw, opts.env.as_deref(), &mut notes)?;
-    let mut m = Mapper { eff: &eff, unmapped: Vec::new(), notes, used: BTreeSet::new() };
-    m.build(opts, &dir)
-}
-
-struct Mapper<'a> {
+pub(super) struct Mapper<'a> {
     eff: &'a Effective,
     unmapped: Vec<Unmapped>,
     notes: Vec<String>,
     used: BTreeSet<&'static str>,
 }
 
-impl Mapper<'_> {
+impl<'a> Mapper<'a> {
+    pub(super) fn new(eff: &'a Effective, notes: Vec<String>) -> Self {
+        Self { eff, unmapped: Vec::new(), notes, used: BTreeSet::new() }
+    }
+
     fn get(&mut self, key: &'static str) -> Option<&Value> {
         self.used.insert(key);
         self.eff.config.get(key)
@@ -248,21 +43,21 @@ impl Mapper<'_> {
         self.unmapped.push(Unmapped { key, why: why.into() });
     }
 
-    fn build(&mut self, opts: &Options, dir: &Path) -> Result<Imported, ImportError> {
+    pub(super) fn build(&mut self, opts: &Options, dir: &Path) -> Result<Imported, ImportError> {
         let ns = if opts.namespace.is_empty() { "default".to_string() } else { opts.namespace.clone() };
         let worker_name = self
             .str_of("name")?
             .ok_or_else(|| ImportError::invalid("name", "the Worker name is required (set `name` in the config)"))?;
-        let svc_name = super::dns_label(&worker_name);
+        let svc_name = super::super::dns_label(&worker_name);
         if svc_name.is_empty() {
             return Err(ImportError::invalid("name", format!("{worker_name:?} gives no usable resource name")));
         }
         let top_name =
-            super::dns_label(worker_name.trim_end_matches(&format!("-{}", opts.env.as_deref().unwrap_or(""))));
-        let customer_name = opts.customer.clone().map(|c| super::dns_label(&c)).unwrap_or(top_name);
+            super::super::dns_label(worker_name.trim_end_matches(&format!("-{}", opts.env.as_deref().unwrap_or(""))));
+        let customer_name = opts.customer.clone().map(|c| super::super::dns_label(&c)).unwrap_or(top_name);
         let environment = match opts.environment {
             Some(e) => e,
-            None => super::environment_for(opts.env.as_deref()).ok_or_else(|| {
+            None => super::super::environment_for(opts.env.as_deref()).ok_or_else(|| {
                 ImportError::invalid(
                     "--env",
                     format!(
@@ -282,7 +77,7 @@ impl Mapper<'_> {
                 ));
             }
         };
-        if !super::account_id_ok(&account_id) {
+        if !super::super::account_id_ok(&account_id) {
             return Err(ImportError::invalid("account_id", "must be 32 lowercase hexadecimal characters"));
         }
         let compatibility_date = self.str_of("compatibility_date")?.ok_or_else(|| {
@@ -303,7 +98,7 @@ impl Mapper<'_> {
         let mut config_maps = Vec::new();
         let (main_module, modules) = self.code(opts, dir)?;
         let code_cm = format!("{svc_name}-code");
-        config_maps.push(super::files_config_map(&code_cm, &ns, modules));
+        config_maps.push(super::super::files_config_map(&code_cm, &ns, modules));
 
         let vars = self.vars();
         let secret_names = self.secret_names(dir, opts.env.as_deref(), &vars);
@@ -335,9 +130,9 @@ impl Mapper<'_> {
             },
         );
         customer.metadata.namespace = Some(ns.clone());
-        let mut stubs = vec![super::secret_stub(&token_secret, &ns, &["token".to_string()])];
+        let mut stubs = vec![super::super::secret_stub(&token_secret, &ns, &["token".to_string()])];
         if !secret_names.is_empty() {
-            stubs.push(super::secret_stub(&secrets_name, &ns, &secret_names));
+            stubs.push(super::super::secret_stub(&secrets_name, &ns, &secret_names));
         }
         let script_ok = script_name_ok(&worker_name);
         if !script_ok {
@@ -409,8 +204,8 @@ impl Mapper<'_> {
     fn code(&mut self, opts: &Options, dir: &Path) -> Result<(String, BTreeMap<String, Vec<u8>>), ImportError> {
         let main = self.str_of("main")?;
         if let Some(bundle) = &opts.bundle {
-            let files = super::bundle_modules(bundle, &mut self.notes)?;
-            let entry = super::bundle_entry(&files, main.as_deref())?;
+            let files = super::super::bundle_modules(bundle, &mut self.notes)?;
+            let entry = super::super::bundle_entry(&files, main.as_deref())?;
             return Ok((entry, files));
         }
         let main = main.ok_or_else(|| {
@@ -434,7 +229,7 @@ impl Mapper<'_> {
                 format!("{main} is not JavaScript and must be built first: {bundle_hint}"),
             ));
         }
-        let text = super::read_text(&main_path)?;
+        let text = super::super::read_text(&main_path)?;
         if let Some(spec) = first_bundled_import(&text) {
             return Err(ImportError::invalid(
                 self.eff.path("main"),
@@ -451,7 +246,7 @@ impl Mapper<'_> {
         let mut out = BTreeMap::new();
         for (k, v) in vars {
             match v {
-                Value::String(s) if super::js_identifier(&k) => {
+                Value::String(s) if super::super::js_identifier(&k) => {
                     out.insert(k, s);
                 }
                 Value::String(_) => self.skip(format!("{path}.{k}"), "the name is not a JavaScript identifier"),
@@ -487,7 +282,7 @@ impl Mapper<'_> {
         }
         let mut out = Vec::new();
         for n in names {
-            if super::js_identifier(&n) {
+            if super::super::js_identifier(&n) {
                 out.push(n);
             } else {
                 self.skip(format!("{path}.required"), format!("secret name {n:?} is not a JavaScript identifier"));
@@ -511,7 +306,7 @@ impl Mapper<'_> {
             let binding = db
                 .get("binding")
                 .and_then(Value::as_str)
-                .filter(|b| super::js_identifier(b))
+                .filter(|b| super::super::js_identifier(b))
                 .ok_or_else(|| ImportError::invalid(format!("{at}.binding"), "must be a JavaScript identifier"))?
                 .to_string();
             let mut name = db.get("database_name").and_then(Value::as_str).map(str::to_string);
@@ -535,9 +330,9 @@ impl Mapper<'_> {
                 self.skip(format!("{at}.migrations_table"), "a custom migrations table is not supported");
             }
             let mig_dir = db.get("migrations_dir").and_then(Value::as_str).unwrap_or("migrations");
-            let migrations = match super::migration_files(&dir.join(mig_dir))? {
+            let migrations = match super::super::migration_files(&dir.join(mig_dir))? {
                 Some(files) => {
-                    if let Some(bad) = files.keys().find(|k| !super::valid_config_map_key(k)) {
+                    if let Some(bad) = files.keys().find(|k| !super::super::valid_config_map_key(k)) {
                         return Err(ImportError::invalid(
                             format!("{at}.migrations_dir"),
                             format!("migration file {bad:?} is not a valid ConfigMap key"),
@@ -546,9 +341,9 @@ impl Mapper<'_> {
                     let cm = if list.len() == 1 {
                         format!("{svc}-migrations")
                     } else {
-                        format!("{svc}-migrations-{}", super::dns_label(&binding))
+                        format!("{svc}-migrations-{}", super::super::dns_label(&binding))
                     };
-                    cms.push(super::files_config_map(&cm, ns, files));
+                    cms.push(super::super::files_config_map(&cm, ns, files));
                     Some(ConfigMapSource { config_map_ref: LocalObjectRef { name: cm } })
                 }
                 None => {
@@ -599,7 +394,7 @@ impl Mapper<'_> {
                 }
                 None => pattern,
             };
-            let host = super::pattern_host(&pattern);
+            let host = super::super::pattern_host(&pattern);
             let zone = obj.get("zone_name").and_then(Value::as_str).map(str::to_ascii_lowercase);
             for k in obj.keys().filter(|k| !matches!(k.as_str(), "pattern" | "zone_name" | "custom_domain")) {
                 let why = if k == "zone_id" {
@@ -609,8 +404,8 @@ impl Mapper<'_> {
                 };
                 self.skip(format!("{at}.{k}"), why);
             }
-            match zone.clone().or_else(|| super::guess_zone(&host)) {
-                Some(z) if super::zone_ok(&z) => {
+            match zone.clone().or_else(|| super::super::guess_zone(&host)) {
+                Some(z) if super::super::zone_ok(&z) => {
                     if zone.is_none() {
                         self.notes.push(format!("{at}: Customer zone {z} guessed from {host}; check it"));
                     }
@@ -748,33 +543,9 @@ fn first_bundled_import(js: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
-    fn env_inheritance_follows_wrangler() {
-        let raw = json!({
-            "name": "api", "main": "index.js", "compatibility_date": "2025-01-01",
-            "routes": ["a.example.com/*"], "vars": {"A": "1"}, "kv_namespaces": [{"binding": "KV"}],
-            "env": {"staging": {"vars": {"B": "2"}}}
-        });
-        let mut notes = Vec::new();
-        let eff = effective(&raw, Some("staging"), &mut notes).unwrap();
-        assert_eq!(eff.config["name"], "api-staging");
-        assert_eq!(eff.config["routes"], json!(["a.example.com/*"]));
-        assert_eq!(eff.config["vars"], json!({"B": "2"}));
-        assert!(!eff.config.contains_key("kv_namespaces"));
-        assert_eq!(eff.origin["vars"], "env.staging.vars");
-        assert!(notes.iter().any(|n| n.starts_with("kv_namespaces: not inherited")), "{notes:?}");
-        let err = effective(&raw, Some("prod"), &mut notes).unwrap_err().to_string();
-        assert!(err.contains("defined: staging"), "{err}");
-    }
-
-    #[test]
-    fn toml_dates_and_imports() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("wrangler.toml");
-        std::fs::write(&f, "name = \"x\"\ncompatibility_date = 2024-09-23\n").unwrap();
-        assert_eq!(parse_config(&f).unwrap()["compatibility_date"], "2024-09-23");
+    fn imports_secrets_and_names() {
         assert_eq!(first_bundled_import("import { Hono } from 'hono';").as_deref(), Some("hono"));
         assert_eq!(
             first_bundled_import("import { DurableObject } from \"cloudflare:workers\";\nexport default {}"),
