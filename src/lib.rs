@@ -6,6 +6,7 @@ pub mod cloudflare;
 pub mod controller;
 pub mod crd;
 pub mod engine;
+pub mod import;
 pub mod lease;
 pub mod metrics;
 pub mod prodtest;

@@ -15,9 +15,10 @@ fn main() -> anyhow::Result<()> {
                 clodo_operator::telemetry::init_cli();
                 cli::deploy::deploy(args, true).await
             }
-            Some(Command::Validate { files, online, artifacts }) => {
-                cli::deploy::validate(&files, online.then_some(&artifacts)).await
+            Some(Command::Validate { files, online, artifacts, common }) => {
+                cli::validate::validate(&files, &common, online.then_some(&artifacts)).await
             }
+            Some(Command::Import(cmd)) => cli::import::run(cmd),
             Some(Command::Run(args)) => run(args).await.map(|_| 0),
             None => run(RunArgs::parse_from(["run"])).await.map(|_| 0),
         }

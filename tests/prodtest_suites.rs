@@ -30,6 +30,8 @@ fn spec() -> ProductionTestsSpec {
                 path: "/api/users".into(),
                 expect_status: 200,
                 json_path: Some("$.items[0].id".into()),
+                headers: vec![],
+                json_body: None,
             },
             EndpointTest {
                 name: "missing-field".into(),
@@ -37,6 +39,8 @@ fn spec() -> ProductionTestsSpec {
                 path: "/api/users".into(),
                 expect_status: 200,
                 json_path: Some("$.total".into()),
+                headers: vec![],
+                json_body: None,
             },
         ],
         performance: Some(PerformanceTest {
@@ -46,6 +50,7 @@ fn spec() -> ProductionTestsSpec {
             max_p95_ms: 500,
             max_error_rate: 0.0,
         }),
+        ..Default::default()
     }
 }
 
@@ -55,6 +60,7 @@ fn target(d: &ServiceDouble) -> Target {
         host_header: None,
         headers: vec![],
         credential: Some(SecretValue::new(SECRET_HEADER_VALUE)),
+        secrets: Default::default(),
     }
 }
 
@@ -133,13 +139,20 @@ async fn unreachable_hosts_are_failed_checks_not_crashes() {
         host_header: None,
         headers: vec![],
         credential: None,
+        secrets: Default::default(),
     };
     let run = run_suites(&s, &t).await;
     assert_eq!(run.passed, 0);
     let h = result(&run, "health", "/health");
     assert!(h.message.contains("DNS lookup failed") || h.message.contains("connection failed"), "{h:?}");
     // A refused connection on loopback.
-    let t = Target { base_url: "http://127.0.0.1:9".into(), host_header: None, headers: vec![], credential: None };
+    let t = Target {
+        base_url: "http://127.0.0.1:9".into(),
+        host_header: None,
+        headers: vec![],
+        credential: None,
+        secrets: Default::default(),
+    };
     let run = run_suites(&s, &t).await;
     assert!(result(&run, "health", "/health").message.contains("connection failed"));
 }

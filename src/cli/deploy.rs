@@ -11,12 +11,13 @@ use kube::ResourceExt;
 
 use super::DeployArgs;
 use super::manifests::{self, ManifestSource, Manifests};
+use super::output::{CommonArgs, Report};
 use crate::cloudflare::{ClientConfig, ClientPool};
 use crate::controller::portfolio;
 use crate::crd::conditions::{self as c, reason};
 use crate::crd::{CloudflareService, CloudflareServiceSpec, CloudflareServiceStatus, Portfolio};
-use crate::engine::resolve::{self, ResolveError};
-use crate::engine::{Engine, EngineConfig, Outcome, PassEvent, Progress, desired, security};
+use crate::engine::resolve;
+use crate::engine::{Engine, EngineConfig, Outcome, PassEvent, Progress};
 use crate::metrics::Metrics;
 
 /// Most passes one `deploy` runs per service (waits for propagation, retries).
@@ -27,12 +28,14 @@ const MAX_WAIT: Duration = Duration::from_secs(120);
 /// Prints progress lines as the engine reports them.
 struct Printer {
     prefix: String,
+    out: CommonArgs,
 }
 
 impl Progress for Printer {
     fn event(&self, ev: &PassEvent) {
         let mark = if ev.warning { "!" } else { "✓" };
-        println!("{} {mark} {}", self.prefix, ev.note);
+        let line = format!("{} {mark} {}", self.prefix, ev.note);
+        if ev.warning { self.out.problem(line) } else { self.out.say(line) }
     }
 }
 
@@ -107,7 +110,9 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
             args.files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    inject_env_token(&mut m);
+    args.common.apply(&mut m)?;
+    let out = &args.common;
+    let mut report = Report::default();
     let persist = !args.sandbox;
     let secrets_file = persist.then(|| args.state_dir.join("generated-secrets.json"));
     let fetcher = Arc::new(crate::source::Fetcher::new(&args.artifacts)?);
@@ -127,17 +132,17 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
         cfg.base_url = u.clone();
     }
     if let Some(s) = &sandbox {
-        println!("sandbox: Cloudflare API emulator at {}", s.handle.base_url());
+        out.say(format!("sandbox: Cloudflare API emulator at {}", s.handle.base_url()));
         match (s.handle.workerd(), s.handle.edge_url()) {
-            (Some(w), Some(edge)) => println!(
+            (Some(w), Some(edge)) => out.say(format!(
                 "sandbox: Worker code runs on workerd {} ({}); production tests go to the edge at {edge}",
                 w.date(),
                 w.path().display()
-            ),
-            _ => println!(
+            )),
+            _ => out.say(format!(
                 "sandbox: workerd not found (--workerd, WORKERD_BIN, PATH, node_modules): the Worker's code is not run and \
                  production tests report NoLocalRuntime; install it with `npm install --no-save workerd@{WORKERD_NPM_VERSION}`"
-            ),
+            )),
         }
     }
     let pool = ClientPool::new(cfg, Some(crate::cloudflare::ClientMetrics::register(&metrics.registry)?));
@@ -156,10 +161,11 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
         let blocked: Vec<&String> =
             needs.get(&key).into_iter().flatten().filter(|d| !settled_ok.contains(d.as_str())).collect();
         if !blocked.is_empty() && !plan_only {
-            println!(
+            out.problem(format!(
                 "[{key}] skipped: waits for {} to be Ready",
                 blocked.iter().map(|b| b.as_str()).collect::<Vec<_>>().join(", ")
-            );
+            ));
+            report.entry("CloudflareService", &svc.namespace().unwrap_or_default(), &svc.name_any()).ok = false;
             all_ready = false;
             continue;
         }
@@ -175,12 +181,12 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
             }
         }
         let prefix = format!("[{}/{}]", svc.namespace().unwrap_or_default(), svc.name_any());
-        let printer = Printer { prefix: prefix.clone() };
+        let printer = Printer { prefix: prefix.clone(), out: out.clone() };
         let status = run_until_settled(&engine, &mut svc, &source, &printer).await;
-        println!("{prefix} status:");
+        out.say(format!("{prefix} status:"));
         let yaml = serde_yaml::to_string(&serde_json::json!({ "status": status }))?;
         for line in yaml.lines() {
-            println!("  {line}");
+            out.say(format!("  {line}"));
         }
         if persist && !plan_only {
             let f = state_file(&args.state_dir, &svc);
@@ -191,6 +197,10 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
             std::fs::write(&f, serde_yaml::to_string(&status)?)?;
         }
         let ok = if plan_only { plan_ok(&status) } else { ready_enough(&status) };
+        let entry = report.entry("CloudflareService", &svc.namespace().unwrap_or_default(), &svc.name_any());
+        entry.ok = ok;
+        entry.status = serde_json::to_value(&status).ok();
+        out.quiet_result(&prefix, ok, &status);
         if ok {
             settled_ok.insert(key);
         } else {
@@ -200,6 +210,8 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
     if let Some(s) = sandbox {
         s.handle.shutdown().await;
     }
+    report.ok = all_ready;
+    out.emit(&report)?;
     Ok(if all_ready { 0 } else { 1 })
 }
 
@@ -215,13 +227,13 @@ async fn run_until_settled(
         svc.status = Some(pass.status.clone());
         match pass.outcome {
             Outcome::Done { requeue_after: Some(wait) } if wait <= MAX_WAIT => {
-                println!("{} … waiting {}s", printer.prefix, wait.as_secs().max(1));
+                printer.out.say(format!("{} … waiting {}s", printer.prefix, wait.as_secs().max(1)));
                 tokio::time::sleep(wait).await;
             }
             Outcome::Retry(msg) if retries < 4 => {
                 retries += 1;
                 let wait = Duration::from_secs(2u64.pow(retries));
-                println!("{} ! {msg}; retrying in {}s", printer.prefix, wait.as_secs());
+                printer.out.problem(format!("{} ! {msg}; retrying in {}s", printer.prefix, wait.as_secs()));
                 tokio::time::sleep(wait).await;
             }
             _ => break,
@@ -236,7 +248,7 @@ fn svc_key(s: &CloudflareService) -> String {
 
 /// The CloudflareServices a Portfolio generates (as the controller would), each with the keys of
 /// the services it waits for.
-fn expand_portfolio(p: &Portfolio) -> anyhow::Result<Vec<(CloudflareService, Vec<String>)>> {
+pub(crate) fn expand_portfolio(p: &Portfolio) -> anyhow::Result<Vec<(CloudflareService, Vec<String>)>> {
     let ns = p.namespace().unwrap_or_else(|| "default".into());
     if let Err(msg) = portfolio::check_dependencies(&p.spec.services) {
         bail!("Portfolio {ns}/{}: {msg}", p.name_any());
@@ -271,126 +283,11 @@ fn ready_enough(st: &CloudflareServiceStatus) -> bool {
     let not_ok: Vec<_> = st.conditions.iter().filter(|x| x.type_ != c::READY && x.status != "True").collect();
     let only_runtime = not_ok.len() == 1 && not_ok[0].reason == reason::NO_LOCAL_RUNTIME;
     if only_runtime {
-        println!("note: production tests were not run: {}", not_ok[0].message);
+        eprintln!("note: production tests were not run: {}", not_ok[0].message);
     }
     only_runtime
 }
 
 fn plan_ok(st: &CloudflareServiceStatus) -> bool {
     st.conditions.iter().filter(|x| x.type_ != c::READY).all(|x| x.status != "False")
-}
-
-/// Without a token Secret manifest, take the token from CLOUDFLARE_API_TOKEN.
-fn inject_env_token(m: &mut Manifests) {
-    let Ok(token) = std::env::var("CLOUDFLARE_API_TOKEN") else { return };
-    for cust in &m.customers {
-        let ns = cust.namespace().unwrap_or_else(|| "default".into());
-        let r = &cust.spec.api_token_secret_ref;
-        if m.secrets.iter().any(|s| s.name_any() == r.name && s.namespace().as_deref() == Some(ns.as_str())) {
-            continue;
-        }
-        m.secrets.push(k8s_openapi::api::core::v1::Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(r.name.clone()),
-                namespace: Some(ns.clone()),
-                ..Default::default()
-            },
-            data: Some([(r.key.clone(), k8s_openapi::ByteString(token.clone().into_bytes()))].into()),
-            ..Default::default()
-        });
-    }
-}
-
-/// `validate`: offline schema, CEL, template and policy checks. Returns the exit code.
-/// With `online`, OCI and URL code sources are fetched too (reachability, digest, size).
-pub async fn validate(files: &[std::path::PathBuf], online: Option<&crate::source::SourceArgs>) -> anyhow::Result<i32> {
-    let m = match manifests::load(files) {
-        Ok(m) => m,
-        Err(e) => {
-            println!("✗ {e:#}");
-            return Ok(1);
-        }
-    };
-    let mut violations = 0usize;
-    let mut m = m;
-    for p in &m.portfolios.clone() {
-        match expand_portfolio(p) {
-            Ok(kids) => m.services.extend(kids.into_iter().map(|(s, _)| s)),
-            Err(e) => {
-                violations += 1;
-                println!("✗ {e}");
-            }
-        }
-    }
-    let source = match online {
-        Some(args) => {
-            ManifestSource::new(m.clone(), None)?.with_fetcher(Some(Arc::new(crate::source::Fetcher::new(args)?)))
-        }
-        None => ManifestSource::new(m.clone(), None)?.offline(),
-    };
-    for cust in &m.customers {
-        if let Err(errs) = cust.validate_cel() {
-            violations += 1;
-            println!("✗ Customer {}: {errs:?}", cust.name_any());
-        }
-    }
-    for p in &m.portfolios {
-        if let Err(errs) = p.validate_cel() {
-            violations += 1;
-            println!("✗ Portfolio {}: {errs:?}", p.name_any());
-        }
-    }
-    for svc in &m.services {
-        let id = format!("CloudflareService {}/{}", svc.namespace().unwrap_or_default(), svc.name_any());
-        if let Err(errs) = svc.validate_cel() {
-            violations += 1;
-            println!("✗ {id}: {errs:?}");
-            continue;
-        }
-        let inputs = match resolve::resolve(&source, svc).await {
-            Ok(i) => i,
-            Err(ResolveError::Config(e)) => {
-                violations += 1;
-                println!("✗ {id}: {e}");
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let d = match desired::build(&inputs) {
-            Ok(d) => d,
-            Err(e) => {
-                violations += 1;
-                println!("✗ {id}: {e}");
-                continue;
-            }
-        };
-        let findings = security::evaluate(&security::PolicyInput {
-            level: d.policy,
-            vars: d.vars.iter().map(|(k, v)| (format!("spec.worker.vars.{k}"), v.as_str())).collect(),
-            secrets: d.secrets.iter().map(|(k, v)| (format!("spec.worker.secrets.{k}"), v.expose())).collect(),
-            token_present: inputs.token.is_some(),
-        });
-        let mut blocked = false;
-        for f in &findings {
-            let mark = if f.severity == security::Severity::Block { "✗" } else { "!" };
-            blocked |= f.severity == security::Severity::Block;
-            println!("{mark} {id}: {f}");
-        }
-        if blocked {
-            violations += 1;
-        } else {
-            println!("✓ {id}: valid");
-        }
-        if let Some(src) = &inputs.source {
-            println!("  {id}: code {} {} fetched and verified", src.kind, src.digest);
-        } else if online.is_none() && svc.spec.body.worker.source.config_map_ref.is_none() {
-            println!("  {id}: code artifact not fetched (pass --online to check it)");
-        }
-    }
-    if violations > 0 {
-        println!("{violations} resource(s) failed validation");
-        Ok(1)
-    } else {
-        Ok(0)
-    }
 }

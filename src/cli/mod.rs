@@ -1,8 +1,12 @@
 //! Command line: `run | crds | deploy | plan | validate`.
 
 pub mod deploy;
+pub mod import;
 pub mod manifests;
+pub mod output;
 pub mod run;
+pub mod schema_check;
+pub mod validate;
 
 use std::path::PathBuf;
 
@@ -40,7 +44,12 @@ pub enum Command {
         online: bool,
         #[command(flatten)]
         artifacts: crate::source::SourceArgs,
+        #[command(flatten)]
+        common: output::CommonArgs,
     },
+    /// Write clodo-operator manifests for an existing wrangler project or Clodo framework service.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 /// Arguments of `deploy` and `plan`.
@@ -65,6 +74,8 @@ pub struct DeployArgs {
     /// Artifact cache and size limits for OCI and URL code sources.
     #[command(flatten)]
     pub artifacts: crate::source::SourceArgs,
+    #[command(flatten)]
+    pub common: output::CommonArgs,
 }
 
 /// Arguments of `run`.

@@ -155,7 +155,10 @@ fn references_secret(s: &CloudflareService, customers: &Store<Customer>, name: &
             .and_then(|t| t.auth.as_ref())
             .and_then(|a| a.with_credentials.as_ref())
             .is_some_and(|c| c.value_from.secret_key_ref.name == name)
-        || b.worker.source.oci.as_ref().and_then(|o| o.pull_secret_ref.as_ref()).is_some_and(|r| r.name == name);
+        || b.worker.source.oci.as_ref().and_then(|o| o.pull_secret_ref.as_ref()).is_some_and(|r| r.name == name)
+        || b.production_tests
+            .as_ref()
+            .is_some_and(|t| crate::prodtest::headers::secret_refs(t).iter().any(|(_, r)| r.name == name));
     if direct {
         return true;
     }

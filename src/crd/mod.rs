@@ -5,12 +5,14 @@ pub mod conditions;
 pub mod customer;
 pub mod keys;
 pub mod portfolio;
+pub mod prodtests;
 pub mod service;
 pub mod source;
 
 pub use common::*;
 pub use customer::*;
 pub use portfolio::*;
+pub use prodtests::*;
 pub use service::*;
 pub use source::*;
 

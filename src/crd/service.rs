@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{ConfigMapSource, Environment, LocalObjectRef, Ownership, ValueFrom};
+use super::prodtests::{AuthFlowTest, RegressionTest, ReleaseBaseline, TestHeader, ThroughputTest};
 use super::source::{SourceStatus, WorkerSource};
 
 /// Desired state of a Cloudflare Workers service.
@@ -277,6 +278,19 @@ pub struct ProductionTestsSpec {
     pub endpoints: Vec<EndpointTest>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub performance: Option<PerformanceTest>,
+    /// Use the serviceType's default checks when no check is declared here (see README).
+    #[serde(default = "default_true")]
+    pub service_type_defaults: bool,
+    /// Obtain a token from one endpoint (JSON path into its response) and use it on the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_flow: Option<AuthFlowTest>,
+    /// Requests per second at a concurrency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<ThroughputTest>,
+    /// Fail a new release whose p95 latency or error rate is more than N% worse than the previous
+    /// release's (measured by `performance`, else `throughput`; kept in status.releaseBaseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<RegressionTest>,
 }
 
 fn default_propagation() -> u32 {
@@ -348,6 +362,13 @@ pub struct EndpointTest {
     /// A JSON path (`$.items`, `$.data.id`) that must be present in the response body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_path: Option<String>,
+    /// Request headers; values literal or from Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<TestHeader>,
+    /// JSON request body (sent with `content-type: application/json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::prodtests::any_json")]
+    pub json_body: Option<serde_json::Value>,
 }
 
 fn default_method() -> String {
@@ -441,6 +462,9 @@ pub struct CloudflareServiceStatus {
     /// The artifact the last pass took the Worker's code from (OCI or URL sources).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceStatus>,
+    /// Measurements of the current release for production-test regression checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_baseline: Option<ReleaseBaseline>,
 }
 
 /// The deployed Worker.
@@ -520,6 +544,12 @@ pub struct TestRun {
     pub p95_ms: Option<u64>,
     #[serde(default)]
     pub results: Vec<TestResult>,
+    /// Share of failed requests (0..1) of the performance (else throughput) check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Requests per second measured by the throughput check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second: Option<f64>,
 }
 
 /// One check's result.

@@ -64,6 +64,8 @@ pub struct Desired {
     pub known_zone_ids: BTreeMap<String, String>,
     pub tests: Option<ProductionTestsSpec>,
     pub test_credential: Option<SecretValue>,
+    /// Secret values of production-test headers.
+    pub test_secrets: BTreeMap<String, SecretValue>,
     pub rollout: RolloutSpec,
     pub rollback_on_failure: bool,
     pub dry_run: bool,
@@ -255,7 +257,8 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
         }
     }
 
-    let mut tests = body.production_tests.clone();
+    // The service type's default checks when productionTests declares none (prodtest::defaults).
+    let mut tests = crate::prodtest::defaults::effective(body.service_type, body.production_tests.as_ref());
     if let Some(t) = tests.as_mut()
         && let Some(url) = &t.base_url
     {
@@ -294,6 +297,9 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
     if let Some(cred) = &inputs.test_credential {
         input.field("test_credential", &secret_digest("test", cred.expose()));
     }
+    for (k, v) in &inputs.test_secrets {
+        input.field("test_secret", &secret_digest(k, v.expose()));
+    }
 
     Ok(Desired {
         namespace: namespace.clone(),
@@ -324,6 +330,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
             .collect(),
         tests,
         test_credential: inputs.test_credential.clone(),
+        test_secrets: inputs.test_secrets.clone(),
         rollout: body.rollout.clone(),
         rollback_on_failure: body.rollback_on_failure,
         dry_run: body.dry_run,

@@ -673,7 +673,9 @@ async fn after_deploy(
         );
         return verdict(pass, None);
     };
-    let (run, failures) = engine.run_production_tests(spec, &target, &pass.now).await;
+    let (mut run, mut failures) = engine.run_production_tests(spec, &target, &pass.now).await;
+    let version = pass.status.worker.as_ref().and_then(|w| w.version_id.clone());
+    crate::prodtest::regression::apply(spec, version.as_deref(), &mut pass.status, &mut run, &mut failures);
     // Keep the previous run when nothing but timings changed: no status churn on quiet resyncs.
     let same_outcome = pass.status.last_test_run.as_ref().is_some_and(|prev| {
         prev.results.len() == run.results.len()

@@ -83,5 +83,6 @@ pub fn inputs() -> ServiceInputs {
         generated: vec![],
         test_credential: None,
         source: None,
+        test_secrets: Default::default(),
     }
 }

@@ -383,6 +383,7 @@ impl Engine {
             host_header,
             headers: Vec::new(),
             credential: d.test_credential.clone(),
+            secrets: d.test_secrets.clone(),
         })
     }
 

@@ -149,6 +149,8 @@ pub struct ServiceInputs {
     pub test_credential: Option<SecretValue>,
     /// The artifact the code came from (OCI and URL sources).
     pub source: Option<SourceStatus>,
+    /// Secret values of production-test headers, by `prodtest::headers::secret_key`.
+    pub test_secrets: BTreeMap<String, SecretValue>,
 }
 
 /// Why resolution stopped.
@@ -325,6 +327,14 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         test_credential = Some(value);
     }
 
+    let mut test_secrets = BTreeMap::new();
+    if let Some(t) = &service.spec.body.production_tests {
+        for (field, r) in crate::prodtest::headers::secret_refs(t) {
+            let (value, _) = read_secret_key(src, &ns, &field, r).await?;
+            test_secrets.insert(crate::prodtest::headers::secret_key(r), value);
+        }
+    }
+
     Ok(ServiceInputs {
         service: service.clone(),
         customer,
@@ -336,6 +346,7 @@ pub async fn resolve(src: &dyn ObjectSource, service: &CloudflareService) -> Res
         generated,
         test_credential,
         source: source_status,
+        test_secrets,
     })
 }
 

@@ -34,7 +34,9 @@ async fn run_tests(engine: &Engine, d: &Desired, pass: &mut Pass<'_>, pin: Optio
     if let Some(v) = pin {
         target.headers.push((VERSION_OVERRIDE_HEADER.to_string(), format!("{}=\"{v}\"", d.script_name)));
     }
-    let (run, failures) = engine.run_production_tests(spec, &target, &pass.now).await;
+    let (mut run, mut failures) = engine.run_production_tests(spec, &target, &pass.now).await;
+    let version = pin.map(str::to_string).or_else(|| pass.status.worker.as_ref().and_then(|w| w.version_id.clone()));
+    crate::prodtest::regression::apply(spec, version.as_deref(), &mut pass.status, &mut run, &mut failures);
     pass.status.last_test_run = Some(run);
     if failures.is_empty() { StepTests::Passed } else { StepTests::Failed(failures.join("; ")) }
 }

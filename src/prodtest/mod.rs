@@ -2,15 +2,21 @@
 //! deploy and on every resync. Failures are results, never panics: DNS errors, refused
 //! connections and timeouts become failed checks with a clear message.
 
+pub mod defaults;
+pub mod flow;
+pub mod headers;
 pub mod jsonpath;
+pub mod regression;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use reqwest::{Client, Method, StatusCode};
 
-use crate::crd::{ProductionTestsSpec, TestResult, TestRun};
+use crate::crd::{EndpointTest, ProductionTestsSpec, TestResult, TestRun};
+use crate::engine::secret::SecretValue;
 
 /// Where and how to run the tests.
 #[derive(Clone)]
@@ -21,6 +27,8 @@ pub struct Target {
     /// Extra headers on every request (e.g. the version-override header during a canary smoke test).
     pub headers: Vec<(String, String)>,
     pub credential: Option<crate::engine::secret::SecretValue>,
+    /// Secret values for test headers, by [`headers::secret_key`].
+    pub secrets: BTreeMap<String, SecretValue>,
 }
 
 impl std::fmt::Debug for Target {
@@ -29,7 +37,7 @@ impl std::fmt::Debug for Target {
     }
 }
 
-fn percentile(sorted_ms: &[u64], p: f64) -> u64 {
+pub(crate) fn percentile(sorted_ms: &[u64], p: f64) -> u64 {
     if sorted_ms.is_empty() {
         return 0;
     }
@@ -37,7 +45,7 @@ fn percentile(sorted_ms: &[u64], p: f64) -> u64 {
     sorted_ms[rank.clamp(1, sorted_ms.len()) - 1]
 }
 
-struct Probe {
+pub(crate) struct Probe {
     status: Option<StatusCode>,
     body: String,
     elapsed: Duration,
@@ -45,6 +53,19 @@ struct Probe {
 }
 
 async fn probe(client: &Client, t: &Target, method: Method, path: &str, auth: Option<(&str, &str)>) -> Probe {
+    let extra: Vec<(String, String)> = auth.map(|(k, v)| (k.to_string(), v.to_string())).into_iter().collect();
+    probe_with(client, t, method, path, &extra, None).await
+}
+
+/// One request with extra headers and an optional JSON body.
+pub(crate) async fn probe_with(
+    client: &Client,
+    t: &Target,
+    method: Method,
+    path: &str,
+    extra: &[(String, String)],
+    json: Option<&serde_json::Value>,
+) -> Probe {
     let url = format!(
         "{}{}",
         t.base_url.trim_end_matches('/'),
@@ -57,8 +78,11 @@ async fn probe(client: &Client, t: &Target, method: Method, path: &str, auth: Op
     for (k, v) in &t.headers {
         req = req.header(k, v);
     }
-    if let Some((k, v)) = auth {
+    for (k, v) in extra {
         req = req.header(k, v);
+    }
+    if let Some(body) = json {
+        req = req.json(body);
     }
     let start = Instant::now();
     match req.send().await {
@@ -93,11 +117,11 @@ fn describe_error(e: &reqwest::Error) -> String {
     }
 }
 
-fn result(suite: &str, name: &str, passed: bool, message: String, elapsed: Duration) -> TestResult {
+pub(crate) fn result(suite: &str, name: &str, passed: bool, message: String, elapsed: Duration) -> TestResult {
     TestResult { suite: suite.into(), name: name.into(), passed, message, duration_ms: elapsed.as_millis() as u64 }
 }
 
-fn expect_status(suite: &str, name: &str, p: &Probe, want: u16) -> TestResult {
+pub(crate) fn expect_status(suite: &str, name: &str, p: &Probe, want: u16) -> TestResult {
     match (&p.error, p.status) {
         (Some(e), _) => result(suite, name, false, e.clone(), p.elapsed),
         (None, Some(s)) if s.as_u16() == want => result(suite, name, true, format!("status {want}"), p.elapsed),
@@ -122,6 +146,8 @@ pub async fn run_suites(spec: &ProductionTestsSpec, t: &Target) -> TestRun {
                 passed: 0,
                 failed: 1,
                 p95_ms: None,
+                error_rate: None,
+                requests_per_second: None,
                 results: vec![result(
                     "setup",
                     "http-client",
@@ -175,44 +201,72 @@ pub async fn run_suites(spec: &ProductionTestsSpec, t: &Target) -> TestRun {
         results.push(expect_status("database", &dbt.path, &p, dbt.expect_status));
     }
     for e in &spec.endpoints {
-        let method = Method::from_bytes(e.method.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET);
-        let p = probe(&client, t, method, &e.path, None).await;
-        let mut r = expect_status("endpoints", &e.name, &p, e.expect_status);
-        if r.passed
-            && let Some(path) = &e.json_path
-        {
-            match serde_json::from_str::<serde_json::Value>(&p.body) {
-                Err(_) => {
-                    r.passed = false;
-                    r.message = format!("body is not JSON, cannot check {path}");
-                }
-                Ok(doc) => match jsonpath::lookup(&doc, path) {
-                    Ok(Some(_)) => r.message = format!("{}; {path} present", r.message),
-                    Ok(None) => {
-                        r.passed = false;
-                        r.message = format!("{path} not found in the response");
-                    }
-                    Err(err) => {
-                        r.passed = false;
-                        r.message = err.to_string();
-                    }
-                },
-            }
-        }
+        results.push(check_endpoint(&client, t, "endpoints", e, &[]).await.0);
+    }
+    if let Some(f) = &spec.auth_flow {
+        results.extend(flow::auth_flow(&client, t, f).await);
+    }
+    let (mut error_rate, mut rps) = (None, None);
+    if let Some(perf) = &spec.performance {
+        let (r, p, e) = performance(&client, t, perf).await;
+        (p95, error_rate) = (Some(p), Some(e));
         results.push(r);
     }
-    if let Some(perf) = &spec.performance {
-        let (r, p) = performance(&client, t, perf).await;
-        p95 = Some(p);
-        results.push(r);
+    if let Some(tp) = &spec.throughput {
+        let m = flow::throughput(&client, t, tp).await;
+        p95 = p95.or(Some(m.p95_ms));
+        error_rate = error_rate.or(Some(m.error_rate));
+        rps = Some(m.requests_per_second);
+        results.push(m.result);
     }
 
     let passed = results.iter().filter(|r| r.passed).count() as u32;
     let failed = results.len() as u32 - passed;
-    TestRun { started_at: None, passed, failed, p95_ms: p95, results }
+    TestRun { started_at: None, passed, failed, p95_ms: p95, results, error_rate, requests_per_second: rps }
 }
 
-async fn performance(client: &Client, t: &Target, perf: &crate::crd::PerformanceTest) -> (TestResult, u64) {
+/// One endpoint check: headers (Secrets resolved), JSON body, status, optional JSON path.
+/// Returns the result and the response body (for the auth flow).
+pub(crate) async fn check_endpoint(
+    client: &Client,
+    t: &Target,
+    suite: &str,
+    e: &EndpointTest,
+    extra: &[(String, String)],
+) -> (TestResult, String) {
+    let mut hdrs = match headers::resolve(&e.headers, t) {
+        Ok(h) => h,
+        Err(msg) => return (result(suite, &e.name, false, msg, Duration::ZERO), String::new()),
+    };
+    hdrs.extend(extra.iter().cloned());
+    let method = Method::from_bytes(e.method.to_ascii_uppercase().as_bytes()).unwrap_or(Method::GET);
+    let p = probe_with(client, t, method, &e.path, &hdrs, e.json_body.as_ref()).await;
+    let mut r = expect_status(suite, &e.name, &p, e.expect_status);
+    if r.passed
+        && let Some(path) = &e.json_path
+    {
+        match serde_json::from_str::<serde_json::Value>(&p.body) {
+            Err(_) => {
+                r.passed = false;
+                r.message = format!("body is not JSON, cannot check {path}");
+            }
+            Ok(doc) => match jsonpath::lookup(&doc, path) {
+                Ok(Some(_)) => r.message = format!("{}; {path} present", r.message),
+                Ok(None) => {
+                    r.passed = false;
+                    r.message = format!("{path} not found in the response");
+                }
+                Err(err) => {
+                    r.passed = false;
+                    r.message = err.to_string();
+                }
+            },
+        }
+    }
+    (r, p.body)
+}
+
+async fn performance(client: &Client, t: &Target, perf: &crate::crd::PerformanceTest) -> (TestResult, u64, f64) {
     let start = Instant::now();
     let client = Arc::new(client.clone());
     let probes: Vec<Probe> = futures::stream::iter(0..perf.requests)
@@ -243,7 +297,7 @@ async fn performance(client: &Client, t: &Target, perf: &crate::crd::Performance
     );
     let passed = problems.is_empty();
     let message = if passed { summary } else { format!("{}; {summary}", problems.join("; ")) };
-    (result("performance", &perf.path, passed, message, start.elapsed()), p95)
+    (result("performance", &perf.path, passed, message, start.elapsed()), p95, error_rate)
 }
 
 #[cfg(test)]
