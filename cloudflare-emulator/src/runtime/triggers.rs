@@ -32,6 +32,14 @@ fn failure(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"success": false, "error": message.into()}))).into_response()
 }
 
+/// An authorized runtime call's JSON body, or the answer to send instead.
+fn authorized_json(app: &SharedApp, headers: &HeaderMap, body: &[u8]) -> Result<Value, Box<Response>> {
+    if let Err((status, message)) = authorized(app, headers) {
+        return Err(Box::new(failure(status, message)));
+    }
+    serde_json::from_slice(body).map_err(|e| Box::new(failure(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}"))))
+}
+
 fn authorized(app: &SharedApp, headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
     let Some(rt) = app.runtime.as_ref() else {
         return Err((StatusCode::NOT_FOUND, "no Workers runtime is configured"));
@@ -93,12 +101,9 @@ pub(crate) async fn kv_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err((status, message)) = authorized(&app, &headers) {
-        return failure(status, message);
-    }
-    let body: Value = match serde_json::from_slice(&body) {
+    let body = match authorized_json(&app, &headers, &body) {
         Ok(v) => v,
-        Err(e) => return failure(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+        Err(resp) => return *resp,
     };
     let mutating = body.get("op").and_then(Value::as_str).is_some_and(|op| op == "put" || op == "delete");
     let out = if mutating {
@@ -231,12 +236,9 @@ pub(crate) async fn queue_endpoint(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err((status, message)) = authorized(&app, &headers) {
-        return failure(status, message);
-    }
-    let body: Value = match serde_json::from_slice(&body) {
+    let body = match authorized_json(&app, &headers, &body) {
         Ok(v) => v,
-        Err(e) => return failure(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
+        Err(resp) => return *resp,
     };
     let account = body["account"].as_str().unwrap_or_default().to_string();
     let exists = app.read(|s| s.accounts.get(&account).is_some_and(|a| a.queues.iter().any(|q| q.name == queue)));
