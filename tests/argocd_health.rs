@@ -608,7 +608,7 @@ fn argo_cd_helm_values_snippet_embeds_the_scripts() {
     struct Values {
         configs: Configs,
     }
-    let values: Values = serde_yaml::from_str(&text).expect("argocd-cm-values.yaml parses");
+    let values: Values = serde_norway::from_str(&text).expect("argocd-cm-values.yaml parses");
     assert_embeds_scripts("argocd-cm-values.yaml", &values.configs.cm);
     assert_eq!(
         text,
@@ -621,7 +621,7 @@ fn argo_cd_helm_values_snippet_embeds_the_scripts() {
 fn argo_cd_configmap_patch_embeds_the_scripts() {
     let path = argocd_dir().join("argocd-cm-patch.yaml");
     let text = check_generated(&path, &render_patch_snippet());
-    let doc: Value = serde_yaml::from_str(&text).expect("argocd-cm-patch.yaml parses");
+    let doc: Value = serde_norway::from_str(&text).expect("argocd-cm-patch.yaml parses");
     assert_eq!(doc["kind"], "ConfigMap");
     assert_eq!(doc["metadata"]["name"], "argocd-cm");
     let data: BTreeMap<String, String> = serde_json::from_value(doc["data"].clone()).expect("data is a string map");

@@ -90,7 +90,7 @@ fn chart_crd_files_are_single_crds_the_template_can_render() {
             text.starts_with(&header),
             "{stem}.yaml must start with {header:?} (no leading ---, no labels or annotations)"
         );
-        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&text)
+        let docs: Vec<serde_norway::Value> = serde_norway::Deserializer::from_str(&text)
             .map(|d| serde::Deserialize::deserialize(d).expect("valid YAML"))
             .collect();
         assert_eq!(docs.len(), 1, "{stem}.yaml holds {} documents", docs.len());

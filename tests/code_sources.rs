@@ -195,15 +195,15 @@ fn exactly_one_source_is_enforced_by_cel() {
 fn write_manifests(w: &World, svc: &CloudflareService, dir: &std::path::Path) {
     let mut docs = Vec::new();
     for c in &w.manifests.customers {
-        docs.push(serde_yaml::to_string(c).unwrap());
+        docs.push(serde_norway::to_string(c).unwrap());
     }
     for s in &w.manifests.secrets {
-        docs.push(serde_yaml::to_string(s).unwrap());
+        docs.push(serde_norway::to_string(s).unwrap());
     }
     for c in &w.manifests.config_maps {
-        docs.push(serde_yaml::to_string(c).unwrap());
+        docs.push(serde_norway::to_string(c).unwrap());
     }
-    docs.push(serde_yaml::to_string(svc).unwrap());
+    docs.push(serde_norway::to_string(svc).unwrap());
     std::fs::write(dir.join("all.yaml"), docs.join("---\n")).unwrap();
 }
 

@@ -194,7 +194,7 @@ spec:
     let v = cli(&["validate", "-f", tmp.path().to_str().unwrap(), "--output", "yaml", "--quiet"], &[]);
     assert_eq!(v.status.code(), Some(1));
     let out = text(&v.stdout);
-    let doc: serde_json::Value = serde_yaml::from_str(&out).expect("one YAML document on stdout");
+    let doc: serde_json::Value = serde_norway::from_str(&out).expect("one YAML document on stdout");
     assert_eq!(doc["ok"], false);
     let errors = doc.to_string();
     for needle in ["spec.accountId", "spec.productionTests.timeoutSeconds", "spec.productionTests.throughput.requests"]

@@ -80,9 +80,8 @@ fn parse_json_body(body: &[u8]) -> Result<Value, ApiError> {
     }
     match serde_json::from_slice(body) {
         Ok(v) => Ok(v),
-        Err(_) => {
-            serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))
-        }
+        Err(_) => serde_norway::from_slice(body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}"))),
     }
 }
 

@@ -402,7 +402,7 @@ fn kubeconfig_yaml(url: &str) -> String {
         "contexts": [{"name": "kube-fake-api", "context": {"cluster": "kube-fake-api", "user": "kube-fake-api", "namespace": "default"}}],
         "current-context": "kube-fake-api",
     });
-    serde_yaml::to_string(&doc).unwrap_or_default()
+    serde_norway::to_string(&doc).unwrap_or_default()
 }
 
 impl Drop for FakeApiServer {

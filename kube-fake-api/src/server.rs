@@ -102,7 +102,7 @@ fn parse_logged_body(body: &[u8]) -> Option<Value> {
     if body.is_empty() {
         return None;
     }
-    serde_json::from_slice(body).ok().or_else(|| serde_yaml::from_slice(body).ok())
+    serde_json::from_slice(body).ok().or_else(|| serde_norway::from_slice(body).ok())
 }
 
 async fn handle(AxState(shared): AxState<Arc<Shared>>, req: Request<Body>) -> Response {

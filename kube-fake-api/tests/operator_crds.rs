@@ -24,7 +24,7 @@ async fn operator_crds_install_and_serve() -> anyhow::Result<()> {
     let api = FakeApiServer::start().await?;
     let crds: Api<CustomResourceDefinition> = Api::all(api.client());
     for file in &files {
-        let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(file)?)?;
+        let crd: CustomResourceDefinition = serde_norway::from_str(&std::fs::read_to_string(file)?)?;
         let name = crd.metadata.name.clone().unwrap_or_default();
         crds.create(&PostParams::default(), &crd).await?;
         tokio::time::timeout(WAIT, await_condition(crds.clone(), &name, conditions::is_crd_established())).await??;

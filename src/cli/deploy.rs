@@ -177,14 +177,14 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
             let f = state_file(&args.state_dir, &svc);
             if f.exists() {
                 let text = std::fs::read_to_string(&f)?;
-                svc.status = Some(serde_yaml::from_str(&text).with_context(|| format!("reading {}", f.display()))?);
+                svc.status = Some(serde_norway::from_str(&text).with_context(|| format!("reading {}", f.display()))?);
             }
         }
         let prefix = format!("[{}/{}]", svc.namespace().unwrap_or_default(), svc.name_any());
         let printer = Printer { prefix: prefix.clone(), out: out.clone() };
         let status = run_until_settled(&engine, &mut svc, &source, &printer).await;
         out.say(format!("{prefix} status:"));
-        let yaml = serde_yaml::to_string(&serde_json::json!({ "status": status }))?;
+        let yaml = serde_norway::to_string(&serde_json::json!({ "status": status }))?;
         for line in yaml.lines() {
             out.say(format!("  {line}"));
         }
@@ -194,7 +194,7 @@ pub async fn deploy(args: DeployArgs, plan_only: bool) -> anyhow::Result<i32> {
                 std::fs::create_dir_all(dir)?;
             }
             ignore_state_dir(&args.state_dir)?;
-            std::fs::write(&f, serde_yaml::to_string(&status)?)?;
+            std::fs::write(&f, serde_norway::to_string(&status)?)?;
         }
         let ok = if plan_only { plan_ok(&status) } else { ready_enough(&status) };
         let entry = report.entry("CloudflareService", &svc.namespace().unwrap_or_default(), &svc.name_any());

@@ -58,8 +58,8 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Manifests> {
     let mut m = Manifests::default();
     for file in collect_files(paths)? {
         let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let value = serde_yaml::Value::deserialize(doc)
+        for (i, doc) in serde_norway::Deserializer::from_str(&text).enumerate() {
+            let value = serde_norway::Value::deserialize(doc)
                 .with_context(|| format!("{}: document {} is not valid YAML", file.display(), i + 1))?;
             if value.is_null() {
                 continue;
@@ -85,7 +85,7 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Manifests> {
     Ok(m)
 }
 
-fn add(m: &mut Manifests, file: &Path, doc: usize, value: serde_yaml::Value) -> anyhow::Result<()> {
+fn add(m: &mut Manifests, file: &Path, doc: usize, value: serde_norway::Value) -> anyhow::Result<()> {
     let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
     let api_version = value.get("apiVersion").and_then(|k| k.as_str()).unwrap_or_default().to_string();
     let at = || format!("{}: document {doc} ({kind})", file.display());
@@ -108,7 +108,7 @@ fn add(m: &mut Manifests, file: &Path, doc: usize, value: serde_yaml::Value) -> 
     Ok(())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(value: serde_yaml::Value) -> anyhow::Result<T> {
+fn parse<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> anyhow::Result<T> {
     // Secrets may use stringData: fold it into data like the API server does.
     let mut json: serde_json::Value = serde_json::to_value(value)?;
     if let Some(sd) = json.get("stringData").cloned().and_then(|v| v.as_object().cloned()) {

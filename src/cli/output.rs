@@ -138,7 +138,7 @@ impl CommonArgs {
         let text = match self.output {
             OutputFormat::Text => return Ok(()),
             OutputFormat::Json => serde_json::to_string_pretty(doc).map_err(|e| FlagError::Render(e.to_string()))?,
-            OutputFormat::Yaml => serde_yaml::to_string(doc).map_err(|e| FlagError::Render(e.to_string()))?,
+            OutputFormat::Yaml => serde_norway::to_string(doc).map_err(|e| FlagError::Render(e.to_string()))?,
         };
         println!("{}", text.trim_end());
         Ok(())

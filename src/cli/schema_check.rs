@@ -58,8 +58,8 @@ pub fn check(files: &[PathBuf]) -> Result<Vec<SchemaFinding>, SchemaCheckError> 
     for path in files {
         let text =
             std::fs::read_to_string(path).map_err(|source| SchemaCheckError::Read { path: path.clone(), source })?;
-        for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let value = serde_yaml::Value::deserialize(doc).map_err(|e| SchemaCheckError::Yaml {
+        for (i, doc) in serde_norway::Deserializer::from_str(&text).enumerate() {
+            let value = serde_norway::Value::deserialize(doc).map_err(|e| SchemaCheckError::Yaml {
                 path: path.clone(),
                 doc: i + 1,
                 message: e.to_string(),

@@ -29,12 +29,12 @@ pub fn all_crds() -> Vec<(&'static str, CustomResourceDefinition)> {
 }
 
 /// Render one CRD as YAML (what `clodo-operator crds` prints and `crds/` holds).
-pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
-    serde_yaml::to_string(crd)
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_norway::Error> {
+    serde_norway::to_string(crd)
 }
 
 /// All CRDs as one multi-document YAML stream.
-pub fn all_crds_yaml() -> Result<String, serde_yaml::Error> {
+pub fn all_crds_yaml() -> Result<String, serde_norway::Error> {
     let mut out = String::new();
     for (_, crd) in all_crds() {
         out.push_str("---\n");

@@ -33,7 +33,7 @@ pub enum ImportError {
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
     #[error("writing manifests: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_norway::Error),
     #[error("writing {path}: {source}")]
     Write {
         path: PathBuf,
@@ -110,7 +110,7 @@ impl Imported {
 }
 
 fn doc<T: serde::Serialize>(v: &T) -> Result<String, ImportError> {
-    Ok(format!("---\n{}", serde_yaml::to_string(v)?))
+    Ok(format!("---\n{}", serde_norway::to_string(v)?))
 }
 
 fn docs<T: serde::Serialize>(vs: &[T]) -> Result<String, ImportError> {

@@ -315,8 +315,8 @@ impl TestEnv {
                 None => kube::Config::infer().await.expect("KUBECONFIG cluster reachable"),
             };
             config.headers.push((
-                http::HeaderName::from_static("x-clodo-test-replica"),
-                http::HeaderValue::from_str(&replica).expect("replica name"),
+                axum::http::HeaderName::from_static("x-clodo-test-replica"),
+                axum::http::HeaderValue::from_str(&replica).expect("replica name"),
             ));
             let client = Client::try_from(config).expect("client");
             run_operator(args, client, stop_rx, Some(tx)).await
