@@ -166,7 +166,7 @@ pub async fn reconcile(cust: Arc<Customer>, ctx: Arc<Context>) -> Result<Action,
     async move {
         let start = Instant::now();
         let result = apply(&cust, &ctx, &ns).await;
-        let label = if result.is_ok() { "ok" } else { "error" };
+        let label = super::result_label(&result);
         ctx.metrics.reconcile_total.with_label_values(&["customer", label]).inc();
         ctx.metrics.reconcile_duration.with_label_values(&["customer", label]).observe(start.elapsed().as_secs_f64());
         result

@@ -67,6 +67,9 @@ pub struct Context {
     /// Highest `metadata.generation` reconciled per object uid: a pass that starts from an older
     /// cached copy (a delayed watch) is skipped instead of acting on an outdated spec.
     generations: Mutex<HashMap<String, i64>>,
+    /// Per object uid, resourceVersions this process replaced with its own status writes: a
+    /// pass handed one of them (the watch has not delivered the newer write yet) is skipped.
+    superseded: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Context {
@@ -89,6 +92,7 @@ impl Context {
             fence,
             failures: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
+            superseded: Mutex::new(HashMap::new()),
         })
     }
 
@@ -101,6 +105,11 @@ impl Context {
         let (Some(uid), Some(generation)) = (obj.meta().uid.clone(), obj.meta().generation) else {
             return Ok(());
         };
+        if let Some(rv) = &obj.meta().resource_version
+            && self.superseded.lock().unwrap_or_else(|e| e.into_inner()).get(&uid).is_some_and(|v| v.contains(rv))
+        {
+            return Err(Error::StaleObject);
+        }
         let mut map = self.generations.lock().unwrap_or_else(|e| e.into_inner());
         let seen = map.entry(uid).or_insert(generation);
         if generation < *seen {
@@ -110,10 +119,21 @@ impl Context {
         Ok(())
     }
 
+    /// Record resourceVersions of `obj` that this process's own writes replaced.
+    pub fn note_superseded<K: Resource>(&self, obj: &K, versions: impl IntoIterator<Item = String>) {
+        let Some(uid) = obj.meta().uid.clone() else { return };
+        let mut map = self.superseded.lock().unwrap_or_else(|e| e.into_inner());
+        let list = map.entry(uid).or_default();
+        list.extend(versions);
+        let excess = list.len().saturating_sub(8);
+        list.drain(..excess);
+    }
+
     /// Forget an object that is gone.
     pub fn forget<K: Resource>(&self, obj: &K) {
         if let Some(uid) = &obj.meta().uid {
             self.generations.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+            self.superseded.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
         }
     }
 
@@ -130,7 +150,10 @@ impl Context {
         if self.fence.is_closed() {
             return Err(Error::NotLeader);
         }
-        apply_status(&self.client, obj, resource_version, status).await.map(|_| ())
+        apply_status(&self.client, obj, resource_version.clone(), status).await?;
+        // The version this write replaced (and the one the pass started from) are outdated now.
+        self.note_superseded(obj, obj.meta().resource_version.clone().into_iter().chain(resource_version));
+        Ok(())
     }
 
     /// Resync interval with up to 10% jitter, so that a fleet does not resync in lockstep.
@@ -180,6 +203,16 @@ impl Context {
             Some(sel) if !sel.is_empty() => wc.labels(sel),
             _ => wc,
         }
+    }
+}
+
+/// Label of `clodo_reconcile_total`: `ok`, `error`, or `skipped` for passes that did nothing
+/// because the object was stale or this replica no longer leads.
+pub fn result_label<T>(result: &Result<T, Error>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(Error::StaleObject | Error::NotLeader) => "skipped",
+        Err(_) => "error",
     }
 }
 

@@ -335,7 +335,7 @@ pub async fn reconcile(p: Arc<Portfolio>, ctx: Arc<Context>) -> Result<Action, E
     async move {
         let start = Instant::now();
         let result = apply(&p, &ctx, &ns).await;
-        let label = if result.is_ok() { "ok" } else { "error" };
+        let label = super::result_label(&result);
         ctx.metrics.reconcile_total.with_label_values(&["portfolio", label]).inc();
         ctx.metrics.reconcile_duration.with_label_values(&["portfolio", label]).observe(start.elapsed().as_secs_f64());
         result

@@ -43,7 +43,7 @@ pub async fn reconcile(svc: Arc<CloudflareService>, ctx: Arc<Context>) -> Result
             | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
             other => Error::Finalizer(other.to_string()),
         });
-        let label = if result.is_ok() { "ok" } else { "error" };
+        let label = super::result_label(&result);
         ctx.metrics.reconcile_total.with_label_values(&["service", label]).inc();
         ctx.metrics.reconcile_duration.with_label_values(&["service", label]).observe(start.elapsed().as_secs_f64());
         result
