@@ -7,6 +7,7 @@ pub mod keys;
 pub mod portfolio;
 pub mod prodtests;
 pub mod service;
+pub mod service_status;
 pub mod source;
 
 pub use common::*;
@@ -14,6 +15,7 @@ pub use customer::*;
 pub use portfolio::*;
 pub use prodtests::*;
 pub use service::*;
+pub use service_status::*;
 pub use source::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

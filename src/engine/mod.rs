@@ -10,17 +10,20 @@ pub mod desired;
 pub mod execute;
 #[cfg(test)]
 pub mod fixtures;
+pub mod generated;
 pub mod hash;
 pub mod migrations;
 pub mod observe;
 pub mod ops;
 pub mod plan;
+pub mod portfolio;
 pub mod render;
 pub mod resolve;
 pub mod rollout;
 pub mod secret;
 pub mod security;
 pub mod status;
+pub mod verify;
 
 use std::sync::Arc;
 use std::time::Duration;
