@@ -15,6 +15,7 @@ use super::output::{CommonArgs, Report};
 use crate::cloudflare::{ClientConfig, ClientPool};
 use crate::crd::conditions::{self as c, reason};
 use crate::crd::{CloudflareService, CloudflareServiceSpec, CloudflareServiceStatus, Portfolio};
+use crate::engine::backoff;
 use crate::engine::portfolio;
 use crate::engine::resolve;
 use crate::engine::{Engine, EngineConfig, Outcome, PassEvent, Progress};
@@ -230,9 +231,9 @@ async fn run_until_settled(
                 printer.out.say(format!("{} … waiting {}s", printer.prefix, wait.as_secs().max(1)));
                 tokio::time::sleep(wait).await;
             }
-            Outcome::Retry(msg) if retries < 4 => {
+            Outcome::Retry(msg) if retries < backoff::CLI_RETRIES => {
                 retries += 1;
-                let wait = Duration::from_secs(2u64.pow(retries));
+                let wait = backoff::CLI.ceiling(retries);
                 printer.out.problem(format!("{} ! {msg}; retrying in {}s", printer.prefix, wait.as_secs()));
                 tokio::time::sleep(wait).await;
             }

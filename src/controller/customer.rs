@@ -2,9 +2,8 @@
 //! count the services using it.
 //!
 //! The verdict lands in `CredentialsValid`, which every service of the customer reads before
-//! calling Cloudflare: `False` stops their Cloudflare calls. A changed Secret is verified at once;
-//! an unchanged one after [`TOKEN_RECHECK`], or sooner (at most every [`TOKEN_MIN_INTERVAL`]) when a
-//! service saw Cloudflare reject the token.
+//! calling Cloudflare: `False` stops their Cloudflare calls. When a token is verified again is
+//! decided by [`credentials::recheck`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,87 +24,13 @@ use super::source::KubeSource;
 use super::{Context, Error, object_key};
 use crate::crd::conditions::{self as c, CondSpec, reason};
 use crate::crd::{CloudflareService, Customer, CustomerStatus, TokenStatus, ZoneStatus};
+use crate::engine::PassEvent;
+use crate::engine::credentials::{self, Recheck, Verification};
 use crate::engine::hash::digest_strings;
 use crate::engine::resolve::{ResolveError, read_secret_key};
-use crate::engine::{PassEvent, ops};
+use crate::engine::zones::{self, ZoneError};
 
 const KIND: &str = "Customer";
-/// A token verified for this Secret version is re-verified after this long.
-pub const TOKEN_RECHECK: Duration = Duration::from_secs(3600);
-/// Least time between two verifications of an unchanged Secret (a changed Secret is verified at
-/// once): the rate limit for re-checks that a service's rejected call asks for.
-pub const TOKEN_MIN_INTERVAL: Duration = Duration::from_secs(10);
-/// Zones that were not found are looked up again (with the token) after this long.
-pub const ZONE_RETRY: Duration = Duration::from_secs(300);
-
-/// Whether this pass asks Cloudflare about the token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenCheck {
-    /// Trust the verdict in status.
-    Cached,
-    /// Trust it for now, verify again after this long (rate limit).
-    CachedFor(Duration),
-    /// Verify now; the reason is for logs.
-    Verify(&'static str),
-}
-
-/// Decide whether to verify the token. `checked_for` identifies the Secret version and account
-/// of this pass; `rejected_at` is the newest time a service of this customer saw Cloudflare
-/// reject the token (`CredentialsValid=False, TokenInvalid`).
-pub fn token_check(
-    prev: &CustomerStatus,
-    checked_for: &str,
-    now: Timestamp,
-    rejected_at: Option<Timestamp>,
-) -> TokenCheck {
-    let Some(token) = prev.token.as_ref().filter(|t| t.checked_for.as_deref() == Some(checked_for)) else {
-        return TokenCheck::Verify("the token Secret changed or was never verified");
-    };
-    let Some(at) = token.checked_at.as_ref().map(|t| t.0) else {
-        return TokenCheck::Verify("never verified");
-    };
-    let Some(verdict) = c::find(&prev.conditions, c::CREDENTIALS_VALID).filter(|x| x.status != "Unknown") else {
-        return TokenCheck::Verify("the last verification did not finish");
-    };
-    let age = Duration::from_secs(now.duration_since(at).as_secs().max(0) as u64);
-    if age >= TOKEN_RECHECK {
-        return TokenCheck::Verify("the cached verification is older than an hour");
-    }
-    if verdict.status != "True" {
-        return TokenCheck::Cached;
-    }
-    let expired = token.expires_on.as_deref().and_then(|e| e.parse::<Timestamp>().ok()).is_some_and(|e| e <= now);
-    let zones_failing = !c::is_true(&prev.conditions, c::ZONES_RESOLVED);
-    let rejected = rejected_at.is_some_and(|r| r >= at);
-    if expired || rejected || zones_failing {
-        let min = if zones_failing && !expired && !rejected { ZONE_RETRY } else { TOKEN_MIN_INTERVAL };
-        if age >= min {
-            return TokenCheck::Verify(if expired {
-                "the token has reached its expiry"
-            } else if rejected {
-                "a service saw Cloudflare reject the token"
-            } else {
-                "zones were not resolved"
-            });
-        }
-        return TokenCheck::CachedFor(min - age);
-    }
-    TokenCheck::Cached
-}
-
-/// `CredentialsValid` from Cloudflare's answer about a token it accepted.
-pub fn verified_condition(v: &ops::TokenCheck) -> CondSpec {
-    let exp = v.expires_on.as_deref().map(|e| format!(", expires {e}")).unwrap_or_default();
-    if v.active {
-        CondSpec::ok(c::CREDENTIALS_VALID, reason::TOKEN_VALID, format!("token is active{exp}"))
-    } else {
-        CondSpec::fail(
-            c::CREDENTIALS_VALID,
-            reason::TOKEN_INVALID,
-            format!("Cloudflare reports the token as {}{exp}; put a valid token in the Secret", v.status),
-        )
-    }
-}
 
 /// Newest time a service saw Cloudflare reject the token.
 fn rejected_at(services: &[&CloudflareService]) -> Option<Timestamp> {
@@ -219,11 +144,11 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
 
     if let Some(token) = token {
         let checked_for = digest_strings(&[secret_version, cust.spec.account_id.clone()]);
-        let check = token_check(&prev, &checked_for, now.0, rejected_at(&mine));
+        let check = credentials::recheck(&prev, &checked_for, now.0, rejected_at(&mine));
         let client = ctx.engine.client_for(token.expose()).map_err(|e| Error::Engine(e.to_string()))?;
         let verified = match &check {
-            TokenCheck::Cached | TokenCheck::CachedFor(_) => {
-                if let TokenCheck::CachedFor(wait) = check {
+            Recheck::Cached | Recheck::CachedFor(_) => {
+                if let Recheck::CachedFor(wait) = check {
                     requeue = requeue.min(wait);
                 }
                 if let Some(x) = c::find(&prev.conditions, c::CREDENTIALS_VALID) {
@@ -232,40 +157,20 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
                 }
                 false
             }
-            TokenCheck::Verify(why) => {
+            Recheck::Verify(why) => {
                 tracing::debug!(why, "verifying the API token");
-                let mut token_status = |st: &str, expires_on: Option<String>| {
+                let v = credentials::verify(&client, &cust.spec.account_id).await;
+                if let Some((st, expires_on)) = v.recorded() {
                     status.token = Some(TokenStatus {
-                        status: st.to_string(),
+                        status: st,
                         expires_on,
                         checked_for: Some(checked_for.clone()),
                         checked_at: Some(now.clone()),
-                    })
-                };
-                match ops::verify_token(&client, &cust.spec.account_id).await {
-                    Ok(v) => {
-                        token_status(&v.status, v.expires_on.clone());
-                        conds.push(verified_condition(&v));
-                    }
-                    Err(e) if e.is_auth_error() => {
-                        token_status("invalid", None);
-                        conds.push(CondSpec::fail(
-                            c::CREDENTIALS_VALID,
-                            reason::TOKEN_INVALID,
-                            format!(
-                                "Cloudflare rejected the token for account {} (revoked, expired or without access to the account): {e}",
-                                cust.spec.account_id
-                            ),
-                        ));
-                    }
-                    Err(e) => {
-                        conds.push(CondSpec::unknown(
-                            c::CREDENTIALS_VALID,
-                            crate::engine::cf_reason(&e),
-                            format!("verifying the token: {e}"),
-                        ));
-                        retry = Some(format!("verifying the token: {e}"));
-                    }
+                    });
+                }
+                conds.push(v.condition(&cust.spec.account_id));
+                if let Verification::Unavailable(e) = &v {
+                    retry = Some(format!("verifying the token: {e}"));
                 }
                 true
             }
@@ -285,7 +190,7 @@ async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error
             conds.push(resolve_zones(&client, cust, &mut status, &mut retry).await);
         }
         if creds_ok && !conds.iter().any(|x| x.type_ == c::ZONES_RESOLVED && x.status == Some(true)) {
-            requeue = requeue.min(ZONE_RETRY);
+            requeue = requeue.min(zones::ZONE_RETRY);
         }
         // Verify again when the token reaches its expiry (past that, `token_check` rate-limits).
         if creds_ok
@@ -344,37 +249,27 @@ async fn resolve_zones(
     status: &mut CustomerStatus,
     retry: &mut Option<String>,
 ) -> CondSpec {
-    let mut zones = Vec::new();
-    let mut missing = Vec::new();
-    for z in &cust.spec.zones {
-        match ops::zone_details(client, &cust.spec.account_id, z).await {
-            Ok(Some((id, st))) => zones.push(ZoneStatus { name: z.clone(), id, status: st }),
-            Ok(None) => missing.push(z.clone()),
-            Err(e) if e.is_auth_error() => {
-                return CondSpec::fail(
-                    c::ZONES_RESOLVED,
-                    reason::TOKEN_INVALID,
-                    format!("spec.zones: the token may not read zone {z}: {e}"),
-                );
-            }
-            Err(e) => {
-                *retry = Some(format!("looking up zone {z}: {e}"));
-                return CondSpec::unknown(
-                    c::ZONES_RESOLVED,
-                    crate::engine::cf_reason(&e),
-                    format!("looking up zone {z}: {e}"),
-                );
-            }
+    let resolved = match zones::resolve(client, &cust.spec.account_id, &cust.spec.zones).await {
+        Ok(r) => r,
+        Err(e @ ZoneError::Forbidden { .. }) => {
+            let cf = e.cloudflare().map(ToString::to_string).unwrap_or_default();
+            return CondSpec::fail(c::ZONES_RESOLVED, e.reason(), format!("spec.zones: {e}: {cf}"));
         }
-    }
-    status.zones = zones;
-    if missing.is_empty() {
+        Err(e) => {
+            let cf = e.cloudflare().map(ToString::to_string).unwrap_or_default();
+            *retry = Some(format!("{e}: {cf}"));
+            return CondSpec::unknown(c::ZONES_RESOLVED, e.reason(), format!("{e}: {cf}"));
+        }
+    };
+    status.zones =
+        resolved.found.into_iter().map(|z| ZoneStatus { name: z.name, id: z.id, status: z.status }).collect();
+    if resolved.missing.is_empty() {
         CondSpec::ok(c::ZONES_RESOLVED, reason::ZONES_RESOLVED, format!("{} zone(s) resolved", cust.spec.zones.len()))
     } else {
         CondSpec::fail(
             c::ZONES_RESOLVED,
             reason::ZONE_NOT_FOUND,
-            format!("spec.zones: not found in account {}: {}", cust.spec.account_id, missing.join(", ")),
+            format!("spec.zones: not found in account {}: {}", cust.spec.account_id, resolved.missing.join(", ")),
         )
     }
 }
@@ -454,111 +349,4 @@ pub async fn run(
         .for_each(|_| async {})
         .await;
     gauge_task.abort();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(secs: i64) -> Timestamp {
-        Timestamp::from_second(1_750_000_000 + secs).unwrap()
-    }
-
-    fn status(creds: &str, zones: &str, checked_at: i64, expires_on: Option<&str>) -> CustomerStatus {
-        let cond = |t: &'static str, s: &str| {
-            let st = match s {
-                "True" => Some(true),
-                "False" => Some(false),
-                _ => None,
-            };
-            CondSpec::new(t, st, "R", "m")
-        };
-        CustomerStatus {
-            conditions: c::merge(
-                &[],
-                &[cond(c::CREDENTIALS_VALID, creds), cond(c::ZONES_RESOLVED, zones)],
-                Some(1),
-                &Time(at(0)),
-            ),
-            token: Some(TokenStatus {
-                status: "active".into(),
-                expires_on: expires_on.map(str::to_string),
-                checked_for: Some("v1".into()),
-                checked_at: Some(Time(at(checked_at))),
-            }),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn token_checks_are_cached_per_secret_version() {
-        let st = status("True", "True", 0, None);
-        assert_eq!(token_check(&st, "v1", at(60), None), TokenCheck::Cached);
-        // A changed Secret (or account) is verified at once, however recent the last check.
-        assert!(matches!(token_check(&st, "v2", at(1), None), TokenCheck::Verify(_)));
-        assert!(matches!(token_check(&CustomerStatus::default(), "v1", at(1), None), TokenCheck::Verify(_)));
-        // After an hour the cache expires, also for a token found invalid.
-        assert!(matches!(token_check(&st, "v1", at(3600), None), TokenCheck::Verify(_)));
-        let bad = status("False", "Unknown", 0, None);
-        assert_eq!(token_check(&bad, "v1", at(3599), None), TokenCheck::Cached);
-        assert!(matches!(token_check(&bad, "v1", at(3600), None), TokenCheck::Verify(_)));
-        // An unfinished check (Unknown) is retried.
-        let unknown = status("Unknown", "Unknown", 0, None);
-        assert!(matches!(token_check(&unknown, "v1", at(1), None), TokenCheck::Verify(_)));
-    }
-
-    #[test]
-    fn a_rejection_seen_by_a_service_reverifies_at_most_every_min_interval() {
-        let st = status("True", "True", 100, None);
-        // Rejected before our last check: already accounted for.
-        assert_eq!(token_check(&st, "v1", at(200), Some(at(99))), TokenCheck::Cached);
-        // Rejected since: verify, but not more often than TOKEN_MIN_INTERVAL.
-        assert_eq!(token_check(&st, "v1", at(103), Some(at(102))), TokenCheck::CachedFor(Duration::from_secs(7)));
-        assert!(matches!(token_check(&st, "v1", at(110), Some(at(102))), TokenCheck::Verify(_)));
-        // Same second as the check counts (timestamps have second precision).
-        assert!(matches!(token_check(&st, "v1", at(111), Some(at(100))), TokenCheck::Verify(_)));
-        // Once the customer itself says the token is invalid, services' rejections change nothing.
-        let bad = status("False", "Unknown", 100, None);
-        assert_eq!(token_check(&bad, "v1", at(200), Some(at(150))), TokenCheck::Cached);
-    }
-
-    #[test]
-    fn expiry_and_missing_zones_trigger_rechecks() {
-        let st = status("True", "True", 0, Some("2025-06-15T15:06:50Z"));
-        let exp: Timestamp = "2025-06-15T15:06:50Z".parse().unwrap();
-        let before = exp.checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(5)).unwrap();
-        let st_before = CustomerStatus {
-            token: st.token.clone().map(|t| TokenStatus {
-                checked_at: Some(Time(before.checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(60)).unwrap())),
-                ..t
-            }),
-            ..st.clone()
-        };
-        assert_eq!(token_check(&st_before, "v1", before, None), TokenCheck::Cached);
-        assert!(matches!(token_check(&st_before, "v1", exp, None), TokenCheck::Verify(_)));
-        let zones = status("True", "False", 0, None);
-        assert_eq!(
-            token_check(&zones, "v1", at(60), None),
-            TokenCheck::CachedFor(ZONE_RETRY - Duration::from_secs(60))
-        );
-        assert!(matches!(token_check(&zones, "v1", at(300), None), TokenCheck::Verify(_)));
-    }
-
-    #[test]
-    fn credentials_condition_reports_expiry_and_inactive_tokens() {
-        let ok = verified_condition(&ops::TokenCheck {
-            active: true,
-            status: "active".into(),
-            expires_on: Some("2030-01-01T00:00:00Z".into()),
-        });
-        assert_eq!((ok.status, ok.reason.as_str()), (Some(true), reason::TOKEN_VALID));
-        assert_eq!(ok.message, "token is active, expires 2030-01-01T00:00:00Z");
-        let no_expiry =
-            verified_condition(&ops::TokenCheck { active: true, status: "active".into(), expires_on: None });
-        assert_eq!(no_expiry.message, "token is active");
-        let disabled =
-            verified_condition(&ops::TokenCheck { active: false, status: "disabled".into(), expires_on: None });
-        assert_eq!((disabled.status, disabled.reason.as_str()), (Some(false), reason::TOKEN_INVALID));
-        assert!(disabled.message.contains("disabled"), "{}", disabled.message);
-    }
 }

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 
 use crate::cloudflare::Fence;
 use crate::crd::keys::FIELD_MANAGER;
+use crate::engine::backoff::{self, Backoff};
 use crate::engine::{Engine, PassEvent};
 use crate::metrics::Metrics;
 
@@ -33,8 +34,8 @@ pub struct ControllerConfig {
     pub watch_namespaces: Vec<String>,
     pub selector: Option<String>,
     pub instance: String,
-    pub backoff_base: Duration,
-    pub backoff_max: Duration,
+    /// Retry policy for failing objects.
+    pub backoff: Backoff,
 }
 
 impl Default for ControllerConfig {
@@ -45,8 +46,7 @@ impl Default for ControllerConfig {
             watch_namespaces: Vec::new(),
             selector: None,
             instance: "clodo-operator".into(),
-            backoff_base: Duration::from_secs(2),
-            backoff_max: Duration::from_secs(300),
+            backoff: backoff::CONTROLLER,
         }
     }
 }
@@ -168,7 +168,7 @@ impl Context {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let n = map.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
-        backoff(*n, self.config.backoff_base, self.config.backoff_max)
+        self.config.backoff.delay(*n)
     }
 
     /// Forget an object's failures after a successful pass.
@@ -254,16 +254,6 @@ pub(crate) async fn apply_status<K: StatusObject, S: Serialize>(
     }
 }
 
-/// Capped exponential backoff with full jitter in the upper half: failure n waits
-/// between base*2^(n-1)/2 and base*2^(n-1), at most `max`.
-pub fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
-    let exp = failures.saturating_sub(1).min(20);
-    let ceiling = base.saturating_mul(1u32 << exp).min(max);
-    let ms = ceiling.as_millis() as u64;
-    let low = ms / 2;
-    Duration::from_millis(rand::rng().random_range(low..=ms.max(low)))
-}
-
 /// Key for per-object bookkeeping.
 pub fn object_key(kind: &str, namespace: Option<&str>, name: &str) -> String {
     format!("{kind}/{}/{name}", namespace.unwrap_or_default())
@@ -295,23 +285,5 @@ impl Error {
             Error::NotLeader => Some(kube::runtime::controller::Action::await_change()),
             _ => None,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let base = Duration::from_secs(2);
-        let max = Duration::from_secs(60);
-        for n in 1..30 {
-            let b = backoff(n, base, max);
-            let ceiling = base.saturating_mul(1u32 << (n - 1).min(20)).min(max);
-            assert!(b <= ceiling && b >= ceiling / 2, "n={n} b={b:?}");
-        }
-        assert!(backoff(1, base, max) <= Duration::from_secs(2));
-        assert!(backoff(50, base, max) >= Duration::from_secs(30));
     }
 }

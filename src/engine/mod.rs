@@ -5,7 +5,9 @@
 //! One pass: resolve -> render -> security -> (fast drift check) -> observe -> plan -> execute ->
 //! production tests -> status.
 
+pub mod backoff;
 pub mod cleanup;
+pub mod credentials;
 pub mod desired;
 pub mod execute;
 #[cfg(test)]
@@ -24,6 +26,7 @@ pub mod secret;
 pub mod security;
 pub mod status;
 pub mod verify;
+pub mod zones;
 
 use std::sync::Arc;
 use std::time::Duration;
