@@ -1,9 +1,5 @@
-//! Customer controller: verify the token (cached per Secret version, rate-limited), resolve zones,
-//! count the services using it.
-//!
-//! The verdict lands in `CredentialsValid`, which every service of the customer reads before
-//! calling Cloudflare: `False` stops their Cloudflare calls. When a token is verified again is
-//! decided by [`credentials::recheck`].
+//! Customer controller: a thin adapter around [`crate::engine::customer`] (token verification,
+//! zones, service count), plus the watches that bring Secret and service changes to it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,37 +18,17 @@ use tracing::{Instrument, info_span, warn};
 
 use super::source::KubeSource;
 use super::{Context, Error, object_key};
-use crate::crd::conditions::{self as c, CondSpec, reason};
-use crate::crd::{CloudflareService, Customer, CustomerStatus, TokenStatus, ZoneStatus};
-use crate::engine::PassEvent;
-use crate::engine::credentials::{self, Recheck, Verification};
-use crate::engine::hash::digest_strings;
-use crate::engine::resolve::{ResolveError, read_secret_key};
-use crate::engine::zones::{self, ZoneError};
+use crate::crd::conditions as c;
+use crate::crd::{CloudflareService, Customer};
+use crate::engine::customer::{self, observe::token_rejected_at};
 
 const KIND: &str = "Customer";
-
-/// Newest time a service saw Cloudflare reject the token.
-fn rejected_at(services: &[&CloudflareService]) -> Option<Timestamp> {
-    services
-        .iter()
-        .filter_map(|s| s.status.as_ref())
-        .filter_map(|st| c::find(&st.conditions, c::CREDENTIALS_VALID))
-        .filter(|x| x.status == "False" && x.reason == reason::TOKEN_INVALID)
-        .map(|x| x.last_transition_time.0)
-        .max()
-}
 
 /// What a service contributes to its Customer's reconcile: which Customer, whether it is going
 /// away, and when it last saw the token rejected.
 fn customer_facing(s: &CloudflareService) -> u64 {
     use std::hash::{Hash, Hasher};
-    let rejected = s
-        .status
-        .as_ref()
-        .and_then(|st| c::find(&st.conditions, c::CREDENTIALS_VALID))
-        .filter(|x| x.status == "False" && x.reason == reason::TOKEN_INVALID)
-        .map(|x| x.last_transition_time.0.to_string());
+    let rejected = token_rejected_at(s).map(|t| t.to_string());
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (&s.spec.customer_ref.name, s.metadata.deletion_timestamp.is_some(), rejected).hash(&mut h);
     h.finish()
@@ -103,175 +79,20 @@ pub async fn reconcile(cust: Arc<Customer>, ctx: Arc<Context>) -> Result<Action,
 async fn apply(cust: &Customer, ctx: &Context, ns: &str) -> Result<Action, Error> {
     ctx.check_fresh(cust)?;
     let source = KubeSource::new(ctx.client.clone());
-    let name = cust.name_any();
-    let prev = cust.status.clone().unwrap_or_default();
-    let now = Time(Timestamp::now());
-    let mut status = prev.clone();
-    let mut conds: Vec<CondSpec> = Vec::new();
-    let mut events = Vec::new();
-    let mut retry: Option<String> = None;
-    let mut requeue = ctx.resync_with_jitter();
-
-    // Services referencing this customer: counted, and read for rejected calls.
+    // Services of the namespace: those naming this customer are counted and read for rejected calls.
     let services: Api<CloudflareService> = Api::namespaced(ctx.client.clone(), ns);
     let all = services.list(&Default::default()).await?.items;
-    let mine: Vec<&CloudflareService> = all.iter().filter(|s| s.spec.customer_ref.name == name).collect();
-    status.services = mine.len() as i32;
-
-    let token = read_secret_key(&source, ns, "spec.apiTokenSecretRef", &cust.spec.api_token_secret_ref).await;
-    let (token, secret_version) = match token {
-        Ok((t, v)) if !t.is_empty() => (Some(t), v),
-        Ok(_) => {
-            conds.push(CondSpec::fail(
-                c::CREDENTIALS_VALID,
-                reason::TOKEN_MISSING,
-                format!(
-                    "spec.apiTokenSecretRef: key {:?} of Secret {:?} is empty",
-                    cust.spec.api_token_secret_ref.key, cust.spec.api_token_secret_ref.name
-                ),
-            ));
-            (None, String::new())
-        }
-        Err(ResolveError::Config(e)) => {
-            conds.push(CondSpec::fail(c::CREDENTIALS_VALID, reason::TOKEN_MISSING, e.to_string()));
-            (None, String::new())
-        }
-        Err(ResolveError::Source(e)) => return Err(Error::Engine(e.to_string())),
-    };
-    if token.is_none() {
-        status.token = None;
+    let pass = customer::reconcile(&ctx.engine, &source, cust, &all, Time(Timestamp::now())).await?;
+    ctx.publish(&cust.object_ref(&()), &pass.events).await;
+    if cust.status.as_ref() != Some(&pass.status) {
+        ctx.write_status(cust, cust.resource_version(), &pass.status).await?;
     }
-
-    if let Some(token) = token {
-        let checked_for = digest_strings(&[secret_version, cust.spec.account_id.clone()]);
-        let check = credentials::recheck(&prev, &checked_for, now.0, rejected_at(&mine));
-        let client = ctx.engine.client_for(token.expose()).map_err(|e| Error::Engine(e.to_string()))?;
-        let verified = match &check {
-            Recheck::Cached | Recheck::CachedFor(_) => {
-                if let Recheck::CachedFor(wait) = check {
-                    requeue = requeue.min(wait);
-                }
-                if let Some(x) = c::find(&prev.conditions, c::CREDENTIALS_VALID) {
-                    let st = (x.status == "True").then_some(true).or((x.status == "False").then_some(false));
-                    conds.push(CondSpec::new(c::CREDENTIALS_VALID, st, &x.reason, x.message.clone()));
-                }
-                false
-            }
-            Recheck::Verify(why) => {
-                tracing::debug!(why, "verifying the API token");
-                let v = credentials::verify(&client, &cust.spec.account_id).await;
-                if let Some((st, expires_on)) = v.recorded() {
-                    status.token = Some(TokenStatus {
-                        status: st,
-                        expires_on,
-                        checked_for: Some(checked_for.clone()),
-                        checked_at: Some(now.clone()),
-                    });
-                }
-                conds.push(v.condition(&cust.spec.account_id));
-                if let Verification::Unavailable(e) = &v {
-                    retry = Some(format!("verifying the token: {e}"));
-                }
-                true
-            }
-        };
-        let creds_ok = conds.iter().any(|x| x.type_ == c::CREDENTIALS_VALID && x.status == Some(true));
-        let zones_cached = !verified
-            && prev.observed_generation == cust.metadata.generation
-            && c::find(&prev.conditions, c::ZONES_RESOLVED).is_some_and(|x| x.status != "Unknown")
-            && (!c::is_true(&prev.conditions, c::ZONES_RESOLVED)
-                || prev.zones.iter().map(|z| &z.name).eq(cust.spec.zones.iter()));
-        if creds_ok && zones_cached {
-            if let Some(x) = c::find(&prev.conditions, c::ZONES_RESOLVED) {
-                let st = Some(x.status == "True");
-                conds.push(CondSpec::new(c::ZONES_RESOLVED, st, &x.reason, x.message.clone()));
-            }
-        } else if creds_ok {
-            conds.push(resolve_zones(&client, cust, &mut status, &mut retry).await);
-        }
-        if creds_ok && !conds.iter().any(|x| x.type_ == c::ZONES_RESOLVED && x.status == Some(true)) {
-            requeue = requeue.min(zones::ZONE_RETRY);
-        }
-        // Verify again when the token reaches its expiry (past that, `token_check` rate-limits).
-        if creds_ok
-            && let Some(exp) =
-                status.token.as_ref().and_then(|t| t.expires_on.as_deref()).and_then(|e| e.parse::<Timestamp>().ok())
-            && exp > now.0
-        {
-            let left = exp.duration_since(now.0).as_secs().max(1) as u64;
-            requeue = requeue.min(Duration::from_secs(left));
-        }
+    if let Some(e) = pass.error {
+        return Err(e.into());
     }
-    if !conds.iter().any(|x| x.type_ == c::ZONES_RESOLVED) {
-        conds.push(CondSpec::unknown(c::ZONES_RESOLVED, reason::BLOCKED, "not evaluated: credentials are not valid"));
-    }
-    let ready = match conds.iter().find(|x| x.status != Some(true)) {
-        None => CondSpec::ok(c::READY, reason::READY, "credentials valid and zones resolved"),
-        Some(x) => CondSpec::fail(c::READY, &x.reason.clone(), format!("{}: {}", x.type_, x.message)),
-    };
-    conds.push(ready);
-    status.conditions = c::merge(&prev.conditions, &conds, cust.metadata.generation, &now);
-    status.observed_generation = cust.metadata.generation;
-
-    for t in [c::CREDENTIALS_VALID, c::ZONES_RESOLVED] {
-        let was = c::find(&prev.conditions, t).map(|x| (x.status.clone(), x.reason.clone()));
-        let is = c::find(&status.conditions, t).map(|x| (x.status.clone(), x.reason.clone()));
-        if was == is {
-            continue;
-        }
-        let Some(x) = c::find(&status.conditions, t) else { continue };
-        let action = if t == c::CREDENTIALS_VALID { "VerifyToken" } else { "ResolveZones" };
-        match x.status.as_str() {
-            "True" => events.push(PassEvent::normal(&x.reason, action, x.message.clone())),
-            "False" => events.push(PassEvent::warning(&x.reason, action, x.message.clone())),
-            _ => {}
-        }
-    }
-    ctx.publish(&cust.object_ref(&()), &events).await;
-
-    if status != prev {
-        ctx.write_status(cust, cust.resource_version(), &status).await?;
-    }
-    let key = object_key(KIND, Some(ns), &name);
-    match retry {
-        Some(msg) => Err(Error::Engine(msg)),
-        None => {
-            ctx.reset_failures(&key);
-            Ok(Action::requeue(requeue))
-        }
-    }
-}
-
-/// Look up every zone of the customer in its account; fills `status.zones`.
-async fn resolve_zones(
-    client: &crate::cloudflare::CloudflareClient,
-    cust: &Customer,
-    status: &mut CustomerStatus,
-    retry: &mut Option<String>,
-) -> CondSpec {
-    let resolved = match zones::resolve(client, &cust.spec.account_id, &cust.spec.zones).await {
-        Ok(r) => r,
-        Err(e @ ZoneError::Forbidden { .. }) => {
-            let cf = e.cloudflare().map(ToString::to_string).unwrap_or_default();
-            return CondSpec::fail(c::ZONES_RESOLVED, e.reason(), format!("spec.zones: {e}: {cf}"));
-        }
-        Err(e) => {
-            let cf = e.cloudflare().map(ToString::to_string).unwrap_or_default();
-            *retry = Some(format!("{e}: {cf}"));
-            return CondSpec::unknown(c::ZONES_RESOLVED, e.reason(), format!("{e}: {cf}"));
-        }
-    };
-    status.zones =
-        resolved.found.into_iter().map(|z| ZoneStatus { name: z.name, id: z.id, status: z.status }).collect();
-    if resolved.missing.is_empty() {
-        CondSpec::ok(c::ZONES_RESOLVED, reason::ZONES_RESOLVED, format!("{} zone(s) resolved", cust.spec.zones.len()))
-    } else {
-        CondSpec::fail(
-            c::ZONES_RESOLVED,
-            reason::ZONE_NOT_FOUND,
-            format!("spec.zones: not found in account {}: {}", cust.spec.account_id, resolved.missing.join(", ")),
-        )
-    }
+    ctx.reset_failures(&object_key(KIND, Some(ns), &cust.name_any()));
+    let resync = ctx.resync_with_jitter();
+    Ok(Action::requeue(pass.requeue_after.map_or(resync, |r| r.min(resync))))
 }
 
 /// Error policy: capped exponential backoff per object.
@@ -281,7 +102,7 @@ pub fn error_policy(cust: Arc<Customer>, err: &Error, ctx: Arc<Context>) -> Acti
     }
     let key = object_key(KIND, cust.namespace().as_deref(), &cust.name_any());
     let wait = ctx.record_failure(&key);
-    warn!(namespace = %cust.namespace().unwrap_or_default(), name = %cust.name_any(), error = %err, "customer reconcile failed");
+    warn!(namespace = %cust.namespace().unwrap_or_default(), name = %cust.name_any(), error = %super::error_chain(err), "customer reconcile failed");
     Action::requeue(wait)
 }
 

@@ -254,6 +254,21 @@ pub(crate) async fn apply_status<K: StatusObject, S: Serialize>(
     }
 }
 
+/// An error and its sources, `outer: inner: …`, for logs.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = e.source();
+    }
+    out
+}
+
 /// Key for per-object bookkeeping.
 pub fn object_key(kind: &str, namespace: Option<&str>, name: &str) -> String {
     format!("{kind}/{}/{name}", namespace.unwrap_or_default())
@@ -266,6 +281,8 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("{0}")]
     Engine(String),
+    #[error(transparent)]
+    Customer(#[from] crate::engine::customer::CustomerError),
     #[error("finalizer: {0}")]
     Finalizer(String),
     /// The pass started from a copy older than the object's current state; it is retried from

@@ -74,6 +74,8 @@ pub mod reason {
     pub const SERVICES_FAILED: &str = "ServicesFailed";
     pub const NO_FAILURES: &str = "NoFailures";
     pub const CUSTOMER_NOT_FOUND: &str = "CustomerNotFound";
+    /// The Kubernetes API could not be read or written (retried with backoff).
+    pub const KUBERNETES_ERROR: &str = "KubernetesError";
 }
 
 /// Condition status values.

@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod cleanup;
 pub mod credentials;
+pub mod customer;
 pub mod desired;
 pub mod execute;
 #[cfg(test)]
