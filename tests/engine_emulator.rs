@@ -52,6 +52,27 @@ async fn fresh_deploy_then_quiet_pass_makes_no_mutation() {
 }
 
 #[tokio::test]
+async fn quiet_resync_read_goes_at_resync_priority() {
+    use clodo_operator::cloudflare::{ApiToken, ClientConfig, ClientPool};
+    use clodo_operator::engine::{Engine, EngineConfig, NoProgress};
+    let w = World::new(40).await;
+    let mut svc = w.svc();
+    w.pass(&mut svc).await;
+    // A restarted operator: a fresh engine has nothing cached, so the quiet pass makes its drift
+    // check, the one read a resync costs, and nothing else at resync priority.
+    let pool = ClientPool::new(ClientConfig { base_url: w.emu.base_url(), ..Default::default() }, None);
+    let engine = Engine::new(pool.clone(), w.metrics.clone(), EngineConfig::default());
+    w.emu.clear_journal();
+    let r = engine.reconcile(&svc, &w.source(), &NoProgress).await;
+    assert_eq!(r.outcome, Outcome::Done { requeue_after: None });
+    let journal = w.emu.journal();
+    assert!(journal.iter().any(|j| j.path.ends_with("/deployments")), "{journal:?}");
+    let client = pool.client_for(&ApiToken::new(TOKEN)).unwrap();
+    let budget = client.rate_limiter().snapshot(tokio::time::Instant::now());
+    assert_eq!((budget.in_window, budget.resync_in_window), (journal.len(), 1), "{journal:?}");
+}
+
+#[tokio::test]
 async fn code_change_uploads_exactly_once() {
     let mut w = World::new(2).await;
     let mut svc = w.svc();

@@ -20,7 +20,7 @@ use crate::fence::Fence;
 use crate::metrics::ClientMetrics;
 use crate::multipart::MultipartBody;
 use crate::pagination::{ItemsResult, Page};
-use crate::ratelimit::{RateLimit, RateLimiter};
+use crate::ratelimit::{Priority, RateLimit, RateLimiter, ResyncShare};
 use crate::retry::{self, RetryMode, RetryPolicy};
 use crate::secret::{ApiToken, TokenKey};
 
@@ -47,6 +47,8 @@ pub struct ClientConfig {
     pub max_retry_after: Duration,
     /// Client-side budget per token.
     pub rate_limit: RateLimit,
+    /// Part of that budget [`Priority::Resync`] requests may use (see [`RateLimiter`]).
+    pub resync_share: ResyncShare,
     pub user_agent: String,
     /// Closed when this process may no longer change Cloudflare (lost leadership): every request
     /// then fails with [`CloudflareError::Fenced`] before it is sent.
@@ -65,6 +67,7 @@ impl Default for ClientConfig {
             retry_max_delay: retry.max_delay,
             max_retry_after: retry.max_retry_after,
             rate_limit: RateLimit::default(),
+            resync_share: ResyncShare::default(),
             user_agent: format!("clodo-operator/{}", env!("CARGO_PKG_VERSION")),
             fence: Fence::default(),
         }
@@ -232,10 +235,12 @@ struct Inner {
 }
 
 /// Typed Cloudflare API client for one token. Cheap to clone; clones share the connection pool
-/// and the rate budget. Use [`crate::ClientPool`] to get one client per token.
+/// and the rate budget. Use [`crate::ClientPool`] to get one client per token. Every request of a
+/// handle has the handle's [`Priority`] ([`Priority::Change`] unless [`Self::with_priority`]).
 #[derive(Clone)]
 pub struct CloudflareClient {
     inner: Arc<Inner>,
+    priority: Priority,
 }
 
 impl fmt::Debug for CloudflareClient {
@@ -244,6 +249,7 @@ impl fmt::Debug for CloudflareClient {
             .field("base_url", &self.inner.base_url)
             .field("token", &"***")
             .field("rate_limit", &self.inner.config.rate_limit)
+            .field("priority", &self.priority)
             .finish()
     }
 }
@@ -283,11 +289,12 @@ impl CloudflareClient {
                 base_url,
                 auth,
                 key: token.key(),
-                limiter: RateLimiter::new(config.rate_limit, retry.max_retry_after),
+                limiter: RateLimiter::new(config.rate_limit, config.resync_share, retry.max_retry_after),
                 retry,
                 metrics,
                 config,
             }),
+            priority: Priority::Change,
         })
     }
 
@@ -303,6 +310,16 @@ impl CloudflareClient {
     /// The client-side limiter (shared by clones).
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+
+    /// A handle on the same client (same budget) whose requests have `priority`.
+    pub fn with_priority(&self, priority: Priority) -> CloudflareClient {
+        CloudflareClient { inner: self.inner.clone(), priority }
+    }
+
+    /// The priority of this handle's requests.
+    pub fn priority(&self) -> Priority {
+        self.priority
     }
 
     /// Whether two handles share one client (and so one rate budget).
@@ -357,14 +374,15 @@ impl CloudflareClient {
         loop {
             attempt += 1;
             self.check_fence(req)?;
-            match inner.limiter.acquire().await {
+            match inner.limiter.acquire(self.priority).await {
                 Ok(waited) if !waited.is_zero() => {
                     if let Some(m) = &inner.metrics {
-                        m.observe_wait(waited);
+                        m.observe_wait(self.priority, waited);
                     }
                     debug!(
                         cf.endpoint = req.endpoint,
                         cf.method = method,
+                        priority = self.priority.as_str(),
                         waited_ms = waited.as_millis() as u64,
                         "waited for rate budget"
                     );
@@ -569,5 +587,11 @@ mod tests {
         assert_eq!(c.inner.base_url, "http://h/client/v4");
         assert!(c.same_client(&c.clone()));
         assert!(!c.same_client(&ok));
+        let resync = c.with_priority(Priority::Resync);
+        assert!(resync.same_client(&c), "a priority handle shares the budget");
+        assert_eq!(
+            (c.priority(), resync.priority(), resync.clone().priority()),
+            (Priority::Change, Priority::Resync, Priority::Resync)
+        );
     }
 }

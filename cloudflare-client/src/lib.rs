@@ -4,7 +4,8 @@
 //! worker settings. It knows nothing of Kubernetes.
 //!
 //! Every call goes through one send path ([`CloudflareClient`]) that owns bearer auth, the
-//! client-side rate limit per token, retries with full jitter (honouring `Retry-After`),
+//! client-side rate limit per token (with change traffic served before resync traffic, see
+//! [`RateLimiter`]), retries with full jitter (honouring `Retry-After`),
 //! per-request timeouts, envelope decoding into [`CloudflareError`], metrics and a tracing span
 //! per request. Use [`ClientPool`] to share one client (and one rate budget) per token.
 //!
@@ -17,6 +18,7 @@ pub mod endpoints;
 mod envelope;
 mod error;
 mod fence;
+mod limiter;
 mod metrics;
 mod multipart;
 pub mod pagination;
@@ -63,7 +65,9 @@ pub use metrics::ClientMetrics;
 pub use multipart::{MultipartBody, Part};
 pub use pagination::Page;
 pub use pool::ClientPool;
-pub use ratelimit::{RateLimit, RateLimiter};
+pub use ratelimit::{
+    BudgetSnapshot, InvalidShare, Priority, RateLimit, RateLimiter, ResyncShare, effective_resync_period,
+};
 pub use retry::RetryPolicy;
 pub use secret::{ApiToken, SecretString, TokenKey};
 

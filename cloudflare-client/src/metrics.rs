@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+
+use crate::ratelimit::Priority;
 
 /// Client metrics; share one instance (`Arc`) between all clients of a process.
 #[derive(Clone, Debug)]
@@ -14,9 +16,10 @@ pub struct ClientMetrics {
     pub requests_total: IntCounterVec,
     /// `clodo_cloudflare_request_duration_seconds{endpoint,method}` per HTTP attempt.
     pub request_duration_seconds: HistogramVec,
-    /// `clodo_cloudflare_ratelimit_wait_seconds`: time spent waiting for the client-side budget
-    /// (or a server-imposed pause). Observed only when a request actually waited.
-    pub ratelimit_wait_seconds: Histogram,
+    /// `clodo_cloudflare_ratelimit_wait_seconds{priority}`: time spent waiting for the
+    /// client-side budget (or a server-imposed pause), by `change` / `resync`. Observed only when
+    /// a request actually waited.
+    pub ratelimit_wait_seconds: HistogramVec,
     /// `clodo_cloudflare_429_total`: HTTP 429 responses received.
     pub too_many_requests_total: IntCounter,
     /// `clodo_cloudflare_retries_total{endpoint,method}`: attempts repeated after a retryable failure.
@@ -42,12 +45,13 @@ impl ClientMetrics {
                     .buckets(DURATION_BUCKETS.to_vec()),
                 &["endpoint", "method"],
             )?,
-            ratelimit_wait_seconds: Histogram::with_opts(
+            ratelimit_wait_seconds: HistogramVec::new(
                 HistogramOpts::new(
                     "clodo_cloudflare_ratelimit_wait_seconds",
-                    "Time requests waited for the client-side Cloudflare rate limit",
+                    "Time requests waited for the client-side Cloudflare rate limit, by priority",
                 )
                 .buckets(WAIT_BUCKETS.to_vec()),
+                &["priority"],
             )?,
             too_many_requests_total: IntCounter::new(
                 "clodo_cloudflare_429_total",
@@ -82,8 +86,8 @@ impl ClientMetrics {
         }
     }
 
-    pub(crate) fn observe_wait(&self, waited: Duration) {
-        self.ratelimit_wait_seconds.observe(waited.as_secs_f64());
+    pub(crate) fn observe_wait(&self, priority: Priority, waited: Duration) {
+        self.ratelimit_wait_seconds.with_label_values(&[priority.as_str()]).observe(waited.as_secs_f64());
     }
 
     pub(crate) fn observe_retry(&self, endpoint: &str, method: &str) {
@@ -102,7 +106,7 @@ mod tests {
         let m = ClientMetrics::register(&reg).unwrap();
         m.observe_request("/zones/:zone", "GET", "200", Duration::from_millis(20));
         m.observe_request("/zones/:zone", "GET", "429", Duration::from_millis(5));
-        m.observe_wait(Duration::from_secs(2));
+        m.observe_wait(Priority::Resync, Duration::from_secs(2));
         m.observe_retry("/zones/:zone", "GET");
         let mut out = Vec::new();
         prometheus::TextEncoder::new().encode(&reg.gather(), &mut out).unwrap();
@@ -118,7 +122,7 @@ mod tests {
         assert!(
             text.contains(r#"clodo_cloudflare_request_duration_seconds_count{endpoint="/zones/:zone",method="GET"} 2"#)
         );
-        assert!(text.contains("clodo_cloudflare_ratelimit_wait_seconds_sum 2"));
+        assert!(text.contains(r#"clodo_cloudflare_ratelimit_wait_seconds_sum{priority="resync"} 2"#), "{text}");
         assert!(text.contains(r#"clodo_cloudflare_retries_total{endpoint="/zones/:zone",method="GET"} 1"#));
         // registering twice in one registry is refused
         assert!(ClientMetrics::register(&reg).is_err());

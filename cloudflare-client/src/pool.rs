@@ -111,7 +111,7 @@ mod tests {
         assert!(!format!("{pool:?}").contains("token-"));
 
         // a1 consumes budget; a2 sees it (one limiter)
-        a1.rate_limiter().acquire().await.unwrap();
+        a1.rate_limiter().acquire(crate::ratelimit::Priority::Change).await.unwrap();
         assert_eq!(a2.rate_limiter().in_window(Instant::now()), 1);
 
         // rotation: token-b unused for longer than the idle limit is dropped when another is used

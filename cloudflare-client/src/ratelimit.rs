@@ -1,18 +1,13 @@
-//! Client-side rate limit per token: at most `requests` requests in any sliding `window`.
-//!
-//! A sliding log of reservation times (not a token bucket, which allows up to twice the budget in
-//! one window after a full refill) guarantees that a fleet sharing one client never exceeds
-//! Cloudflare's per-token budget. Callers reserve a slot under a short lock and then sleep until
-//! it, so waiters are served in order. A 429 from Cloudflare blocks the limiter until its
-//! `Retry-After` has passed, so the other requests on the same token back off too.
-//!
-//! Time is `tokio::time::Instant`, so tests drive it with `tokio::time::pause()`.
+//! The request budget of one token: its size ([`RateLimit`]), the two traffic classes that share
+//! it ([`Priority`]), the part resync traffic may use ([`ResyncShare`]) and what a resync
+//! scheduler derives from it ([`RateLimit::resync_rate`], [`effective_resync_period`]). The
+//! limiter that enforces it is [`RateLimiter`].
 
-use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard};
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use tokio::time::Instant;
+pub use crate::limiter::{BudgetSnapshot, RateLimiter};
 
 /// `requests` per `window`. Cloudflare's documented budget is 1200 per 5 minutes per token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,216 +34,177 @@ impl RateLimit {
     pub fn margin(&self) -> Duration {
         (self.window / 20).min(Duration::from_millis(500))
     }
+
+    /// Requests the limiter sends in any window (a budget of 0 is treated as 1).
+    pub fn capacity(&self) -> u32 {
+        self.requests.max(1)
+    }
+
+    /// Resync requests the limiter sends in any window: the share of [`Self::capacity`], rounded
+    /// down, at least 1.
+    pub fn resync_capacity(&self, share: ResyncShare) -> u32 {
+        let n = (f64::from(self.capacity()) * share.fraction()).floor() as u32;
+        n.clamp(1, self.capacity())
+    }
+
+    /// Resync requests per second this budget sustains: [`Self::resync_capacity`] per window and
+    /// margin (the limiter's spacing between a request and the one a full window later).
+    pub fn resync_rate(&self, share: ResyncShare) -> f64 {
+        let per = (self.window + self.margin()).as_secs_f64();
+        if per <= 0.0 { f64::INFINITY } else { f64::from(self.resync_capacity(share)) / per }
+    }
 }
 
-/// Outcome of a reservation.
+/// Traffic class of a request, carried by the client handle ([`crate::CloudflareClient::with_priority`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Priority {
+    /// A new or changed service, a repair after drift, a CLI deploy: everything but the periodic
+    /// re-read of an unchanged service. Never waits behind resync traffic.
+    #[default]
+    Change,
+    /// Periodic re-read of an unchanged service. Sent only while no change request waits, and
+    /// never more than the [`ResyncShare`] of the budget in any window.
+    Resync,
+}
+
+impl Priority {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Change => "change",
+            Priority::Resync => "resync",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Priority::Change => 0,
+            Priority::Resync => 1,
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The part of a token's budget resync traffic may use, in `(0, 1]`. Default 50%.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reservation {
-    /// Send at this instant (now or later).
-    At(Instant),
-    /// Cloudflare told us to stay away for longer than we are willing to wait; nothing reserved.
-    Blocked { remaining: Duration },
+pub struct ResyncShare {
+    /// Parts per million (1..=1_000_000), so the type stays `Eq`.
+    ppm: u32,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    /// The most recent reservations (at most `requests`), non-decreasing.
-    slots: VecDeque<Instant>,
-    /// Server-imposed pause (from a 429).
-    blocked_until: Option<Instant>,
+impl Default for ResyncShare {
+    fn default() -> Self {
+        Self { ppm: 500_000 }
+    }
 }
 
-/// Sliding-window limiter shared by all clones of one client.
-#[derive(Debug)]
-pub struct RateLimiter {
-    limit: RateLimit,
-    max_block_wait: Duration,
-    state: Mutex<State>,
+/// A share outside `(0, 1]`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("must be a number greater than 0 and at most 1 (a fraction of the budget, e.g. 0.5), got {0}")]
+pub struct InvalidShare(pub String);
+
+impl ResyncShare {
+    /// `fraction` must be finite, above 0 and at most 1.
+    pub fn new(fraction: f64) -> Result<Self, InvalidShare> {
+        if !fraction.is_finite() || fraction <= 0.0 || fraction > 1.0 {
+            return Err(InvalidShare(fraction.to_string()));
+        }
+        Ok(Self { ppm: ((fraction * 1e6).round() as u32).clamp(1, 1_000_000) })
+    }
+
+    pub fn fraction(self) -> f64 {
+        f64::from(self.ppm) / 1e6
+    }
 }
 
-impl RateLimiter {
-    /// `max_block_wait`: longest server-imposed pause a caller waits out instead of failing.
-    pub fn new(limit: RateLimit, max_block_wait: Duration) -> Self {
-        Self { limit, max_block_wait, state: Mutex::new(State::default()) }
+impl FromStr for ResyncShare {
+    type Err = InvalidShare;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let x: f64 = s.trim().parse().map_err(|_| InvalidShare(format!("{s:?}")))?;
+        Self::new(x)
     }
+}
 
-    pub fn limit(&self) -> RateLimit {
-        self.limit
+impl fmt::Display for ResyncShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.fraction())
     }
+}
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+/// How often each of `services` can be resynced when a resync costs `reads_per_resync` requests
+/// and the budget sustains `resync_rate` resync requests per second:
+/// `max(configured, services * reads_per_resync / resync_rate)`. Degenerate inputs (no services,
+/// no reads, a rate that is not a positive number) leave `configured` as it is.
+pub fn effective_resync_period(
+    configured: Duration,
+    services: usize,
+    reads_per_resync: f64,
+    resync_rate: f64,
+) -> Duration {
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if services == 0 || !positive(reads_per_resync) || !positive(resync_rate) {
+        return configured;
     }
-
-    /// Reserve the earliest slot at or after `now` that keeps every window within budget.
-    pub fn reserve(&self, now: Instant) -> Reservation {
-        let mut st = self.lock();
-        let mut at = now;
-        if let Some(until) = st.blocked_until {
-            if until > now {
-                let remaining = until - now;
-                if remaining > self.max_block_wait {
-                    return Reservation::Blocked { remaining };
-                }
-                at = until;
-            } else {
-                st.blocked_until = None;
-            }
-        }
-        let n = self.limit.requests.max(1) as usize;
-        if let Some(&last) = st.slots.back() {
-            at = at.max(last);
-        }
-        if st.slots.len() >= n {
-            let nth = st.slots[st.slots.len() - n];
-            at = at.max(nth + self.limit.window + self.limit.margin());
-        }
-        st.slots.push_back(at);
-        while st.slots.len() > n {
-            st.slots.pop_front();
-        }
-        Reservation::At(at)
-    }
-
-    /// Wait for a slot. Returns the time waited, or `Err(remaining)` when blocked by the server
-    /// for longer than `max_block_wait`.
-    pub async fn acquire(&self) -> Result<Duration, Duration> {
-        let now = Instant::now();
-        match self.reserve(now) {
-            Reservation::At(at) => {
-                if at > now {
-                    tokio::time::sleep_until(at).await;
-                }
-                Ok(at.saturating_duration_since(now))
-            }
-            Reservation::Blocked { remaining } => Err(remaining),
-        }
-    }
-
-    /// Pause all requests until `until` (a 429's `Retry-After`). Never shortens an existing pause.
-    pub fn block_until(&self, until: Instant) {
-        let mut st = self.lock();
-        st.blocked_until = Some(st.blocked_until.map_or(until, |u| u.max(until)));
-    }
-
-    /// Reservations inside the window ending at `now` (including future reservations).
-    pub fn in_window(&self, now: Instant) -> usize {
-        let st = self.lock();
-        st.slots.iter().filter(|t| **t + self.limit.window > now).count()
-    }
+    let needed = services as f64 * reads_per_resync / resync_rate;
+    configured.max(Duration::try_from_secs_f64(needed).unwrap_or(Duration::MAX))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn at(r: Reservation) -> Instant {
-        match r {
-            Reservation::At(t) => t,
-            Reservation::Blocked { .. } => panic!("unexpected block"),
+    #[test]
+    fn share_parses_and_validates() {
+        assert_eq!(ResyncShare::default().fraction(), 0.5);
+        assert_eq!("0.25".parse::<ResyncShare>().unwrap().fraction(), 0.25);
+        assert_eq!(" 1 ".parse::<ResyncShare>().unwrap().fraction(), 1.0);
+        assert_eq!(ResyncShare::new(1e-9).unwrap().fraction(), 1e-6, "rounded up to the smallest share");
+        for bad in ["0", "-0.1", "1.01", "NaN", "inf", "half", ""] {
+            let e = bad.parse::<ResyncShare>().unwrap_err().to_string();
+            assert!(e.starts_with("must be a number greater than 0 and at most 1"), "{bad}: {e}");
         }
-    }
-
-    /// Count reservations in every window `(t - w, t]` ending at a reservation: never above the budget.
-    fn max_in_any_window(slots: &[Instant], w: Duration) -> usize {
-        slots.iter().map(|end| slots.iter().filter(|s| **s <= *end && **s + w > *end).count()).max().unwrap_or(0)
+        assert_eq!(ResyncShare::new(0.5).unwrap().to_string(), "0.5");
     }
 
     #[test]
-    fn burst_up_to_budget_then_waits_for_oldest_to_expire() {
-        let l = RateLimiter::new(RateLimit::new(3, Duration::from_secs(10)), Duration::from_secs(60));
-        let m = Duration::from_millis(500);
-        let t0 = Instant::now();
-        assert_eq!(at(l.reserve(t0)), t0);
-        assert_eq!(at(l.reserve(t0 + Duration::from_secs(1))), t0 + Duration::from_secs(1));
-        assert_eq!(at(l.reserve(t0 + Duration::from_secs(2))), t0 + Duration::from_secs(2));
-        // fourth request at t=3 waits until the first left the window (t=10), plus the margin
-        assert_eq!(at(l.reserve(t0 + Duration::from_secs(3))), t0 + Duration::from_secs(10) + m);
-        // fifth at t=3 too: until the second expires (t=11)
-        assert_eq!(at(l.reserve(t0 + Duration::from_secs(3))), t0 + Duration::from_secs(11) + m);
-        // much later: no wait
-        let late = t0 + Duration::from_secs(100);
-        assert_eq!(at(l.reserve(late)), late);
-        assert_eq!(l.in_window(late), 1);
+    fn resync_capacity_and_rate() {
+        let cf = RateLimit::default();
+        let half = ResyncShare::default();
+        assert_eq!(cf.resync_capacity(half), 600);
+        // 600 requests per 300.5 s (window plus margin)
+        assert!((cf.resync_rate(half) - 600.0 / 300.5).abs() < 1e-9);
+        assert_eq!(cf.resync_capacity(ResyncShare::new(1.0).unwrap()), 1200);
+        // rounded down, at least one request
+        assert_eq!(RateLimit::new(3, Duration::from_secs(10)).resync_capacity(half), 1);
+        assert_eq!(RateLimit::new(1, Duration::from_secs(10)).resync_capacity(ResyncShare::new(0.01).unwrap()), 1);
+        assert_eq!(RateLimit::new(0, Duration::from_secs(10)).resync_capacity(half), 1);
+        assert_eq!(RateLimit::new(5, Duration::ZERO).resync_rate(half), f64::INFINITY);
     }
 
     #[test]
-    fn never_exceeds_budget_under_heavy_concurrency() {
-        let w = Duration::from_secs(300);
-        let l = RateLimiter::new(RateLimit::new(50, w), Duration::from_secs(60));
-        let t0 = Instant::now();
-        let mut slots = Vec::new();
-        // 400 callers arriving over 90 seconds in bursts
-        for i in 0..400u64 {
-            let now = t0 + Duration::from_millis((i / 40) * 9_000);
-            slots.push(at(l.reserve(now)));
-        }
-        assert!(slots.windows(2).all(|p| p[0] <= p[1]), "FIFO order");
-        assert_eq!(max_in_any_window(&slots, w), 50);
-        // 400 requests at 50 per 300s: the 400th follows the 50th (arrived at 9s) by 7 windows
-        // (each stretched by the margin)
-        let margin = RateLimit::new(50, w).margin();
-        assert_eq!(*slots.last().unwrap() - t0, Duration::from_secs(9 + 7 * 300) + margin * 7);
-    }
-
-    #[test]
-    fn margin_absorbs_arrival_jitter_at_the_server() {
-        // The server counts arrivals (departure + a delay that varies by up to the margin) in its
-        // own sliding window. Here every other batch of requests takes 450 ms longer to arrive, so
-        // newer requests catch up with older ones: at full budget the client must still never
-        // make the server see more than the budget in a window.
-        let limit = RateLimit::new(20, Duration::from_secs(10));
-        assert_eq!(limit.margin(), Duration::from_millis(500));
-        let delay = |i: u64| Duration::from_millis(if (i / 20).is_multiple_of(2) { 450 } else { 0 });
-        let l = RateLimiter::new(limit, Duration::from_secs(60));
-        let t0 = Instant::now();
-        let mut arrivals: Vec<Instant> = (0..200u64).map(|i| at(l.reserve(t0)) + delay(i)).collect();
-        arrivals.sort();
-        assert_eq!(max_in_any_window(&arrivals, limit.window), 20);
-        // Spaced by exactly the window, the same jitter overruns the server's count.
-        let mut eager: Vec<Instant> = (0..200u64).map(|i| t0 + Duration::from_secs(i / 20 * 10) + delay(i)).collect();
-        eager.sort();
-        assert!(max_in_any_window(&eager, limit.window) > 20);
-    }
-
-    #[test]
-    fn zero_budget_is_treated_as_one() {
-        let l = RateLimiter::new(RateLimit::new(0, Duration::from_secs(1)), Duration::from_secs(60));
-        let t0 = Instant::now();
-        assert_eq!(at(l.reserve(t0)), t0);
-        assert_eq!(at(l.reserve(t0)), t0 + Duration::from_millis(1050));
-    }
-
-    #[test]
-    fn server_block_delays_or_fails_fast() {
-        let l = RateLimiter::new(RateLimit::new(100, Duration::from_secs(1)), Duration::from_secs(30));
-        let t0 = Instant::now();
-        l.block_until(t0 + Duration::from_secs(20));
-        assert_eq!(at(l.reserve(t0)), t0 + Duration::from_secs(20));
-        // shorter block does not shorten the pause
-        l.block_until(t0 + Duration::from_secs(5));
-        assert_eq!(at(l.reserve(t0 + Duration::from_secs(1))), t0 + Duration::from_secs(20));
-        // a long block makes callers fail fast with the remaining time
-        l.block_until(t0 + Duration::from_secs(300));
-        assert_eq!(
-            l.reserve(t0 + Duration::from_secs(100)),
-            Reservation::Blocked { remaining: Duration::from_secs(200) }
-        );
-        // after the block has passed, it is cleared
-        let later = t0 + Duration::from_secs(301);
-        assert_eq!(at(l.reserve(later)), later);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn acquire_sleeps_on_tokio_clock() {
-        let l = RateLimiter::new(RateLimit::new(2, Duration::from_secs(60)), Duration::from_secs(60));
-        let start = Instant::now();
-        assert_eq!(l.acquire().await, Ok(Duration::ZERO));
-        assert_eq!(l.acquire().await, Ok(Duration::ZERO));
-        let waited = l.acquire().await.unwrap();
-        assert_eq!(waited, Duration::from_millis(60_500));
-        assert_eq!(Instant::now() - start, Duration::from_millis(60_500));
-        l.block_until(Instant::now() + Duration::from_secs(600));
-        assert_eq!(l.acquire().await, Err(Duration::from_secs(600)));
+    fn effective_period_stretches_to_the_resync_rate() {
+        let ten_min = Duration::from_secs(600);
+        let rate = RateLimit::default().resync_rate(ResyncShare::default());
+        // 1000 services, one read each: 1000 / (600/300.5) = 500.8 s < 10 min
+        assert_eq!(effective_resync_period(ten_min, 1000, 1.0, rate), ten_min);
+        // 10,000 services: 5008.3 s
+        let p = effective_resync_period(ten_min, 10_000, 1.0, rate);
+        assert_eq!(p.as_secs(), 5008);
+        // two reads per resync double it
+        assert_eq!(effective_resync_period(ten_min, 10_000, 2.0, rate).as_secs(), 10_016);
+        // exactly at the rate: 4 services, 1 read, 1 per second
+        assert_eq!(effective_resync_period(Duration::from_secs(1), 4, 1.0, 1.0), Duration::from_secs(4));
+        // degenerate inputs keep the configured period
+        assert_eq!(effective_resync_period(ten_min, 0, 1.0, rate), ten_min);
+        assert_eq!(effective_resync_period(ten_min, 10, 0.0, rate), ten_min);
+        assert_eq!(effective_resync_period(ten_min, 10, f64::NAN, rate), ten_min);
+        assert_eq!(effective_resync_period(ten_min, 10, 1.0, 0.0), ten_min);
+        assert_eq!(effective_resync_period(ten_min, 10, 1.0, f64::INFINITY), ten_min);
+        assert_eq!(effective_resync_period(ten_min, usize::MAX, 1e300, 1e-300), Duration::MAX);
     }
 }

@@ -99,7 +99,7 @@ async fn honours_retry_after_ms_on_429() {
     assert!(text.contains("clodo_cloudflare_429_total 1"), "{text}");
     assert!(text.contains(r#"status="429"} 1"#));
     // The pause was taken through the shared limiter; the wait histogram saw it.
-    assert!(text.contains("clodo_cloudflare_ratelimit_wait_seconds_count 1"), "{text}");
+    assert!(text.contains(r#"clodo_cloudflare_ratelimit_wait_seconds_count{priority="change"} 1"#), "{text}");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use super::desired::Desired;
 use super::plan::{self, Observed, Plan, PlanError, Step};
 use super::status;
 use super::{Engine, Outcome, Pass, PassEvent, cf_reason, observe, ops};
-use crate::cloudflare::{CloudflareClient, CloudflareError};
+use crate::cloudflare::{CloudflareClient, CloudflareError, Priority};
 use crate::crd::conditions::{self as c, reason};
 use crate::crd::{
     AppliedMigration, CloudflareServiceStatus, CustomDomainStatus, DatabaseStatus, HistoryEntry, Ownership, Phase,
@@ -107,7 +107,10 @@ pub(crate) async fn run(
         let serving = if engine.recently_checked(d, &version) {
             Ok(Some(vec![(version.clone(), 100)]))
         } else {
-            let read = ops::active_deployment(client, acct, &d.script_name).await;
+            // The one read of a quiet resync goes at resync priority: it never delays a new or
+            // changed service's requests on the same token. A repair after drift is change work.
+            let resync = client.with_priority(Priority::Resync);
+            let read = ops::active_deployment(&resync, acct, &d.script_name).await;
             if matches!(&read, Ok(Some(dep)) if *dep == vec![(version.clone(), 100)]) {
                 engine.mark_checked(d, &version);
             }
