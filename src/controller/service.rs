@@ -74,7 +74,7 @@ async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> 
             // No fast retry: an edit of the spec or a referenced object retriggers at once.
             Ok(Action::requeue(ctx.resync_with_jitter()))
         }
-        Outcome::Retry(message) => Err(Error::Engine(message)),
+        Outcome::Retry(e) => Err(Error::Engine(e.to_string())),
     }
 }
 

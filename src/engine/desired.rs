@@ -160,7 +160,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
     let env = spec.environment;
 
     if customer.account_id.trim().is_empty() {
-        return Err(ConfigError::new("customer.spec.accountId", "must not be empty"));
+        return Err(ConfigError::invalid("customer.spec.accountId", "must not be empty"));
     }
 
     // Template variables: customer vars < environment vars < built-ins.
@@ -178,9 +178,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
     if !domain.contains("{{") {
         vars.insert("DOMAIN".into(), domain);
     }
-    let err = |e: super::render::Unresolved| {
-        ConfigError::new(e.field, format!("unresolved placeholder {{{{{}}}}}", e.placeholder))
-    };
+    let err = ConfigError::unresolved;
 
     // DOMAIN itself may be templated through the environment domain.
     if let Some(d) = &env_domain {
@@ -202,7 +200,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
         let zone = match &r.zone {
             Some(z) => {
                 if !zones.contains(z) {
-                    return Err(ConfigError::new(
+                    return Err(ConfigError::invalid(
                         format!("spec.routes[{i}].zone"),
                         format!("zone {z:?} is not one of the customer's zones"),
                     ));
@@ -210,14 +208,14 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
                 z.clone()
             }
             None => zone_for_host(&zones, &host).cloned().ok_or_else(|| {
-                ConfigError::new(
+                ConfigError::invalid(
                     field.clone(),
                     format!("host {host:?} is not in any of the customer's zones ({})", zones.join(", ")),
                 )
             })?,
         };
         if zone_for_host(std::slice::from_ref(&zone), &host).is_none() {
-            return Err(ConfigError::new(field, format!("host {host:?} is outside zone {zone:?}")));
+            return Err(ConfigError::invalid(field, format!("host {host:?} is outside zone {zone:?}")));
         }
         routes.push(DesiredRoute { pattern, zone });
     }
@@ -227,10 +225,10 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
         let field = format!("spec.customDomains[{i}]");
         let hostname = render(&field, d, &vars).map_err(err)?.to_ascii_lowercase();
         if !is_hostname(&hostname) {
-            return Err(ConfigError::new(field.clone(), format!("{hostname:?} is not a valid hostname")));
+            return Err(ConfigError::invalid(field.clone(), format!("{hostname:?} is not a valid hostname")));
         }
         let zone = zone_for_host(&zones, &hostname).cloned().ok_or_else(|| {
-            ConfigError::new(
+            ConfigError::invalid(
                 field.clone(),
                 format!("hostname {hostname:?} is not in any of the customer's zones ({})", zones.join(", ")),
             )
@@ -250,7 +248,7 @@ pub fn build(inputs: &ServiceInputs) -> Result<Desired, ConfigError> {
     }
     for k in inputs.secrets.iter().map(|(k, _)| k).chain(inputs.generated.iter().map(|g| &g.name)) {
         if rendered_vars.contains_key(k) || databases.iter().any(|d| &d.binding == k) {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 format!("spec.worker.secrets.{k}"),
                 "binding name is already used by a var or database",
             ));

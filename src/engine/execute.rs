@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::desired::Desired;
+use super::error::PassError;
 use super::plan::{self, Observed, Plan, PlanError, Step};
 use super::status;
 use super::{Engine, Outcome, Pass, PassEvent, cf_reason, observe, ops};
@@ -38,17 +39,18 @@ pub(crate) fn stop_on_cf_error(
     pass: &mut Pass<'_>,
     cond: &'static str,
     what: &str,
-    e: &CloudflareError,
+    e: CloudflareError,
 ) -> (Phase, Outcome) {
     let message = format!("{what}: {e}");
+    let retryable = e.is_retryable();
     if e.is_auth_error() {
         pass.token_rejected = true;
         pass.report.fail(c::CREDENTIALS_VALID, reason::TOKEN_INVALID, message);
         return (Phase::Failed, Outcome::Terminal);
     }
-    pass.report.fail(cond, cf_reason(e), message.clone());
-    if e.is_retryable() {
-        (status::phase_for_failure(cond, false), Outcome::Retry(message))
+    pass.report.fail(cond, cf_reason(&e), message);
+    if retryable {
+        (status::phase_for_failure(cond, false), Outcome::Retry(PassError::cloudflare(cond, what, e)))
     } else {
         (Phase::Failed, Outcome::Terminal)
     }
@@ -86,7 +88,7 @@ pub(crate) async fn run(
                 );
                 return (Phase::Failed, Outcome::Terminal);
             }
-            Err(e) => return stop_on_cf_error(pass, c::CREDENTIALS_VALID, "verifying the API token", &e),
+            Err(e) => return stop_on_cf_error(pass, c::CREDENTIALS_VALID, "verifying the API token", e),
         }
     }
     pass.report.ok(c::CREDENTIALS_VALID, reason::TOKEN_VALID, "API token is active");
@@ -132,13 +134,13 @@ pub(crate) async fn run(
                 "DriftCheck",
                 format!("worker {} no longer serves version {version} at 100%; reconciling", d.script_name),
             )),
-            Err(e) => return stop_on_cf_error(pass, c::WORKER_DEPLOYED, "checking the active deployment", &e),
+            Err(e) => return stop_on_cf_error(pass, c::WORKER_DEPLOYED, "checking the active deployment", e),
         }
     }
 
     let observed = match observe::observe(client, d, &pass.status).await {
         Ok(o) => o,
-        Err((cond, what, e)) => return stop_on_cf_error(pass, cond, &what, &e),
+        Err((cond, what, e)) => return stop_on_cf_error(pass, cond, &what, e),
     };
     let recorded: BTreeMap<String, Vec<AppliedMigration>> =
         pass.status.databases.iter().map(|db| (db.binding.clone(), db.applied_migrations.clone())).collect();
@@ -293,8 +295,11 @@ async fn execute(
                 owned.insert(binding.clone(), Ownership::Created);
                 write_dbs(pass, &db_ids, &owned, &applied, &bookmarks);
                 if let Err(e) = pass.src.checkpoint(pass.svc, &pass.status).await {
-                    pass.report.unknown(cond, "KubernetesError", e.to_string());
-                    return Err((Phase::Migrating, Outcome::Retry(e.to_string())));
+                    pass.report.unknown(cond, reason::KUBERNETES_ERROR, e.to_string());
+                    return Err((
+                        Phase::Migrating,
+                        Outcome::Retry(PassError::kubernetes("recording a database creation", e)),
+                    ));
                 }
                 match ops::create_database(client, acct, name).await {
                     Ok(id) => {
@@ -332,7 +337,7 @@ async fn execute(
                                 pass,
                                 cond,
                                 &format!("recording a Time Travel bookmark for binding {binding}"),
-                                &e,
+                                e,
                             ));
                         }
                     }
@@ -368,7 +373,7 @@ async fn execute(
                                 pass,
                                 cond,
                                 &format!("applying {} to binding {binding}", f.name),
-                                &e,
+                                e,
                             ));
                         }
                     }
@@ -476,7 +481,7 @@ async fn execute(
         pass.status.custom_domains = sorted_domains(d, &domains);
         match result {
             Ok(()) => pass.emit(PassEvent::normal(step.kind(), step.kind(), what)),
-            Err(e) => return Err(stop_on_cf_error(pass, cond, &what, &e)),
+            Err(e) => return Err(stop_on_cf_error(pass, cond, &what, e)),
         }
     }
     settle_before(pass, c::PRODUCTION_TESTS_PASSED, &mut done_conds, d);

@@ -42,8 +42,9 @@ pub(crate) async fn for_upload(
                 out.push((g.name.clone(), Some(made.value)));
             }
             Err(e) => {
-                pass.report.unknown(c::WORKER_DEPLOYED, "KubernetesError", e.to_string());
-                return Err((Phase::Deploying, Outcome::Retry(e.to_string())));
+                pass.report.unknown(c::WORKER_DEPLOYED, c::reason::KUBERNETES_ERROR, e.to_string());
+                let e = super::error::PassError::kubernetes("storing a generated secret", e);
+                return Err((Phase::Deploying, Outcome::Retry(e)));
             }
         }
     }

@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod credentials;
 pub mod customer;
 pub mod desired;
+pub mod error;
 pub mod execute;
 #[cfg(test)]
 pub mod fixtures;
@@ -95,8 +96,8 @@ pub enum Outcome {
     Done { requeue_after: Option<Duration> },
     /// Needs a spec or referenced-object change; no fast retry.
     Terminal,
-    /// Retryable failure (message names the step, never a value).
-    Retry(String),
+    /// Retryable failure (its message names the step, never a value).
+    Retry(error::PassError),
 }
 
 /// Result of one pass.
@@ -259,29 +260,24 @@ impl Engine {
         let inputs = match resolve::resolve(src, svc).await {
             Ok(i) => i,
             Err(ResolveError::Config(e)) => {
-                let why = e.reason.unwrap_or(if e.invalid { reason::INVALID_SPEC } else { reason::MISSING_REFERENCE });
+                let why = e.reason();
                 if e.retryable {
-                    pass.report.unknown(c::CONFIG_VALID, why, e.to_string());
-                    return (Phase::Validating, Outcome::Retry(e.to_string()));
+                    pass.report.unknown(c::CONFIG_VALID, e.reason(), e.to_string());
+                    return (Phase::Validating, Outcome::Retry(error::PassError::Config(e)));
                 }
                 pass.report.fail(c::CONFIG_VALID, why, e.to_string());
                 return (Phase::Failed, Outcome::Terminal);
             }
             Err(ResolveError::Source(e)) => {
-                pass.report.unknown(c::CONFIG_VALID, "KubernetesError", e.to_string());
-                return (Phase::Validating, Outcome::Retry(e.to_string()));
+                pass.report.unknown(c::CONFIG_VALID, reason::KUBERNETES_ERROR, e.to_string());
+                return (Phase::Validating, Outcome::Retry(error::PassError::kubernetes("resolving references", e)));
             }
         };
         pass.status.source = inputs.source.clone();
         let desired = match desired::build(&inputs) {
             Ok(d) => d,
             Err(e) => {
-                let why = if e.message.contains("unresolved placeholder") {
-                    reason::UNRESOLVED_PLACEHOLDER
-                } else {
-                    reason::INVALID_SPEC
-                };
-                pass.report.fail(c::CONFIG_VALID, why, e.to_string());
+                pass.report.fail(c::CONFIG_VALID, e.reason(), e.to_string());
                 return (Phase::Failed, Outcome::Terminal);
             }
         };

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::migrations::{self, MigrationFile};
 use super::secret::SecretValue;
+use crate::crd::conditions::reason;
 use crate::crd::{CloudflareService, Customer, SecretKeyRef, SourceStatus, WorkerSource};
 use crate::source::Fetcher;
 
@@ -90,29 +91,41 @@ pub struct SourceError {
 pub struct ConfigError {
     pub field: String,
     pub message: String,
-    /// The referenced object exists but its content cannot be used (reason `InvalidSpec`), as
-    /// opposed to a reference that does not resolve (`MissingReference`).
-    pub invalid: bool,
-    /// A more specific condition reason than `InvalidSpec`/`MissingReference` (code artifacts).
-    pub reason: Option<&'static str>,
+    /// The condition reason: `MissingReference` (a reference does not resolve), `InvalidSpec`
+    /// (the referenced content cannot be used), `UnresolvedPlaceholder`, or a code artifact's own.
+    reason: &'static str,
     /// The cause may go away by itself (an unreachable registry): retry with backoff.
     pub retryable: bool,
 }
 
 impl ConfigError {
+    /// A reference that does not resolve (reason `MissingReference`).
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into(), invalid: false, reason: None, retryable: false }
+        Self { field: field.into(), message: message.into(), reason: reason::MISSING_REFERENCE, retryable: false }
     }
 
     /// The object is there, its content is not usable (empty, too large, not valid SQL, ...).
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { invalid: true, ..Self::new(field, message) }
+        Self { reason: reason::INVALID_SPEC, ..Self::new(field, message) }
+    }
+
+    /// A template placeholder no variable fills (reason `UnresolvedPlaceholder`).
+    pub fn unresolved(e: super::render::Unresolved) -> Self {
+        Self {
+            reason: reason::UNRESOLVED_PLACEHOLDER,
+            ..Self::new(e.field, format!("unresolved placeholder {{{{{}}}}}", e.placeholder))
+        }
     }
 
     /// A code artifact that cannot be used, with the fetch error's own reason; retryable
     /// failures (registry down) get backoff instead of waiting for an edit.
     pub fn artifact(field: impl Into<String>, e: &crate::source::FetchError) -> Self {
-        Self { reason: Some(e.reason()), retryable: e.is_retryable(), ..Self::invalid(field, e.to_string()) }
+        Self { reason: e.reason(), retryable: e.is_retryable(), ..Self::invalid(field, e.to_string()) }
+    }
+
+    /// The condition reason this error reports.
+    pub fn reason(&self) -> &'static str {
+        self.reason
     }
 }
 

@@ -83,7 +83,7 @@ async fn abort(
     )
     .await
     {
-        return stop_on_cf_error(pass, c::WORKER_DEPLOYED, "rolling the canary back", &e);
+        return stop_on_cf_error(pass, c::WORKER_DEPLOYED, "rolling the canary back", e);
     }
     pass.status.rollout = None;
     pass.status.failed_content_hash = Some(r.content_hash.clone());
@@ -131,7 +131,7 @@ pub(crate) async fn start(
     let upload = ops::worker_upload(d, db_ids, hash, &pass.generated);
     let version = match client.upload_version(&d.account_id, &d.script_name, &upload).await {
         Ok(v) => v.id,
-        Err(e) => return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "uploading the canary version", &e)),
+        Err(e) => return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "uploading the canary version", e)),
     };
     let (steps, interval) = canary_steps(d);
     let mut progress = RolloutProgress {
@@ -153,7 +153,7 @@ pub(crate) async fn start(
     )
     .await
     {
-        return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the canary at 0%", &e));
+        return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the canary at 0%", e));
     }
     pass.emit(PassEvent::normal(
         "CanaryStarted",
@@ -173,7 +173,7 @@ pub(crate) async fn start(
     )
     .await
     {
-        return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the first canary step", &e));
+        return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the first canary step", e));
     }
     progress.step = 0;
     progress.percentage = first;
@@ -211,7 +211,7 @@ pub(crate) async fn resume(
         )
         .await
         {
-            return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "stopping the superseded canary", &e));
+            return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "stopping the superseded canary", e));
         }
         pass.status.rollout = None;
         pass.emit(PassEvent::normal(
@@ -241,7 +241,7 @@ pub(crate) async fn resume(
         )
         .await
         {
-            return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the next canary step", &e));
+            return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the next canary step", e));
         }
         let progress =
             RolloutProgress { step: next as i32, percentage: p, step_started_at: pass.now.clone(), ..r.clone() };
@@ -267,7 +267,7 @@ pub(crate) async fn resume(
     )
     .await
     {
-        return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "promoting the canary", &e));
+        return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "promoting the canary", e));
     }
     let full = RolloutProgress { percentage: 100, ..r.clone() };
     if let StepTests::Failed(why) = run_tests(engine, d, pass, None).await {
@@ -312,7 +312,7 @@ pub(crate) async fn manual(
 ) -> Result<(), (Phase, Outcome)> {
     let serving = match ops::active_deployment(client, &d.account_id, &d.script_name).await {
         Ok(dep) => dep.unwrap_or_default(),
-        Err(e) => return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "reading the active deployment", &e)),
+        Err(e) => return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "reading the active deployment", e)),
     };
     if serving == vec![(target.to_string(), 100)] {
         return Ok(());
@@ -330,7 +330,7 @@ pub(crate) async fn manual(
             );
             return Err((Phase::Failed, Outcome::Terminal));
         }
-        Err(e) => return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "reading the rollback target version", &e)),
+        Err(e) => return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "reading the rollback target version", e)),
     };
     if let Err(e) = ops::deploy_versions(
         client,
@@ -341,7 +341,7 @@ pub(crate) async fn manual(
     )
     .await
     {
-        return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "rolling back to the annotated version", &e));
+        return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "rolling back to the annotated version", e));
     }
     let previous = serving.iter().max_by_key(|(_, p)| *p).map(|(v, _)| v.clone());
     let hash = version.annotations.and_then(|a| a.tag).unwrap_or_default();

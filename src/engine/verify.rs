@@ -132,7 +132,7 @@ async fn rollback_after_failed_tests(
             );
             (Phase::RolledBack, Outcome::Done { requeue_after: None })
         }
-        Err(e) => stop_on_cf_error(pass, c::WORKER_DEPLOYED, "rolling back to the previous version", &e),
+        Err(e) => stop_on_cf_error(pass, c::WORKER_DEPLOYED, "rolling back to the previous version", e),
     }
 }
 
