@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Operator metrics. The Cloudflare client registers its own request metrics on the same registry.
 #[derive(Clone)]
@@ -16,6 +18,9 @@ pub struct Metrics {
     pub production_tests_total: IntCounterVec,
     pub production_test_duration: HistogramVec,
     pub resources_ready: IntGaugeVec,
+    /// `clodo_resync_effective_period_seconds`: the resync period after stretching it to the
+    /// resync share of the budget (the longest over Customers).
+    pub resync_effective_period: Gauge,
 }
 
 impl Metrics {
@@ -52,6 +57,10 @@ impl Metrics {
         )?;
         let resources_ready =
             IntGaugeVec::new(Opts::new("clodo_resources_ready", "Resources with Ready=True by kind"), &["kind"])?;
+        let resync_effective_period = Gauge::new(
+            "clodo_resync_effective_period_seconds",
+            "CloudflareService resync period after stretching it to the resync share of the token's budget (longest over Customers)",
+        )?;
         for c in [
             Box::new(reconcile_total.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
@@ -61,6 +70,7 @@ impl Metrics {
             Box::new(production_tests_total.clone()),
             Box::new(production_test_duration.clone()),
             Box::new(resources_ready.clone()),
+            Box::new(resync_effective_period.clone()),
         ] {
             registry.register(c)?;
         }
@@ -77,6 +87,7 @@ impl Metrics {
             production_tests_total,
             production_test_duration,
             resources_ready,
+            resync_effective_period,
         }))
     }
 

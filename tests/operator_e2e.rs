@@ -115,6 +115,8 @@ async fn service_lifecycle_through_the_controllers() {
     ] {
         assert!(text.contains(series), "{series} missing from /metrics");
     }
+    // One service on its token's budget: the configured resync period needs no stretching.
+    assert!(text.contains("clodo_resync_effective_period_seconds 600"), "{text}");
     assert!(!text.contains(common::TOKEN) && !text.contains(ROTATED_TOKEN));
     wait_ready(&op).await;
 

@@ -92,6 +92,7 @@ impl World {
             concurrency: 4,
             cloudflare_api_base_url: Some(self.emu.base_url()),
             rate_limit: "1200/300".parse().unwrap(),
+            resync_budget_share: Default::default(),
             artifacts: Default::default(),
         };
         spawn_operator(self.client.clone(), args).await

@@ -408,6 +408,7 @@ fn run_args(concurrency: u16, rate_limit: RateLimitArg, cf_url: String, name: &s
         concurrency,
         cloudflare_api_base_url: Some(cf_url),
         rate_limit,
+        resync_budget_share: Default::default(),
         artifacts: Default::default(),
     })
 }

@@ -124,6 +124,10 @@ pub struct RunArgs {
     /// Client-side Cloudflare rate limit per token, REQUESTS/SECONDS.
     #[arg(long, env = "CLODO_CF_RATE_LIMIT", default_value = "1200/300")]
     pub rate_limit: RateLimitArg,
+    /// Share of each token's budget that periodic resync reads may use, in (0, 1]. Changes
+    /// (new or edited services) are always served first; resyncs are spaced to fit this share.
+    #[arg(long, env = "CLODO_RESYNC_BUDGET_SHARE", default_value = "0.5")]
+    pub resync_budget_share: crate::cloudflare::ResyncShare,
     /// Artifact cache and size limits for OCI and URL code sources.
     #[command(flatten)]
     pub artifacts: crate::source::SourceArgs,
@@ -172,6 +176,23 @@ mod tests {
         assert_eq!("1200/300".parse::<RateLimitArg>().unwrap(), RateLimitArg { requests: 1200, seconds: 300 });
         for bad in ["1200", "0/5", "x/5", "5/0"] {
             assert!(bad.parse::<RateLimitArg>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resync_budget_share_is_validated_naming_the_flag() {
+        let parse = |v: &str| Cli::try_parse_from(["clodo-operator", "run", &format!("--resync-budget-share={v}")]);
+        match parse("0.25").unwrap().command {
+            Some(Command::Run(r)) => assert_eq!(r.resync_budget_share.fraction(), 0.25),
+            other => panic!("{other:?}"),
+        }
+        for bad in ["0", "1.5", "-1", "half"] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains("--resync-budget-share") && e.contains("greater than 0 and at most 1"), "{bad}: {e}");
+        }
+        match Cli::try_parse_from(["clodo-operator", "run"]).unwrap().command {
+            Some(Command::Run(r)) => assert_eq!(r.resync_budget_share.fraction(), 0.5),
+            other => panic!("{other:?}"),
         }
     }
 

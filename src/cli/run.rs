@@ -76,6 +76,8 @@ pub async fn run_operator(
         requests: args.rate_limit.requests,
         window: Duration::from_secs(args.rate_limit.seconds),
     };
+    cf.resync_share = args.resync_budget_share;
+    let resync_rate = cf.rate_limit.resync_rate(cf.resync_share);
     let pool = ClientPool::new(cf, Some(ClientMetrics::register(&metrics.registry)?));
     // Runs against cloudflare-emulator: production tests go to its edge listener (which stands in
     // for DNS, picking the Worker by Host header). Environment only, like CLOUDFLARE_API_TOKEN.
@@ -87,6 +89,7 @@ pub async fn run_operator(
     );
     let config = ControllerConfig {
         resync: Duration::from_secs(args.resync_seconds.max(1)),
+        resync_rate,
         concurrency: args.concurrency.max(1),
         watch_namespaces: args.watch_namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
         selector: args.selector.clone().filter(|s| !s.is_empty()),

@@ -2,6 +2,7 @@
 
 pub mod customer;
 pub mod portfolio;
+pub mod resync;
 pub mod service;
 pub mod source;
 
@@ -13,7 +14,6 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher;
-use rand::Rng;
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -30,6 +30,9 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     pub resync: Duration,
+    /// Resync requests per second one token's budget sustains (its resync share): CloudflareService
+    /// resyncs are spaced so that a Customer's services fit in it (see [`resync`]).
+    pub resync_rate: f64,
     pub concurrency: u16,
     pub watch_namespaces: Vec<String>,
     pub selector: Option<String>,
@@ -42,6 +45,7 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         Self {
             resync: Duration::from_secs(600),
+            resync_rate: crate::cloudflare::RateLimit::default().resync_rate(crate::cloudflare::ResyncShare::default()),
             concurrency: 8,
             watch_namespaces: Vec::new(),
             selector: None,
@@ -63,6 +67,8 @@ pub struct Context {
     recorder: Recorder,
     /// Closed once this replica may no longer act (lost leadership): no status writes, no Events.
     pub fence: Fence,
+    /// When each CloudflareService resyncs next.
+    pub resync: resync::ResyncSchedule,
     failures: Mutex<HashMap<String, u32>>,
     /// Highest `metadata.generation` reconciled per object uid: a pass that starts from an older
     /// cached copy (a delayed watch) is skipped instead of acting on an outdated spec.
@@ -82,6 +88,8 @@ impl Context {
     ) -> Arc<Self> {
         let reporter = Reporter { controller: "clodo-operator".into(), instance: Some(config.instance.clone()) };
         let recorder = Recorder::new(client.clone(), reporter.clone());
+        let resync =
+            resync::ResyncSchedule::new(config.resync, config.resync_rate, metrics.resync_effective_period.clone());
         Arc::new(Self {
             client,
             engine,
@@ -90,6 +98,7 @@ impl Context {
             reporter,
             recorder,
             fence,
+            resync,
             failures: Mutex::new(HashMap::new()),
             generations: Mutex::new(HashMap::new()),
             superseded: Mutex::new(HashMap::new()),
@@ -134,6 +143,7 @@ impl Context {
         if let Some(uid) = &obj.meta().uid {
             self.generations.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
             self.superseded.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
+            self.resync.forget(uid);
         }
     }
 
@@ -158,9 +168,7 @@ impl Context {
 
     /// Resync interval with up to 10% jitter, so that a fleet does not resync in lockstep.
     pub fn resync_with_jitter(&self) -> Duration {
-        let base = self.config.resync.as_millis() as u64;
-        let jitter = rand::rng().random_range(0..=base / 10);
-        Duration::from_millis(base + jitter)
+        resync::with_jitter(self.config.resync)
     }
 
     /// Record a failure for an object and return the backoff to wait.

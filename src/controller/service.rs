@@ -67,12 +67,13 @@ async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> 
     match pass.outcome {
         Outcome::Done { requeue_after } => {
             ctx.reset_failures(&key);
-            Ok(Action::requeue(requeue_after.unwrap_or_else(|| ctx.resync_with_jitter())))
+            // The resync period, stretched to the share of the budget resyncs may use.
+            Ok(Action::requeue(requeue_after.unwrap_or_else(|| ctx.resync.next_for(svc))))
         }
         Outcome::Terminal => {
             ctx.reset_failures(&key);
             // No fast retry: an edit of the spec or a referenced object retriggers at once.
-            Ok(Action::requeue(ctx.resync_with_jitter()))
+            Ok(Action::requeue(ctx.resync.next_for(svc)))
         }
         Outcome::Retry(e) => Err(Error::Engine(e.to_string())),
     }

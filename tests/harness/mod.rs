@@ -72,6 +72,7 @@ impl TestEnv {
             concurrency: 4,
             cloudflare_api_base_url: Some(self.emu.base_url()),
             rate_limit: "1200/300".parse().unwrap(),
+            resync_budget_share: Default::default(),
             artifacts: Default::default(),
         };
         spawn_operator(self.client.clone(), args).await
@@ -276,6 +277,7 @@ impl TestEnv {
             concurrency: opts.concurrency,
             cloudflare_api_base_url: Some(self.emu.base_url()),
             rate_limit: opts.rate_limit.parse().unwrap(),
+            resync_budget_share: Default::default(),
             artifacts: Default::default(),
         }
     }
