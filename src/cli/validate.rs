@@ -10,6 +10,7 @@ use super::deploy::expand_portfolio;
 use super::manifests::{self, ManifestSource};
 use super::output::{CommonArgs, Report, is_stub};
 use super::schema_check;
+use crate::crd::CloudflareService;
 use crate::engine::resolve::{self, ResolveError};
 use crate::engine::{desired, security};
 
@@ -22,40 +23,11 @@ pub async fn validate(
     out: &CommonArgs,
     online: Option<&crate::source::SourceArgs>,
 ) -> anyhow::Result<i32> {
-    let mut report = Report::default();
-    let fail = |report: &mut Report, kind: &str, ns: &str, name: &str, msg: String| {
-        out.problem(format!("✗ {kind} {ns}/{name}: {msg}"));
-        let e = report.entry(kind, ns, name);
-        e.ok = false;
-        e.errors.push(msg);
-    };
-    let paths = match manifests::collect_files(files) {
-        Ok(p) => p,
-        Err(e) => return finish(out, report, Some(format!("{e:#}"))),
-    };
-    match schema_check::check(&paths) {
-        Ok(findings) => {
-            for f in findings {
-                for e in f.errors {
-                    fail(&mut report, &f.kind, &f.namespace, &f.name, format!("schema: {e}"));
-                }
-            }
-        }
-        Err(e) => return finish(out, report, Some(e.to_string())),
-    }
-    let mut m = match manifests::load(files) {
+    let mut v = Validation { out, report: Report::default() };
+    let m = match v.load(files) {
         Ok(m) => m,
-        Err(e) => return finish(out, report, Some(format!("{e:#}"))),
+        Err(fatal) => return finish(out, v.report, Some(fatal)),
     };
-    if let Err(e) = out.apply(&mut m) {
-        return finish(out, report, Some(e.to_string()));
-    }
-    for p in &m.portfolios.clone() {
-        match expand_portfolio(p) {
-            Ok(kids) => m.services.extend(kids.into_iter().map(|(s, _)| s)),
-            Err(e) => fail(&mut report, "Portfolio", &p.namespace().unwrap_or_default(), &p.name_any(), e.to_string()),
-        }
-    }
     let stubs: BTreeSet<(String, String)> =
         m.secrets.iter().filter(|s| is_stub(s)).map(|s| (s.namespace().unwrap_or_default(), s.name_any())).collect();
     let source = match online {
@@ -63,38 +35,112 @@ pub async fn validate(
             .with_fetcher(Some(std::sync::Arc::new(crate::source::Fetcher::new(args)?))),
         None => ManifestSource::new(m.clone(), None)?.offline(),
     };
-    for cust in &m.customers {
-        if let Err(errs) = cust.validate_cel() {
-            fail(&mut report, "Customer", &cust.namespace().unwrap_or_default(), &cust.name_any(), format!("{errs:?}"));
-        }
-    }
-    for p in &m.portfolios {
-        if let Err(errs) = p.validate_cel() {
-            fail(&mut report, "Portfolio", &p.namespace().unwrap_or_default(), &p.name_any(), format!("{errs:?}"));
-        }
-    }
+    v.cel(&m);
     for svc in &m.services {
+        v.service(&source, svc, &stubs, online.is_some()).await?;
+    }
+    finish(out, v.report, None)
+}
+
+/// One `validate` run: where findings go.
+struct Validation<'a> {
+    out: &'a CommonArgs,
+    report: Report,
+}
+
+impl Validation<'_> {
+    fn fail(&mut self, kind: &str, ns: &str, name: &str, msg: String) {
+        self.out.problem(format!("✗ {kind} {ns}/{name}: {msg}"));
+        let e = self.report.entry(kind, ns, name);
+        e.ok = false;
+        e.errors.push(msg);
+    }
+
+    /// Read the files, check them against the CRD schemas, apply overrides and expand
+    /// Portfolios into their services. `Err` is a fatal problem (nothing more can be checked).
+    fn load(&mut self, files: &[std::path::PathBuf]) -> Result<manifests::Manifests, String> {
+        let paths = manifests::collect_files(files).map_err(|e| format!("{e:#}"))?;
+        for f in schema_check::check(&paths).map_err(|e| e.to_string())? {
+            for e in f.errors {
+                self.fail(&f.kind, &f.namespace, &f.name, format!("schema: {e}"));
+            }
+        }
+        let mut m = manifests::load(files).map_err(|e| format!("{e:#}"))?;
+        self.out.apply(&mut m).map_err(|e| e.to_string())?;
+        for p in &m.portfolios.clone() {
+            match expand_portfolio(p) {
+                Ok(kids) => m.services.extend(kids.into_iter().map(|(s, _)| s)),
+                Err(e) => self.fail("Portfolio", &p.namespace().unwrap_or_default(), &p.name_any(), e.to_string()),
+            }
+        }
+        Ok(m)
+    }
+
+    /// The CEL rules of Customers and Portfolios (services are checked with the rest of them).
+    fn cel(&mut self, m: &manifests::Manifests) {
+        for cust in &m.customers {
+            if let Err(errs) = cust.validate_cel() {
+                self.fail("Customer", &cust.namespace().unwrap_or_default(), &cust.name_any(), format!("{errs:?}"));
+            }
+        }
+        for p in &m.portfolios {
+            if let Err(errs) = p.validate_cel() {
+                self.fail("Portfolio", &p.namespace().unwrap_or_default(), &p.name_any(), format!("{errs:?}"));
+            }
+        }
+    }
+
+    /// One service: CEL, references and templates, the desired state, the security policy and
+    /// (online) its code source.
+    async fn service(
+        &mut self,
+        source: &ManifestSource,
+        svc: &CloudflareService,
+        stubs: &BTreeSet<(String, String)>,
+        online: bool,
+    ) -> anyhow::Result<()> {
         let (ns, name) = (svc.namespace().unwrap_or_default(), svc.name_any());
         if let Err(errs) = svc.validate_cel() {
-            fail(&mut report, SERVICE, &ns, &name, format!("{errs:?}"));
-            continue;
+            self.fail(SERVICE, &ns, &name, format!("{errs:?}"));
+            return Ok(());
         }
-        let inputs = match resolve::resolve(&source, svc).await {
+        let inputs = match resolve::resolve(source, svc).await {
             Ok(i) => i,
             Err(ResolveError::Config(e)) => {
-                fail(&mut report, SERVICE, &ns, &name, e.to_string());
-                continue;
+                self.fail(SERVICE, &ns, &name, e.to_string());
+                return Ok(());
             }
             Err(e) => return Err(e.into()),
         };
         let d = match desired::build(&inputs) {
             Ok(d) => d,
             Err(e) => {
-                fail(&mut report, SERVICE, &ns, &name, e.to_string());
-                continue;
+                self.fail(SERVICE, &ns, &name, e.to_string());
+                return Ok(());
             }
         };
-        // Which policy fields read a stub Secret: their findings are "fill in", not violations.
+        let blocked = self.policy(svc, &inputs, &d, stubs);
+        if !blocked && self.report.entry(SERVICE, &ns, &name).ok {
+            self.out.say(format!("✓ {SERVICE} {ns}/{name}: valid"));
+        }
+        if let Some(src) = &inputs.source {
+            self.out.say(format!("  {SERVICE} {ns}/{name}: code {} {} fetched and verified", src.kind, src.digest));
+        } else if !online && svc.spec.body.worker.source.config_map_ref.is_none() {
+            self.out.say(format!("  {SERVICE} {ns}/{name}: code artifact not fetched (pass --online to check it)"));
+        }
+        Ok(())
+    }
+
+    /// The security policy; findings on fields that read an `import` stub Secret are "fill in"
+    /// notes, not violations. Returns whether a finding blocks the service.
+    fn policy(
+        &mut self,
+        svc: &CloudflareService,
+        inputs: &resolve::ServiceInputs,
+        d: &desired::Desired,
+        stubs: &BTreeSet<(String, String)>,
+    ) -> bool {
+        let (ns, name) = (svc.namespace().unwrap_or_default(), svc.name_any());
         let stub_field = |field: &str| -> bool {
             let is = |secret: &str| stubs.contains(&(ns.clone(), secret.to_string()));
             if field == "customer.apiTokenSecretRef" {
@@ -120,24 +166,16 @@ pub async fn validate(
             let stub = stub_field(&f.field);
             if f.severity == security::Severity::Block && !stub {
                 blocked = true;
-                fail(&mut report, SERVICE, &ns, &name, f.to_string());
+                self.fail(SERVICE, &ns, &name, f.to_string());
                 continue;
             }
             let note =
                 if stub { format!("{f} (import stub: fill in the value before deploying)") } else { f.to_string() };
-            out.problem(format!("! {SERVICE} {ns}/{name}: {note}"));
-            report.entry(SERVICE, &ns, &name).warnings.push(note);
+            self.out.problem(format!("! {SERVICE} {ns}/{name}: {note}"));
+            self.report.entry(SERVICE, &ns, &name).warnings.push(note);
         }
-        if !blocked && report.entry(SERVICE, &ns, &name).ok {
-            out.say(format!("✓ {SERVICE} {ns}/{name}: valid"));
-        }
-        if let Some(src) = &inputs.source {
-            out.say(format!("  {SERVICE} {ns}/{name}: code {} {} fetched and verified", src.kind, src.digest));
-        } else if online.is_none() && svc.spec.body.worker.source.config_map_ref.is_none() {
-            out.say(format!("  {SERVICE} {ns}/{name}: code artifact not fetched (pass --online to check it)"));
-        }
+        blocked
     }
-    finish(out, report, None)
 }
 
 fn finish(out: &CommonArgs, mut report: Report, fatal: Option<String>) -> anyhow::Result<i32> {

@@ -145,6 +145,9 @@ pub enum Recheck {
     CachedFor(Duration),
     /// Verify now; the reason is for logs and the plan.
     Verify(&'static str),
+    /// Verify now because the cached verdict is older than [`TOKEN_RECHECK`]: routine upkeep,
+    /// sent at resync priority so it never delays a change on the same token.
+    Refresh,
 }
 
 /// Decide whether to verify a Customer's token. `checked_for` identifies the Secret version and
@@ -162,7 +165,7 @@ pub fn recheck(prev: &CustomerStatus, checked_for: &str, now: Timestamp, rejecte
     };
     let age = Duration::from_secs(now.duration_since(at).as_secs().max(0) as u64);
     if age >= TOKEN_RECHECK {
-        return Recheck::Verify("the cached verification is older than an hour");
+        return Recheck::Refresh;
     }
     if verdict.status != "True" {
         return Recheck::Cached;

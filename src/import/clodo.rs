@@ -126,7 +126,18 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         other => other,
     })?;
 
-    // Manifest: name, type, domain; the rest is reported.
+    let domain = apply_manifest(&mut imp, &manifest, &env)?;
+    apply_env(&mut imp, &env, &env_file, environment, domain);
+    Ok(imp)
+}
+
+/// The manifest: name, type and domain; the rest is reported as unmapped. Returns the domain
+/// (from the .env's DOMAIN, else the manifest).
+fn apply_manifest(
+    imp: &mut Imported,
+    manifest: &Value,
+    env: &BTreeMap<String, String>,
+) -> Result<Option<String>, ImportError> {
     if let Some(name) = manifest.get("serviceName").and_then(Value::as_str) {
         let n = super::dns_label(name);
         if !n.is_empty() {
@@ -168,7 +179,17 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         }
     }
 
-    // Customer .env: database name, variables, secret names.
+    Ok(domain)
+}
+
+/// The customer's .env: database name, variables and secret names (values never copied).
+fn apply_env(
+    imp: &mut Imported,
+    env: &BTreeMap<String, String>,
+    env_file: &str,
+    environment: Environment,
+    domain: Option<String>,
+) {
     if let Some(db) = env.get("DATABASE_NAME").filter(|v| !is_template(v))
         && let [only] = imp.service.spec.body.d1_databases.as_mut_slice()
     {
@@ -176,7 +197,7 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
     }
     let mut vars = BTreeMap::new();
     let mut secret_keys = Vec::new();
-    for (k, v) in &env {
+    for (k, v) in env {
         if CONSUMED.contains(&k.as_str()) {
             continue;
         }
@@ -212,7 +233,6 @@ pub fn import(opts: &Options) -> Result<Imported, ImportError> {
         imp.notes.push(format!("{env_file}: {} treated as secrets (values not copied)", secret_keys.join(", ")));
         imp.secrets.push(super::secret_stub(&name, &ns, &secret_keys));
     }
-    Ok(imp)
 }
 
 fn summarize(v: &Value) -> String {

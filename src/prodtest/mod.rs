@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use reqwest::{Client, Method, StatusCode};
 
-use crate::crd::{EndpointTest, ProductionTestsSpec, TestResult, TestRun};
+use crate::crd::{AuthTest, EndpointTest, HealthTest, ProductionTestsSpec, TestResult, TestRun};
 use crate::engine::secret::SecretValue;
 
 /// Where and how to run the tests.
@@ -141,60 +141,16 @@ pub async fn run_suites(spec: &ProductionTestsSpec, t: &Target) -> TestRun {
     {
         Ok(c) => c,
         Err(e) => {
-            return TestRun {
-                started_at: None,
-                passed: 0,
-                failed: 1,
-                p95_ms: None,
-                error_rate: None,
-                requests_per_second: None,
-                results: vec![result(
-                    "setup",
-                    "http-client",
-                    false,
-                    format!("cannot build HTTP client: {e}"),
-                    Duration::ZERO,
-                )],
-            };
+            let r = result("setup", "http-client", false, format!("cannot build HTTP client: {e}"), Duration::ZERO);
+            return TestRun::from_results(vec![r], Load::default());
         }
     };
     let mut results = Vec::new();
-    let mut p95 = None;
-
     if let Some(h) = &spec.health {
-        let p = probe(&client, t, Method::GET, &h.path, None).await;
-        let mut r = expect_status("health", &h.path, &p, h.expect_status);
-        if r.passed
-            && let Some(needle) = &h.body_contains
-            && !p.body.contains(needle.as_str())
-        {
-            r.passed = false;
-            r.message = format!("body does not contain {needle:?}");
-        }
-        results.push(r);
+        results.push(health(&client, t, h).await);
     }
     if let Some(a) = &spec.auth {
-        let p = probe(&client, t, Method::GET, &a.path, None).await;
-        let mut r = expect_status("auth", "without-credentials", &p, a.expect_status_without_credentials);
-        if !r.passed && p.status.is_some_and(|s| s.is_success()) {
-            r.message = format!("{} (the endpoint answers without credentials)", r.message);
-        }
-        results.push(r);
-        if let Some(w) = &a.with_credentials {
-            match &t.credential {
-                Some(cred) => {
-                    let p = probe(&client, t, Method::GET, &a.path, Some((w.header.as_str(), cred.expose()))).await;
-                    results.push(expect_status("auth", "with-credentials", &p, w.expect_status));
-                }
-                None => results.push(result(
-                    "auth",
-                    "with-credentials",
-                    false,
-                    "credential Secret not resolved".into(),
-                    Duration::ZERO,
-                )),
-            }
-        }
+        results.extend(auth(&client, t, a).await);
     }
     if let Some(dbt) = &spec.database {
         let p = probe(&client, t, Method::GET, &dbt.path, None).await;
@@ -206,23 +162,78 @@ pub async fn run_suites(spec: &ProductionTestsSpec, t: &Target) -> TestRun {
     if let Some(f) = &spec.auth_flow {
         results.extend(flow::auth_flow(&client, t, f).await);
     }
-    let (mut error_rate, mut rps) = (None, None);
+    let mut load = Load::default();
     if let Some(perf) = &spec.performance {
         let (r, p, e) = performance(&client, t, perf).await;
-        (p95, error_rate) = (Some(p), Some(e));
+        (load.p95_ms, load.error_rate) = (Some(p), Some(e));
         results.push(r);
     }
     if let Some(tp) = &spec.throughput {
         let m = flow::throughput(&client, t, tp).await;
-        p95 = p95.or(Some(m.p95_ms));
-        error_rate = error_rate.or(Some(m.error_rate));
-        rps = Some(m.requests_per_second);
+        load.p95_ms = load.p95_ms.or(Some(m.p95_ms));
+        load.error_rate = load.error_rate.or(Some(m.error_rate));
+        load.requests_per_second = Some(m.requests_per_second);
         results.push(m.result);
     }
+    TestRun::from_results(results, load)
+}
 
-    let passed = results.iter().filter(|r| r.passed).count() as u32;
-    let failed = results.len() as u32 - passed;
-    TestRun { started_at: None, passed, failed, p95_ms: p95, results, error_rate, requests_per_second: rps }
+/// Load figures of a run (performance and throughput suites).
+#[derive(Default)]
+struct Load {
+    p95_ms: Option<u64>,
+    error_rate: Option<f64>,
+    requests_per_second: Option<f64>,
+}
+
+impl TestRun {
+    fn from_results(results: Vec<TestResult>, load: Load) -> TestRun {
+        let passed = results.iter().filter(|r| r.passed).count() as u32;
+        let failed = results.len() as u32 - passed;
+        TestRun {
+            started_at: None,
+            passed,
+            failed,
+            p95_ms: load.p95_ms,
+            error_rate: load.error_rate,
+            requests_per_second: load.requests_per_second,
+            results,
+        }
+    }
+}
+
+/// The health check: status, then an optional body substring.
+async fn health(client: &Client, t: &Target, h: &HealthTest) -> TestResult {
+    let p = probe(client, t, Method::GET, &h.path, None).await;
+    let mut r = expect_status("health", &h.path, &p, h.expect_status);
+    if r.passed
+        && let Some(needle) = &h.body_contains
+        && !p.body.contains(needle.as_str())
+    {
+        r.passed = false;
+        r.message = format!("body does not contain {needle:?}");
+    }
+    r
+}
+
+/// The auth checks: refused without credentials, accepted with them (when declared).
+async fn auth(client: &Client, t: &Target, a: &AuthTest) -> Vec<TestResult> {
+    let p = probe(client, t, Method::GET, &a.path, None).await;
+    let mut r = expect_status("auth", "without-credentials", &p, a.expect_status_without_credentials);
+    if !r.passed && p.status.is_some_and(|s| s.is_success()) {
+        r.message = format!("{} (the endpoint answers without credentials)", r.message);
+    }
+    let mut results = vec![r];
+    if let Some(w) = &a.with_credentials {
+        results.push(match &t.credential {
+            Some(cred) => {
+                let p = probe(client, t, Method::GET, &a.path, Some((w.header.as_str(), cred.expose()))).await;
+                expect_status("auth", "with-credentials", &p, w.expect_status)
+            }
+            None => result("auth", "with-credentials", false, "credential Secret not resolved".into(), Duration::ZERO),
+        });
+    }
+    results
 }
 
 /// One endpoint check: headers (Secrets resolved), JSON body, status, optional JSON path.

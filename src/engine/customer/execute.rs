@@ -4,6 +4,7 @@ use tracing::{Instrument, info_span};
 
 use super::observe::{Observed, TokenInput};
 use super::plan::{Plan, TokenStep, ZoneStep};
+use crate::cloudflare::Priority;
 use crate::crd::Customer;
 use crate::engine::Engine;
 use crate::engine::credentials::{self, Verification};
@@ -31,6 +32,10 @@ pub async fn execute(engine: &Engine, customer: &Customer, observed: &Observed, 
     }
     let account = customer.spec.account_id.as_str();
     let client = match engine.client_for(token.expose()) {
+        // The hourly re-verification is upkeep: it never delays a change on the same token.
+        Ok(client) if matches!(plan.token, TokenStep::Verify { routine: true, .. }) => {
+            client.with_priority(Priority::Resync)
+        }
         Ok(client) => client,
         Err(e) => {
             // A token no client can send (control characters) is rejected like a revoked one.

@@ -19,8 +19,9 @@ pub enum TokenStep {
     /// Trust the verdict in status; verify again within `recheck_in` when a rate-limited
     /// recheck is pending.
     Reuse { recheck_in: Option<Duration> },
-    /// Ask Cloudflare; `why` is for logs.
-    Verify { why: &'static str },
+    /// Ask Cloudflare; `why` is for logs. A `routine` check (the hourly re-verification) and
+    /// the zone lookup after it go at resync priority.
+    Verify { why: &'static str, routine: bool },
 }
 
 /// What to do about the zones.
@@ -55,7 +56,7 @@ impl Plan {
             TokenStep::Reuse { recheck_in: Some(d) } => {
                 out.push(format!("keep the cached token verification, verify again in {}s", d.as_secs()))
             }
-            TokenStep::Verify { why } => out.push(format!("verify the API token ({why})")),
+            TokenStep::Verify { why, .. } => out.push(format!("verify the API token ({why})")),
         }
         match self.zones {
             ZoneStep::Skip => {}
@@ -82,7 +83,11 @@ pub fn plan(customer: &Customer, prev: &CustomerStatus, observed: &Observed, now
     };
     let (token, zones) = match credentials::recheck(prev, &checked_for, now, observed.rejected_at) {
         // A fresh verdict invalidates what was looked up with the old one.
-        Recheck::Verify(why) => (TokenStep::Verify { why }, ZoneStep::Resolve),
+        Recheck::Verify(why) => (TokenStep::Verify { why, routine: false }, ZoneStep::Resolve),
+        Recheck::Refresh => (
+            TokenStep::Verify { why: "the cached verification is older than an hour", routine: true },
+            ZoneStep::Resolve,
+        ),
         Recheck::Cached => (TokenStep::Reuse { recheck_in: None }, reuse_zones(customer, prev)),
         Recheck::CachedFor(d) => (TokenStep::Reuse { recheck_in: Some(d) }, reuse_zones(customer, prev)),
     };

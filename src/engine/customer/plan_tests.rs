@@ -116,6 +116,18 @@ fn a_missing_token_plans_no_cloudflare_call() {
 }
 
 #[test]
+fn only_the_hourly_reverification_is_routine() {
+    let cust = customer(&["acme.com"]);
+    let prev = verified(Some(true), Some(true), &["acme.com"]);
+    // A changed Secret is change work: it goes at change priority.
+    assert!(matches!(plan(&cust, &prev, &token("v2"), at(5)).token, TokenStep::Verify { routine: false, .. }));
+    // The same Secret an hour later is upkeep: resync priority.
+    let p = plan(&cust, &prev, &token("v1"), at(3600));
+    assert!(matches!(p.token, TokenStep::Verify { routine: true, .. }), "{p:?}");
+    assert_eq!(p.zones, ZoneStep::Resolve);
+}
+
+#[test]
 fn a_new_secret_is_verified_and_its_zones_looked_up() {
     let cust = customer(&["acme.com"]);
     let prev = verified(Some(true), Some(true), &["acme.com"]);
@@ -215,7 +227,7 @@ fn a_rejected_token_is_recorded_and_evaluates_no_zones() {
     let cust = customer(&["acme.com"]);
     let prev = verified(Some(true), Some(true), &["acme.com"]);
     let p = plan(&cust, &prev, &Observed { rejected_at: Some(at(20)), ..token("v1") }, at(30));
-    assert_eq!(p.token, TokenStep::Verify { why: "a service saw Cloudflare reject the token" });
+    assert_eq!(p.token, TokenStep::Verify { why: "a service saw Cloudflare reject the token", routine: false });
     let done = Executed { verification: Some(Verification::from_result(Err(api(401)))), zones: None };
     let pass = finish(&cust, &prev, &p, done, &Time(at(30)));
     assert_eq!(cond(&pass, c::CREDENTIALS_VALID), ("False", reason::TOKEN_INVALID));

@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 use super::super::{ImportError, Imported, Unmapped};
 use super::{BUILD_KEYS, Effective, LOCAL_KEYS, NON_INHERITABLE, Options};
 use crate::crd::{
-    CloudflareService, CloudflareServiceSpec, ConfigMapSource, Customer, CustomerSpec, D1DatabaseSpec, LocalObjectRef,
-    RouteSpec, SecretKeyRef, SecretSpec, ServiceBody, ServiceType, ValueFrom, WorkerSpec,
+    CloudflareService, CloudflareServiceSpec, ConfigMapSource, Customer, CustomerSpec, D1DatabaseSpec, Environment,
+    LocalObjectRef, RouteSpec, SecretKeyRef, SecretSpec, ServiceBody, ServiceType, ValueFrom, WorkerSpec,
 };
 
 pub(super) struct Mapper<'a> {
@@ -45,16 +45,104 @@ impl<'a> Mapper<'a> {
 
     pub(super) fn build(&mut self, opts: &Options, dir: &Path) -> Result<Imported, ImportError> {
         let ns = if opts.namespace.is_empty() { "default".to_string() } else { opts.namespace.clone() };
-        let worker_name = self
+        let id = self.identity(opts)?;
+        let (compatibility_date, compatibility_flags) = self.compatibility()?;
+
+        let mut config_maps = Vec::new();
+        let (main_module, modules) = self.code(opts, dir)?;
+        let code_cm = format!("{}-code", id.service);
+        config_maps.push(super::super::files_config_map(&code_cm, &ns, modules));
+
+        let vars = self.vars();
+        let secret_names = self.secret_names(dir, opts.env.as_deref(), &vars);
+        let secrets_name = format!("{}-secrets", id.service);
+        let secrets = secret_names
+            .iter()
+            .map(|n| SecretSpec {
+                name: n.clone(),
+                value_from: Some(ValueFrom {
+                    secret_key_ref: SecretKeyRef { name: secrets_name.clone(), key: n.clone() },
+                }),
+                generate: None,
+            })
+            .collect();
+        let databases = self.databases(dir, &id.service, &ns, &mut config_maps)?;
+        let (routes, custom_domains, zones) = self.routes();
+        self.leftovers(opts.bundle.is_some());
+
+        let (customer, token_secret) = customer_of(&id, zones, &ns);
+        let mut stubs = vec![super::super::secret_stub(&token_secret, &ns, &["token".to_string()])];
+        if !secret_names.is_empty() {
+            stubs.push(super::super::secret_stub(&secrets_name, &ns, &secret_names));
+        }
+        let script_ok = script_name_ok(&id.worker);
+        if !script_ok {
+            self.skip(
+                self.eff.path("name"),
+                format!("{:?} is not a valid scriptName; the operator's default script name is used", id.worker),
+            );
+        }
+        let worker = WorkerSpec {
+            main_module,
+            source: crate::crd::WorkerSource::config_map(code_cm),
+            compatibility_date,
+            compatibility_flags,
+            vars,
+            secrets,
+        };
+        let mut service = CloudflareService::new(
+            &id.service,
+            CloudflareServiceSpec {
+                customer_ref: LocalObjectRef { name: id.customer.clone() },
+                environment: id.environment,
+                body: ServiceBody {
+                    service_type: ServiceType::Generic,
+                    script_name: script_ok.then_some(id.worker.clone()),
+                    worker,
+                    d1_databases: databases,
+                    routes,
+                    custom_domains,
+                    production_tests: None,
+                    rollout: Default::default(),
+                    rollback_on_failure: true,
+                    dry_run: false,
+                    suspend: false,
+                    deletion_policy: Default::default(),
+                },
+            },
+        );
+        service.metadata.namespace = Some(ns);
+        if script_ok {
+            service.metadata.annotations =
+                Some(BTreeMap::from([(crate::crd::keys::ANNOTATION_ADOPT.to_string(), "true".to_string())]));
+            self.notes.push(format!(
+                "annotation {}=true: the operator takes over the Worker {:?} that wrangler deployed",
+                crate::crd::keys::ANNOTATION_ADOPT,
+                id.worker
+            ));
+        }
+        Ok(Imported {
+            customer,
+            service,
+            config_maps,
+            secrets: stubs,
+            unmapped: std::mem::take(&mut self.unmapped),
+            notes: std::mem::take(&mut self.notes),
+        })
+    }
+
+    /// Names, environment and account of the import.
+    fn identity(&mut self, opts: &Options) -> Result<Identity, ImportError> {
+        let worker = self
             .str_of("name")?
             .ok_or_else(|| ImportError::invalid("name", "the Worker name is required (set `name` in the config)"))?;
-        let svc_name = super::super::dns_label(&worker_name);
-        if svc_name.is_empty() {
-            return Err(ImportError::invalid("name", format!("{worker_name:?} gives no usable resource name")));
+        let service = super::super::dns_label(&worker);
+        if service.is_empty() {
+            return Err(ImportError::invalid("name", format!("{worker:?} gives no usable resource name")));
         }
         let top_name =
-            super::super::dns_label(worker_name.trim_end_matches(&format!("-{}", opts.env.as_deref().unwrap_or(""))));
-        let customer_name = opts.customer.clone().map(|c| super::super::dns_label(&c)).unwrap_or(top_name);
+            super::super::dns_label(worker.trim_end_matches(&format!("-{}", opts.env.as_deref().unwrap_or(""))));
+        let customer = opts.customer.clone().map(|c| super::super::dns_label(&c)).unwrap_or(top_name);
         let environment = match opts.environment {
             Some(e) => e,
             None => super::super::environment_for(opts.env.as_deref()).ok_or_else(|| {
@@ -80,112 +168,23 @@ impl<'a> Mapper<'a> {
         if !super::super::account_id_ok(&account_id) {
             return Err(ImportError::invalid("account_id", "must be 32 lowercase hexadecimal characters"));
         }
-        let compatibility_date = self.str_of("compatibility_date")?.ok_or_else(|| {
+        Ok(Identity { worker, service, customer, environment, account_id })
+    }
+
+    /// `compatibility_date` (required, YYYY-MM-DD) and `compatibility_flags`.
+    fn compatibility(&mut self) -> Result<(String, Vec<String>), ImportError> {
+        let date = self.str_of("compatibility_date")?.ok_or_else(|| {
             ImportError::invalid("compatibility_date", "required: the Worker's compatibility date (YYYY-MM-DD)")
         })?;
-        if !(compatibility_date.len() == 10
-            && compatibility_date
-                .char_indices()
-                .all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() }))
-        {
+        let shaped = date.len() == 10
+            && date.char_indices().all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() });
+        if !shaped {
             return Err(ImportError::invalid(
                 self.eff.path("compatibility_date"),
-                format!("{compatibility_date:?} is not a YYYY-MM-DD date"),
+                format!("{date:?} is not a YYYY-MM-DD date"),
             ));
         }
-        let compatibility_flags = self.string_list("compatibility_flags")?;
-
-        let mut config_maps = Vec::new();
-        let (main_module, modules) = self.code(opts, dir)?;
-        let code_cm = format!("{svc_name}-code");
-        config_maps.push(super::super::files_config_map(&code_cm, &ns, modules));
-
-        let vars = self.vars();
-        let secret_names = self.secret_names(dir, opts.env.as_deref(), &vars);
-        let secrets_name = format!("{svc_name}-secrets");
-        let secrets: Vec<SecretSpec> = secret_names
-            .iter()
-            .map(|n| SecretSpec {
-                name: n.clone(),
-                value_from: Some(ValueFrom {
-                    secret_key_ref: SecretKeyRef { name: secrets_name.clone(), key: n.clone() },
-                }),
-                generate: None,
-            })
-            .collect();
-        let databases = self.databases(dir, &svc_name, &ns, &mut config_maps)?;
-        let (routes, custom_domains, zones) = self.routes();
-        self.leftovers(opts.bundle.is_some());
-
-        let token_secret = format!("{customer_name}-cloudflare");
-        let mut customer = Customer::new(
-            &customer_name,
-            CustomerSpec {
-                display_name: None,
-                account_id,
-                api_token_secret_ref: SecretKeyRef { name: token_secret.clone(), key: "token".into() },
-                zones,
-                vars: BTreeMap::new(),
-                environments: Default::default(),
-            },
-        );
-        customer.metadata.namespace = Some(ns.clone());
-        let mut stubs = vec![super::super::secret_stub(&token_secret, &ns, &["token".to_string()])];
-        if !secret_names.is_empty() {
-            stubs.push(super::super::secret_stub(&secrets_name, &ns, &secret_names));
-        }
-        let script_ok = script_name_ok(&worker_name);
-        if !script_ok {
-            self.skip(
-                self.eff.path("name"),
-                format!("{worker_name:?} is not a valid scriptName; the operator's default script name is used"),
-            );
-        }
-        let mut service = CloudflareService::new(
-            &svc_name,
-            CloudflareServiceSpec {
-                customer_ref: LocalObjectRef { name: customer_name },
-                environment,
-                body: ServiceBody {
-                    service_type: ServiceType::Generic,
-                    script_name: script_ok.then_some(worker_name.clone()),
-                    worker: WorkerSpec {
-                        main_module,
-                        source: crate::crd::WorkerSource::config_map(code_cm),
-                        compatibility_date,
-                        compatibility_flags,
-                        vars,
-                        secrets,
-                    },
-                    d1_databases: databases,
-                    routes,
-                    custom_domains,
-                    production_tests: None,
-                    rollout: Default::default(),
-                    rollback_on_failure: true,
-                    dry_run: false,
-                    suspend: false,
-                    deletion_policy: Default::default(),
-                },
-            },
-        );
-        service.metadata.namespace = Some(ns);
-        if script_ok {
-            service.metadata.annotations =
-                Some(BTreeMap::from([(crate::crd::keys::ANNOTATION_ADOPT.to_string(), "true".to_string())]));
-            self.notes.push(format!(
-                "annotation {}=true: the operator takes over the Worker {worker_name:?} that wrangler deployed",
-                crate::crd::keys::ANNOTATION_ADOPT
-            ));
-        }
-        Ok(Imported {
-            customer,
-            service,
-            config_maps,
-            secrets: stubs,
-            unmapped: std::mem::take(&mut self.unmapped),
-            notes: std::mem::take(&mut self.notes),
-        })
+        Ok((date, self.string_list("compatibility_flags")?))
     }
 
     fn string_list(&mut self, key: &'static str) -> Result<Vec<String>, ImportError> {
@@ -538,6 +537,35 @@ fn first_bundled_import(js: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// Who and what an import is for.
+struct Identity {
+    /// The Worker's name in the config.
+    worker: String,
+    /// The CloudflareService's resource name.
+    service: String,
+    customer: String,
+    environment: Environment,
+    account_id: String,
+}
+
+/// The Customer of an import and the name of its token Secret.
+fn customer_of(id: &Identity, zones: Vec<String>, ns: &str) -> (Customer, String) {
+    let token_secret = format!("{}-cloudflare", id.customer);
+    let mut customer = Customer::new(
+        &id.customer,
+        CustomerSpec {
+            display_name: None,
+            account_id: id.account_id.clone(),
+            api_token_secret_ref: SecretKeyRef { name: token_secret.clone(), key: "token".into() },
+            zones,
+            vars: BTreeMap::new(),
+            environments: Default::default(),
+        },
+    );
+    customer.metadata.namespace = Some(ns.to_string());
+    (customer, token_secret)
 }
 
 #[cfg(test)]
