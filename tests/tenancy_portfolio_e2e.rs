@@ -771,9 +771,16 @@ async fn portfolio_rejects_cycles_and_holds_dependents_of_a_failed_service() {
     let mut auth = member("auth", &[]);
     auth.template.worker.source = WorkerSource::config_map("auth-code");
     apply(&pfs, portfolio(&ns, "loop", 2, vec![member("web", &["auth"]), auth])).await;
+    // Wait for the whole condition asserted below: both of auth's children failed (they fail
+    // one after the other) and web blocked behind them.
     let pf = wait_for(&pfs, "loop", WAIT, |p| {
-        pf_cond(p, c::DEGRADED)
-            .is_some_and(|(st, why, m)| st == "True" && why == "ServicesFailed" && m.contains("acme-io"))
+        pf_cond(p, c::DEGRADED).is_some_and(|(st, why, m)| {
+            st == "True"
+                && why == "ServicesFailed"
+                && m.contains("loop-auth-acme-com")
+                && m.contains("loop-auth-acme-io")
+        }) && pf_cond(p, c::PROGRESSING)
+            .is_some_and(|(st, why, m)| st == "False" && why == "Blocked" && m.contains("loop-web-acme-com"))
     })
     .await;
     let (_, why, msg) = pf_cond(&pf, c::DEGRADED).unwrap();

@@ -291,6 +291,8 @@ pub enum Error {
     Engine(String),
     #[error(transparent)]
     Customer(#[from] crate::engine::customer::CustomerError),
+    #[error(transparent)]
+    Portfolio(#[from] crate::engine::portfolio::PortfolioError),
     #[error("finalizer: {0}")]
     Finalizer(String),
     /// The pass started from a copy older than the object's current state; it is retried from

@@ -1,31 +1,58 @@
-//! Portfolio controller: generate owned CloudflareServices wave by wave in dependency order,
-//! at most `maxConcurrent` progressing at once, and report aggregate health.
-//!
-//! Each pass lists the children (label `clodo.dev/portfolio=<name>`), deletes the ones no longer
-//! declared, plans the next wave with [`next_wave`] (pure), applies it with server-side apply and
-//! writes one status. Child status changes retrigger the portfolio through `owns`.
+//! Portfolio controller: a thin adapter around [`crate::engine::portfolio`]. Its children live in
+//! Kubernetes (label `clodo.dev/portfolio=<name>`, applied server-side); their status changes
+//! retrigger the portfolio through `owns`.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info_span, warn};
 
 use super::{Context, Error, object_key};
-use crate::crd::conditions::{self as c, CondSpec, reason};
-use crate::crd::keys::{FIELD_MANAGER, LABEL_MANAGED_BY, LABEL_PORTFOLIO, MANAGED_BY};
-use crate::crd::{CloudflareService, CloudflareServiceSpec, Phase, Portfolio, PortfolioStatus};
-use crate::engine::PassEvent;
-pub use crate::engine::portfolio::*;
+use crate::crd::conditions as c;
+use crate::crd::keys::{FIELD_MANAGER, LABEL_PORTFOLIO};
+use crate::crd::{CloudflareService, Portfolio};
+use crate::engine::portfolio::{self, ChildStore, StoreError};
 
 const KIND: &str = "Portfolio";
+
+/// The children of one namespace, in Kubernetes.
+struct KubeChildren {
+    api: Api<CloudflareService>,
+}
+
+#[async_trait::async_trait]
+impl ChildStore for KubeChildren {
+    async fn list(&self, portfolio: &str) -> Result<Vec<CloudflareService>, StoreError> {
+        Ok(self.api.list(&ListParams::default().labels(&format!("{LABEL_PORTFOLIO}={portfolio}"))).await?.items)
+    }
+
+    async fn get(&self, name: &str) -> Result<Option<CloudflareService>, StoreError> {
+        Ok(self.api.get_opt(name).await?)
+    }
+
+    async fn apply(&self, child: &CloudflareService) -> Result<CloudflareService, StoreError> {
+        let mut body = serde_json::to_value(child)?;
+        if let Some(o) = body.as_object_mut() {
+            o.insert("apiVersion".into(), json!("clodo.dev/v1alpha1"));
+            o.insert("kind".into(), json!("CloudflareService"));
+            o.remove("status");
+        }
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        Ok(self.api.patch(&child.name_any(), &params, &Patch::Apply(&body)).await?)
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), StoreError> {
+        self.api.delete(name, &DeleteParams::background()).await?;
+        Ok(())
+    }
+}
 
 /// Reconcile one portfolio.
 pub async fn reconcile(p: Arc<Portfolio>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -43,167 +70,18 @@ pub async fn reconcile(p: Arc<Portfolio>, ctx: Arc<Context>) -> Result<Action, E
     .await
 }
 
-/// Does this portfolio control the object (ownerReference with its uid and `controller: true`)?
-fn controlled_by(s: &CloudflareService, p: &Portfolio) -> bool {
-    let uid = p.uid();
-    s.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref() && o.controller == Some(true))
-}
-
-fn phase_name(ph: Phase) -> String {
-    serde_json::to_value(ph).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_else(|| format!("{ph:?}"))
-}
-
-fn child_spec(p: &Portfolio, w: &Child) -> CloudflareServiceSpec {
-    CloudflareServiceSpec {
-        customer_ref: p.spec.customer_ref.clone(),
-        environment: p.spec.environment,
-        body: w.body.clone(),
-    }
-}
-
 async fn apply(p: &Portfolio, ctx: &Context, ns: &str) -> Result<Action, Error> {
     ctx.check_fresh(p)?;
-    let api: Api<CloudflareService> = Api::namespaced(ctx.client.clone(), ns);
-    let pname = p.name_any();
-    let prev = p.status.clone().unwrap_or_default();
-    let now = Time(Timestamp::now());
-    let mut status = PortfolioStatus { observed_generation: p.metadata.generation, ..Default::default() };
-    let mut events = Vec::new();
-
-    if let Err(msg) = check_dependencies(&p.spec.services) {
-        let conds = vec![
-            CondSpec::fail(c::READY, reason::INVALID_DEPENDENCIES, msg.clone()),
-            CondSpec::fail(
-                c::PROGRESSING,
-                reason::INVALID_DEPENDENCIES,
-                "nothing is created or changed until dependsOn is fixed",
-            ),
-            CondSpec::ok(c::DEGRADED, reason::INVALID_DEPENDENCIES, msg.clone()),
-        ];
-        status.conditions = c::merge(&prev.conditions, &conds, p.metadata.generation, &now);
-        status.services = prev.services.clone();
-        status.ready_services = prev.ready_services.clone();
-        if c::find(&prev.conditions, c::READY).map(|x| x.reason.as_str()) != Some(reason::INVALID_DEPENDENCIES) {
-            events.push(PassEvent::warning(reason::INVALID_DEPENDENCIES, "Plan", format!("spec.services: {msg}")));
-        }
-        finish(ctx, p, &prev, status, events).await?;
-        ctx.reset_failures(&object_key(KIND, Some(ns), &pname));
-        // Terminal: an edit of the spec retriggers at once.
-        return Ok(Action::requeue(ctx.resync_with_jitter()));
+    let store = KubeChildren { api: Api::namespaced(ctx.client.clone(), ns) };
+    let pass = portfolio::reconcile(&store, p, Time(Timestamp::now())).await?;
+    // Events, then one server-side apply of the whole status, skipped when unchanged.
+    ctx.publish(&p.object_ref(&()), &pass.events).await;
+    if p.status.as_ref() != Some(&pass.status) {
+        ctx.write_status(p, p.resource_version(), &pass.status).await?;
     }
-
-    let wanted = children(p);
-    let desired: BTreeMap<String, CloudflareServiceSpec> =
-        wanted.iter().map(|w| (w.name.clone(), child_spec(p, w))).collect();
-    let existing: Vec<CloudflareService> =
-        api.list(&ListParams::default().labels(&format!("{LABEL_PORTFOLIO}={pname}"))).await?.items;
-
-    // Remove the children this portfolio controls and no longer declares (their finalizers clean
-    // Cloudflare up).
-    for s in existing.iter().filter(|s| controlled_by(s, p) && !desired.contains_key(&s.name_any())) {
-        if s.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        api.delete(&s.name_any(), &DeleteParams::background()).await?;
-        events.push(PassEvent::normal(
-            "ServiceRemoved",
-            "DeleteChild",
-            format!("deleted CloudflareService {}: no longer in spec.services", s.name_any()),
-        ));
-    }
-
-    let mut current: BTreeMap<String, CloudflareService> =
-        existing.into_iter().filter(|s| controlled_by(s, p)).map(|s| (s.name_any(), s)).collect();
-    let mut states: BTreeMap<String, ChildState> = BTreeMap::new();
-    for w in &wanted {
-        let st = match current.get(&w.name) {
-            Some(s) => ChildState::of(s, &desired[&w.name]),
-            // Not listed as ours: make sure no one else's object has the name before creating it.
-            None => match api.get_opt(&w.name).await? {
-                Some(s) if controlled_by(&s, p) => {
-                    let st = ChildState::of(&s, &desired[&w.name]);
-                    current.insert(w.name.clone(), s);
-                    st
-                }
-                Some(_) => ChildState { exists: true, foreign: true, ..Default::default() },
-                None => ChildState::default(),
-            },
-        };
-        states.insert(w.name.clone(), st);
-    }
-
-    let limit = p.spec.max_concurrent.max(1) as usize;
-    let wave = next_wave(&wanted, &states, limit);
-    let owner = p.controller_owner_ref(&()).into_iter().collect::<Vec<_>>();
-    for name in &wave.apply {
-        let child = CloudflareService {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                namespace: Some(ns.to_string()),
-                labels: Some(BTreeMap::from([
-                    (LABEL_PORTFOLIO.to_string(), pname.clone()),
-                    (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
-                ])),
-                owner_references: Some(owner.clone()),
-                ..Default::default()
-            },
-            spec: desired[name].clone(),
-            status: None,
-        };
-        let mut body = serde_json::to_value(&child).map_err(|e| Error::Engine(e.to_string()))?;
-        if let Some(o) = body.as_object_mut() {
-            o.insert("apiVersion".into(), json!("clodo.dev/v1alpha1"));
-            o.insert("kind".into(), json!("CloudflareService"));
-            o.remove("status");
-        }
-        let applied = api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
-        let verb = if current.contains_key(name) { "updated" } else { "created" };
-        events.push(PassEvent::normal("ServiceApplied", "ApplyChild", format!("{verb} CloudflareService {name}")));
-        states.insert(name.clone(), ChildState::of(&applied, &desired[name]));
-        current.insert(name.clone(), applied);
-    }
-
-    let phases: BTreeMap<String, String> = current
-        .iter()
-        .filter_map(|(n, s)| {
-            let st = s.status.as_ref()?;
-            Some((n.clone(), phase_name(st.phase?)))
-        })
-        .collect();
-    let (services, ready_services, conds) = aggregate(&wanted, &states, &phases, &wave, limit);
-    status.services = services;
-    status.ready_services = Some(ready_services);
-    status.conditions = c::merge(&prev.conditions, &conds, p.metadata.generation, &now);
-
-    let flipped = |t: &str| {
-        let was = c::find(&prev.conditions, t).map(|x| (x.status.clone(), x.reason.clone()));
-        let is = c::find(&status.conditions, t).map(|x| (x.status.clone(), x.reason.clone()));
-        (was != is).then(|| c::find(&status.conditions, t).cloned()).flatten()
-    };
-    if let Some(x) = flipped(c::READY).filter(|x| x.status == "True") {
-        events.push(PassEvent::normal(&x.reason, "Aggregate", x.message));
-    }
-    if let Some(x) = flipped(c::DEGRADED).filter(|x| x.status == "True") {
-        events.push(PassEvent::warning(&x.reason, "Aggregate", x.message));
-    }
-    finish(ctx, p, &prev, status, events).await?;
-    ctx.reset_failures(&object_key(KIND, Some(ns), &pname));
+    ctx.reset_failures(&object_key(KIND, Some(ns), &p.name_any()));
+    // Invalid dependencies are terminal too: an edit of the spec retriggers at once.
     Ok(Action::requeue(ctx.resync_with_jitter()))
-}
-
-/// Publish Events, then one server-side apply of the whole status, skipped when unchanged.
-async fn finish(
-    ctx: &Context,
-    p: &Portfolio,
-    prev: &PortfolioStatus,
-    status: PortfolioStatus,
-    events: Vec<PassEvent>,
-) -> Result<(), Error> {
-    ctx.publish(&p.object_ref(&()), &events).await;
-    if &status != prev {
-        ctx.write_status(p, p.resource_version(), &status).await?;
-    }
-    Ok(())
 }
 
 /// Error policy: capped exponential backoff per object.
