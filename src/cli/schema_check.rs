@@ -75,7 +75,7 @@ pub fn check(files: &[PathBuf]) -> Result<Vec<SchemaFinding>, SchemaCheckError> 
                 }
                 let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
                 let Some(schema) = schemas.get(&kind) else { continue };
-                let errors = kube_fake_api::check_custom_resource(schema, &obj);
+                let errors = crd_admission::check_custom_resource(schema, &obj);
                 if !errors.is_empty() {
                     let meta =
                         |k: &str| obj.pointer(&format!("/metadata/{k}")).and_then(Value::as_str).map(str::to_string);

@@ -7,11 +7,11 @@ use std::sync::{Mutex, OnceLock};
 use regex::Regex;
 use serde_json::{Map, Value, json};
 
-use crate::status::{FieldError, json_type_name};
+use crate::field::{FieldError, json_type_name};
 
 /// One CRD version's schema, with its CEL rules compiled once.
 #[derive(Debug)]
-pub(crate) struct CompiledVersion {
+pub struct CompiledVersion {
     pub schema: Value,
     cel: Option<kube_cel::CompiledSchema>,
 }
@@ -450,7 +450,7 @@ fn validate_junctors(schema: &Value, v: &Value, path: &str, errs: &mut Vec<Field
 }
 
 /// JSON equality where `1` and `1.0` are equal, as in Go's decoded JSON.
-pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
+pub fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
         _ => a == b,
@@ -458,7 +458,7 @@ pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
 }
 
 /// `x-kubernetes-list-map-keys` of a schema node.
-pub(crate) fn list_map_keys(schema: &Value) -> Vec<String> {
+pub fn list_map_keys(schema: &Value) -> Vec<String> {
     schema
         .get("x-kubernetes-list-map-keys")
         .and_then(Value::as_array)
@@ -467,7 +467,7 @@ pub(crate) fn list_map_keys(schema: &Value) -> Vec<String> {
 }
 
 /// The key object of a map-list item: `{"type": "Ready"}`.
-pub(crate) fn key_of(item: &Value, keys: &[String]) -> Value {
+pub fn key_of(item: &Value, keys: &[String]) -> Value {
     let mut m = Map::new();
     for k in keys {
         if let Some(v) = item.get(k) {
