@@ -65,6 +65,51 @@ pub async fn run_operator(
     let identity = args.pod_name.clone().unwrap_or_else(|| format!("clodo-operator-{}", uuid::Uuid::new_v4().simple()));
     // Closed when leadership is lost: from then on no Cloudflare request leaves this process.
     let fence = Fence::new();
+    let ctx = context(&args, client.clone(), &metrics, &identity, &fence)?;
+
+    // Leader election: wait for the lease before starting any controller.
+    let elector = if args.leader_election {
+        match acquire_leadership(&args, client, &identity, &readiness, stop.clone()).await? {
+            Some(leading) => Some(leading),
+            None => {
+                admin_task.abort();
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+
+    let (down, renew) = shutdown_fan_out(elector.clone(), &fence, &stop);
+    let tasks = start_controllers(&ctx, &readiness, down);
+    info!("controllers started");
+    for t in tasks {
+        let _ = t.await;
+    }
+    readiness.set_synced(false);
+    if let Some(r) = renew {
+        r.abort();
+    }
+    if let Some((e, _)) = elector
+        && !fence.is_closed()
+        && let Err(err) = e.release().await
+    {
+        warn!(error = %err, "releasing the lease failed");
+    }
+    admin_task.abort();
+    info!("operator stopped");
+    Ok(())
+}
+
+/// The controllers' shared context: the Cloudflare client pool (fenced, budgeted, with this
+/// replica's identity in its User-Agent), the engine and the controller settings.
+fn context(
+    args: &RunArgs,
+    client: kube::Client,
+    metrics: &Arc<Metrics>,
+    identity: &str,
+    fence: &Fence,
+) -> anyhow::Result<Arc<Context>> {
     let mut cf = ClientConfig::from_env();
     cf.fence = fence.clone();
     // Which replica sent a request, for audit logs on the Cloudflare side (a pod name, no secret).
@@ -93,52 +138,62 @@ pub async fn run_operator(
         concurrency: args.concurrency.max(1),
         watch_namespaces: args.watch_namespaces.iter().filter(|n| !n.is_empty()).cloned().collect(),
         selector: args.selector.clone().filter(|s| !s.is_empty()),
-        instance: identity.clone(),
+        instance: identity.to_string(),
         ..Default::default()
     };
-    let ctx = Context::new(client.clone(), engine, metrics.clone(), config, fence.clone());
+    Ok(Context::new(client, engine, metrics.clone(), config, fence.clone()))
+}
 
-    // Leader election: wait for the lease before starting any controller.
-    let elector = if args.leader_election {
-        let cfg = LeaseConfig::new(&args.lease_name, &args.lease_namespace, &identity)
-            .with_timing(
-                Duration::from_secs(args.lease_duration_seconds),
-                Duration::from_secs(args.renew_deadline_seconds),
-                Duration::from_secs(args.retry_period_seconds),
-            )
-            .map_err(anyhow::Error::msg)?;
-        let e = LeaderElector::new(client.clone(), cfg);
-        let mut stop_wait = stop.clone();
-        loop {
-            let sent = tokio::time::Instant::now();
-            match e.try_acquire().await {
-                Ok(LeaseState::Leading) => {
-                    readiness.set_standing_by(false);
-                    info!(identity = %identity, "acquired leadership");
-                    break Some((Arc::new(e), sent));
-                }
-                Ok(LeaseState::Standby { holder }) => {
-                    readiness.set_standing_by(true);
-                    info!(holder = %holder, "standing by");
-                }
-                Err(err) => warn!(error = %err, "leader election attempt failed"),
+/// A held lease and when the request that won it was sent.
+type Leading = (Arc<LeaderElector>, tokio::time::Instant);
+
+/// Try for the lease until it is ours (`Some`) or `stop` fires first (`None`).
+async fn acquire_leadership(
+    args: &RunArgs,
+    client: kube::Client,
+    identity: &str,
+    readiness: &Readiness,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Leading>> {
+    let cfg = LeaseConfig::new(&args.lease_name, &args.lease_namespace, identity)
+        .with_timing(
+            Duration::from_secs(args.lease_duration_seconds),
+            Duration::from_secs(args.renew_deadline_seconds),
+            Duration::from_secs(args.retry_period_seconds),
+        )
+        .map_err(anyhow::Error::msg)?;
+    let e = LeaderElector::new(client, cfg);
+    loop {
+        let sent = tokio::time::Instant::now();
+        match e.try_acquire().await {
+            Ok(LeaseState::Leading) => {
+                readiness.set_standing_by(false);
+                info!(identity = %identity, "acquired leadership");
+                return Ok(Some((Arc::new(e), sent)));
             }
-            tokio::select! {
-                _ = tokio::time::sleep(e.config().retry_period) => {}
-                _ = stop_wait.wait_for(|s| *s) => {
-                    admin_task.abort();
-                    return Ok(());
-                }
+            Ok(LeaseState::Standby { holder }) => {
+                readiness.set_standing_by(true);
+                info!(holder = %holder, "standing by");
             }
+            Err(err) => warn!(error = %err, "leader election attempt failed"),
         }
-    } else {
-        None
-    };
+        tokio::select! {
+            _ = tokio::time::sleep(e.config().retry_period) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(None),
+        }
+    }
+}
 
-    // Shutdown fan-out: stop flag, or lost lease (the fence is closed before controllers stop,
-    // so passes in flight end at their next Cloudflare call).
+/// Shutdown fan-out: the stop flag, or a lost lease (the fence is closed before controllers
+/// stop, so passes in flight end at their next Cloudflare call). Returns the receiver that
+/// flips when the controllers must stop, and the lease-renewal task.
+fn shutdown_fan_out(
+    elector: Option<Leading>,
+    fence: &Fence,
+    stop: &watch::Receiver<bool>,
+) -> (watch::Receiver<bool>, Option<tokio::task::JoinHandle<()>>) {
     let (down_tx, down_rx) = watch::channel(false);
-    let renew = elector.clone().map(|(e, acquired)| {
+    let renew = elector.map(|(e, acquired)| {
         let down_tx = down_tx.clone();
         let mut stop_r = stop.clone();
         let fence = fence.clone();
@@ -153,21 +208,27 @@ pub async fn run_operator(
             }
         })
     });
-    {
-        let down_tx = down_tx.clone();
-        let mut stop_r = stop.clone();
-        tokio::spawn(async move {
-            let _ = stop_r.wait_for(|s| *s).await;
-            let _ = down_tx.send(true);
-        });
-    }
+    let mut stop_r = stop.clone();
+    tokio::spawn(async move {
+        let _ = stop_r.wait_for(|s| *s).await;
+        let _ = down_tx.send(true);
+    });
+    (down_rx, renew)
+}
+
+/// The Customer, CloudflareService and Portfolio controllers for every watched namespace (or
+/// the whole cluster). Ready once every service controller's cache has synced.
+fn start_controllers(
+    ctx: &Arc<Context>,
+    readiness: &Arc<Readiness>,
+    down: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let on_down = move || {
-        let mut r = down_rx.clone();
+        let mut r = down.clone();
         async move {
             let _ = r.wait_for(|s| *s).await;
         }
     };
-
     let namespaces: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
         vec![None]
     } else {
@@ -195,21 +256,5 @@ pub async fn run_operator(
         tasks.push(tokio::spawn(controller::service::run(ctx.clone(), ns.clone(), cust_store, on_down(), mark)));
         tasks.push(tokio::spawn(controller::portfolio::run(ctx.clone(), ns.clone(), on_down())));
     }
-    info!("controllers started");
-    for t in tasks {
-        let _ = t.await;
-    }
-    readiness.set_synced(false);
-    if let Some(r) = renew {
-        r.abort();
-    }
-    if let Some((e, _)) = elector
-        && !fence.is_closed()
-        && let Err(err) = e.release().await
-    {
-        warn!(error = %err, "releasing the lease failed");
-    }
-    admin_task.abort();
-    info!("operator stopped");
-    Ok(())
+    tasks
 }
