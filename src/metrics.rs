@@ -12,6 +12,9 @@ pub struct Metrics {
     pub registry: Registry,
     pub reconcile_total: IntCounterVec,
     pub reconcile_duration: HistogramVec,
+    /// `clodo_reconcile_errors_total{controller,reason}`: failed passes by the bounded reason of
+    /// their typed error (passes skipped as stale or after leadership was lost are not failures).
+    pub reconcile_errors_total: IntCounterVec,
     pub deployments_total: IntCounterVec,
     pub rollbacks_total: IntCounterVec,
     pub migrations_applied_total: IntCounterVec,
@@ -35,6 +38,10 @@ impl Metrics {
             HistogramOpts::new("clodo_reconcile_duration_seconds", "Duration of reconcile passes")
                 .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
             &["controller", "result"],
+        )?;
+        let reconcile_errors_total = IntCounterVec::new(
+            Opts::new("clodo_reconcile_errors_total", "Failed reconcile passes by controller and error reason"),
+            &["controller", "reason"],
         )?;
         let deployments_total = IntCounterVec::new(
             Opts::new("clodo_deployments_total", "Worker versions deployed by strategy"),
@@ -64,6 +71,7 @@ impl Metrics {
         for c in [
             Box::new(reconcile_total.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(reconcile_duration.clone()),
+            Box::new(reconcile_errors_total.clone()),
             Box::new(deployments_total.clone()),
             Box::new(rollbacks_total.clone()),
             Box::new(migrations_applied_total.clone()),
@@ -81,6 +89,7 @@ impl Metrics {
             registry,
             reconcile_total,
             reconcile_duration,
+            reconcile_errors_total,
             deployments_total,
             rollbacks_total,
             migrations_applied_total,
@@ -111,9 +120,11 @@ mod tests {
         let m = Metrics::new().unwrap();
         m.reconcile_total.with_label_values(&["service", "ok"]).inc();
         m.deployments_total.with_label_values(&["Immediate"]).inc();
+        m.reconcile_errors_total.with_label_values(&["customer", "TokenInvalid"]).inc();
         let text = m.render();
         assert!(text.contains("clodo_reconcile_total{controller=\"service\",result=\"ok\"} 1"));
         assert!(text.contains("clodo_resources_ready{kind=\"Customer\"} 0"));
         assert!(text.contains("clodo_deployments_total"));
+        assert!(text.contains("clodo_reconcile_errors_total{controller=\"customer\",reason=\"TokenInvalid\"} 1"));
     }
 }

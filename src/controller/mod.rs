@@ -1,8 +1,10 @@
-//! Controllers: shared context, startup, backoff and the Lease gate. One file per CRD.
+//! Controllers: shared context, startup, backoff and the Lease gate. One file per CRD, each a thin
+//! adapter on the generic [`scaffold`] (span, metrics, status write, ready gauge, error policy).
 
 pub mod customer;
 pub mod portfolio;
 pub mod resync;
+pub mod scaffold;
 pub mod service;
 pub mod source;
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::watcher;
+use kube::runtime::{finalizer, watcher};
 
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
@@ -21,8 +23,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cloudflare::Fence;
+use crate::crd::conditions::reason;
 use crate::crd::keys::FIELD_MANAGER;
 use crate::engine::backoff::{self, Backoff};
+use crate::engine::cleanup::CleanupError;
+use crate::engine::error::PassError;
 use crate::engine::{Engine, PassEvent};
 use crate::metrics::Metrics;
 
@@ -214,16 +219,6 @@ impl Context {
     }
 }
 
-/// Label of `clodo_reconcile_total`: `ok`, `error`, or `skipped` for passes that did nothing
-/// because the object was stale or this replica no longer leads.
-pub fn result_label<T>(result: &Result<T, Error>) -> &'static str {
-    match result {
-        Ok(_) => "ok",
-        Err(Error::StaleObject | Error::NotLeader) => "skipped",
-        Err(_) => "error",
-    }
-}
-
 /// A namespaced custom resource whose status the operator writes.
 pub trait StatusObject:
     Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope> + Clone + DeserializeOwned + std::fmt::Debug
@@ -282,19 +277,25 @@ pub fn object_key(kind: &str, namespace: Option<&str>, name: &str) -> String {
     format!("{kind}/{}/{name}", namespace.unwrap_or_default())
 }
 
-/// Errors the controllers return to kube-runtime (retried with backoff by `error_policy`).
+/// Errors the controllers return to kube-runtime (retried with backoff by `error_policy`). Each
+/// keeps its `#[source]` and maps to a bounded [`Error::reason`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    #[error("{0}")]
-    Engine(String),
+    /// A CloudflareService pass stopped early and will be retried.
+    #[error(transparent)]
+    Pass(#[from] PassError),
+    /// Cleaning up a deleted CloudflareService is blocked or failed.
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
     #[error(transparent)]
     Customer(#[from] crate::engine::customer::CustomerError),
     #[error(transparent)]
     Portfolio(#[from] crate::engine::portfolio::PortfolioError),
+    /// Adding or removing our finalizer failed.
     #[error("finalizer: {0}")]
-    Finalizer(String),
+    Finalizer(#[source] finalizer::Error<std::convert::Infallible>),
     /// The pass started from a copy older than the object's current state; it is retried from
     /// fresh state without counting as a failure.
     #[error("the cached object is older than its current state; reconciling again")]
@@ -311,6 +312,33 @@ impl Error {
             Error::StaleObject => Some(kube::runtime::controller::Action::requeue(Duration::from_millis(500))),
             Error::NotLeader => Some(kube::runtime::controller::Action::await_change()),
             _ => None,
+        }
+    }
+
+    /// Bounded reason, from the error's type (never its text): the `reason` label of
+    /// `clodo_reconcile_errors_total` and of the failure log line.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(_) | Error::Finalizer(_) => reason::KUBERNETES_ERROR,
+            Error::Pass(e) => e.reason(),
+            Error::Cleanup(e) => e.reason(),
+            Error::Customer(e) => e.reason(),
+            Error::Portfolio(e) => e.reason(),
+            Error::StaleObject => "StaleObject",
+            Error::NotLeader => "NotLeader",
+        }
+    }
+
+    /// The error of a pass run through kube's `finalizer()`: the pass's own error, or the
+    /// failed finalizer step.
+    pub fn from_finalizer(err: finalizer::Error<Error>) -> Error {
+        use finalizer::Error as F;
+        match err {
+            F::ApplyFailed(inner) | F::CleanupFailed(inner) => inner,
+            F::AddFinalizer(e) => Error::Finalizer(F::AddFinalizer(e)),
+            F::RemoveFinalizer(e) => Error::Finalizer(F::RemoveFinalizer(e)),
+            F::UnnamedObject => Error::Finalizer(F::UnnamedObject),
+            F::InvalidFinalizer => Error::Finalizer(F::InvalidFinalizer),
         }
     }
 }

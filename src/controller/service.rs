@@ -1,81 +1,62 @@
 //! CloudflareService controller: a thin adapter around the engine.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
-use tracing::{Instrument, info_span, warn};
 
 use super::source::KubeSource;
-use super::{Context, Error, object_key};
+use super::{Context, Error, scaffold};
 use crate::crd::conditions::{self, CondSpec};
 use crate::crd::keys::FINALIZER;
 use crate::crd::{CloudflareService, Customer};
 use crate::engine::Outcome;
 use crate::engine::cleanup::CleanupError;
 
-const KIND: &str = "CloudflareService";
-
 /// Reconcile one service.
 pub async fn reconcile(svc: Arc<CloudflareService>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = svc.namespace().unwrap_or_else(|| "default".into());
-    let span = info_span!("reconcile", kind = KIND, namespace = %ns, name = %svc.name_any(), generation = svc.metadata.generation.unwrap_or_default());
-    async move {
-        let start = Instant::now();
-        let api: Api<CloudflareService> = Api::namespaced(ctx.client.clone(), &ns);
-        let result = finalizer(&api, FINALIZER, svc.clone(), |event| async {
+    scaffold::reconcile(&*svc, &ctx.metrics, async {
+        let api: Api<CloudflareService> = Api::namespaced(ctx.client.clone(), &scaffold::namespace_of(&*svc));
+        finalizer(&api, FINALIZER, svc.clone(), |event| async {
             match event {
                 Finalizer::Apply(svc) => apply(&svc, &ctx).await,
                 Finalizer::Cleanup(svc) => cleanup(&svc, &ctx).await,
             }
         })
         .await
-        .map_err(|e| match e {
-            kube::runtime::finalizer::Error::ApplyFailed(inner)
-            | kube::runtime::finalizer::Error::CleanupFailed(inner) => inner,
-            other => Error::Finalizer(other.to_string()),
-        });
-        let label = super::result_label(&result);
-        ctx.metrics.reconcile_total.with_label_values(&["service", label]).inc();
-        ctx.metrics.reconcile_duration.with_label_values(&["service", label]).observe(start.elapsed().as_secs_f64());
-        result
-    }
-    .instrument(span)
+        .map_err(Error::from_finalizer)
+    })
     .await
 }
 
 async fn apply(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error> {
-    let key = object_key(KIND, svc.namespace().as_deref(), &svc.name_any());
     ctx.check_fresh(svc)?;
     let source = KubeSource::for_object(ctx.client.clone(), svc).with_fetcher(ctx.engine.code_fetcher());
     let pass = ctx.engine.reconcile(svc, &source, &crate::engine::NoProgress).await;
-    ctx.publish(&svc.object_ref(&()), &pass.events).await;
     // Also written when a checkpoint changed the stored status during the pass.
-    if svc.status.as_ref() != Some(&pass.status) || source.resource_version() != svc.resource_version() {
-        ctx.write_status(svc, source.resource_version(), &pass.status).await?;
-    } else if ctx.fence.is_closed() {
+    let written = scaffold::finish(ctx, svc, &pass.events, source.resource_version(), &pass.status).await?;
+    if !written && ctx.fence.is_closed() {
         return Err(Error::NotLeader);
     }
     match pass.outcome {
         Outcome::Done { requeue_after } => {
-            ctx.reset_failures(&key);
+            ctx.reset_failures(&scaffold::key_of(svc));
             // The resync period, stretched to the share of the budget resyncs may use.
             Ok(Action::requeue(requeue_after.unwrap_or_else(|| ctx.resync.next_for(svc))))
         }
         Outcome::Terminal => {
-            ctx.reset_failures(&key);
+            ctx.reset_failures(&scaffold::key_of(svc));
             // No fast retry: an edit of the spec or a referenced object retriggers at once.
             Ok(Action::requeue(ctx.resync.next_for(svc)))
         }
-        Outcome::Retry(e) => Err(Error::Engine(e.to_string())),
+        Outcome::Retry(e) => Err(e.into()),
     }
 }
 
@@ -97,24 +78,11 @@ async fn cleanup(svc: &CloudflareService, ctx: &Context) -> Result<Action, Error
                 status.conditions.iter().filter(|x| x.type_ != conditions::CLEANUP_BLOCKED).cloned().collect();
             let merged = conditions::merge(&status.conditions, &[cond], svc.metadata.generation, &now);
             status.conditions = others.into_iter().chain(merged).collect();
-            if svc.status.as_ref() != Some(&status) {
-                ctx.write_status(svc, svc.resource_version(), &status).await?;
-            }
-            Err(Error::Engine(e.to_string()))
+            scaffold::write_status_if_changed(ctx, svc, svc.resource_version(), &status).await?;
+            Err(e.into())
         }
-        Err(e) => Err(Error::Engine(e.to_string())),
+        Err(e) => Err(e.into()),
     }
-}
-
-/// Error policy: metrics and capped exponential backoff per object.
-pub fn error_policy(svc: Arc<CloudflareService>, err: &Error, ctx: Arc<Context>) -> Action {
-    if let Some(action) = err.no_backoff() {
-        return action;
-    }
-    let key = object_key(KIND, svc.namespace().as_deref(), &svc.name_any());
-    let wait = ctx.record_failure(&key);
-    warn!(namespace = %svc.namespace().unwrap_or_default(), name = %svc.name_any(), error = %err, retry_in_ms = wait.as_millis() as u64, "reconcile failed");
-    Action::requeue(wait)
 }
 
 /// Services in a store that reference a Customer.
@@ -175,7 +143,65 @@ fn references_config_map(s: &CloudflareService, name: &str) -> bool {
         || b.d1_databases.iter().any(|d| d.migrations.as_ref().is_some_and(|m| m.config_map_ref.name == name))
 }
 
-/// Run the controller for one namespace (or all, with `None`) until `shutdown` resolves.
+/// The APIs the CloudflareService controller watches.
+struct Watched {
+    services: Api<CloudflareService>,
+    secrets: Api<PartialObjectMeta<Secret>>,
+    config_maps: Api<PartialObjectMeta<ConfigMap>>,
+    customers: Api<Customer>,
+}
+
+impl Watched {
+    fn new(client: &kube::Client, namespace: Option<&str>) -> Self {
+        Self {
+            services: scaffold::scoped_api(client.clone(), namespace),
+            secrets: scaffold::scoped_api(client.clone(), namespace),
+            config_maps: scaffold::scoped_api(client.clone(), namespace),
+            customers: scaffold::scoped_api(client.clone(), namespace),
+        }
+    }
+}
+
+/// Services of `store` in `m`'s namespace for which `refers(service, name of m)` holds.
+fn referring<M: Resource>(
+    store: &Store<CloudflareService>,
+    m: &M,
+    refers: impl Fn(&CloudflareService, &str) -> bool,
+) -> Vec<ObjectRef<CloudflareService>> {
+    let ns = m.namespace().unwrap_or_default();
+    let name = m.name_any();
+    store
+        .state()
+        .into_iter()
+        .filter(|s| s.namespace().as_deref() == Some(ns.as_str()) && refers(s, &name))
+        .map(|s| ObjectRef::from_obj(&*s))
+        .collect()
+}
+
+/// Customer changes that retrigger its services: only what services consume from a Customer,
+/// its spec and whether its credentials are valid (not its service count or timestamps); and
+/// its deletion, which carries the last known state a predicate would filter out.
+fn customer_triggers(
+    api: Api<Customer>,
+) -> (
+    impl futures::Stream<Item = Result<Customer, watcher::Error>> + Send + 'static,
+    impl futures::Stream<Item = Result<Customer, watcher::Error>> + Send + 'static,
+) {
+    let changes = watcher(api.clone(), watcher::Config::default())
+        .applied_objects()
+        .predicate_filter(customer_relevance, kube::runtime::PredicateConfig::default());
+    let deletions = watcher(api, watcher::Config::default()).filter_map(|ev| async move {
+        match ev {
+            Ok(watcher::Event::Delete(c)) => Some(Ok(c)),
+            Err(e) => Some(Err(e)),
+            _ => None,
+        }
+    });
+    (changes, deletions)
+}
+
+/// Run the controller for one namespace (or all, with `None`) until `shutdown` resolves;
+/// `synced` is called once the watch of services has listed them.
 pub async fn run(
     ctx: Arc<Context>,
     namespace: Option<String>,
@@ -183,106 +209,24 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     synced: impl Fn() + Send + Sync + 'static,
 ) {
-    let client = ctx.client.clone();
-    #[allow(clippy::type_complexity)]
-    let (services, secrets, config_maps, customer_api): (
-        Api<CloudflareService>,
-        Api<PartialObjectMeta<Secret>>,
-        Api<PartialObjectMeta<ConfigMap>>,
-        Api<Customer>,
-    ) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-            Api::namespaced(client.clone(), ns),
-        ),
-        None => {
-            (Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()), Api::all(client.clone()))
-        }
-    };
-    let controller = Controller::new(services, ctx.watcher_config())
-        .with_config(kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency));
+    let apis = Watched::new(&ctx.client, namespace.as_deref());
+    let controller = scaffold::controller(&ctx, apis.services);
     let store = controller.store();
 
-    let s1 = store.clone();
-    let by_customer = move |c: Customer| services_for_customer(&s1, &c.namespace().unwrap_or_default(), &c.name_any());
-    let s2 = store.clone();
-    let c2 = customers.clone();
-    let by_secret = move |m: PartialObjectMeta<Secret>| {
-        let ns = m.namespace().unwrap_or_default();
-        let name = m.name_any();
-        s2.state()
-            .into_iter()
-            .filter(|s| s.namespace().as_deref() == Some(ns.as_str()) && references_secret(s, &c2, &name))
-            .map(|s| ObjectRef::from_obj(&*s))
-            .collect::<Vec<_>>()
-    };
-    let s3 = store.clone();
-    let by_config_map = move |m: PartialObjectMeta<ConfigMap>| {
-        let ns = m.namespace().unwrap_or_default();
-        let name = m.name_any();
-        s3.state()
-            .into_iter()
-            .filter(|s| s.namespace().as_deref() == Some(ns.as_str()) && references_config_map(s, &name))
-            .map(|s| ObjectRef::from_obj(&*s))
-            .collect::<Vec<_>>()
-    };
-
-    let ready_store = store.clone();
-    let gauge = ctx.metrics.resources_ready.with_label_values(&[KIND]);
-    let gauge_task = tokio::spawn(async move {
-        // Re-poll in short slices: a Controller's store can miss the wake-up of its ready
-        // signal (observed with kube-runtime 5.0), while the state itself is ready.
-        let r = loop {
-            if let Ok(r) = tokio::time::timeout(Duration::from_millis(200), ready_store.wait_until_ready()).await {
-                break r;
-            }
-        };
-        if r.is_ok() {
-            synced();
-        }
-        loop {
-            let ready = ready_store
-                .state()
-                .iter()
-                .filter(|s| {
-                    s.status.as_ref().is_some_and(|st| {
-                        crate::crd::conditions::is_true(&st.conditions, crate::crd::conditions::READY)
-                    })
-                })
-                .count();
-            gauge.set(ready as i64);
-            tokio::time::sleep(Duration::from_secs(5)).await;
-        }
-    });
-
-    // Only what services consume from a Customer retriggers them: its spec and whether its
-    // credentials are valid (not its service count or timestamps).
-    let customer_changes = watcher(customer_api.clone(), watcher::Config::default())
-        .applied_objects()
-        .predicate_filter(customer_relevance, kube::runtime::PredicateConfig::default());
-    // Deletions carry the last known state, which a predicate would filter out: watch them apart.
-    let customer_deletions = watcher(customer_api, watcher::Config::default()).filter_map(|ev| async move {
-        match ev {
-            Ok(watcher::Event::Delete(c)) => Some(Ok(c)),
-            Err(e) => Some(Err(e)),
-            _ => None,
-        }
-    });
+    let s = store.clone();
+    let by_customer = move |c: Customer| services_for_customer(&s, &c.namespace().unwrap_or_default(), &c.name_any());
     let by_customer_deleted = by_customer.clone();
-    controller
+    let s = store.clone();
+    let by_secret =
+        move |m: PartialObjectMeta<Secret>| referring(&s, &m, |svc, name| references_secret(svc, &customers, name));
+    let by_config_map = move |m: PartialObjectMeta<ConfigMap>| referring(&store, &m, references_config_map);
+    let (customer_changes, customer_deletions) = customer_triggers(apis.customers);
+
+    let controller = controller
         .watches_stream(customer_changes, by_customer)
         .watches_stream(customer_deletions, by_customer_deleted)
-        .watches_stream(watcher(secrets, watcher::Config::default()).touched_objects(), by_secret)
-        .watches_stream(watcher(config_maps, watcher::Config::default()).touched_objects(), by_config_map)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile, error_policy, ctx.clone())
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "controller event");
-            }
-        })
-        .await;
-    gauge_task.abort();
+        .watches_stream(watcher(apis.secrets, watcher::Config::default()).touched_objects(), by_secret)
+        .watches_stream(watcher(apis.config_maps, watcher::Config::default()).touched_objects(), by_config_map)
+        .graceful_shutdown_on(shutdown);
+    scaffold::run(controller, ctx, reconcile, Some(Box::new(synced))).await;
 }
