@@ -11,9 +11,12 @@ use std::time::Duration;
 use clodo_operator::cloudflare::{ClientConfig, ClientPool, Fence};
 use clodo_operator::controller::{self, Context, ControllerConfig};
 use clodo_operator::crd::conditions as c;
-use clodo_operator::crd::{CloudflareService, DeletionPolicy};
+use clodo_operator::crd::{CloudflareService, Customer, DeletionPolicy};
+use clodo_operator::engine::customer::CustomerError;
+use clodo_operator::engine::error::PassError;
 use clodo_operator::engine::{Engine, EngineConfig, PassEvent};
 use clodo_operator::metrics::Metrics;
+use cloudflare_emulator::Faults;
 use harness::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
@@ -119,8 +122,12 @@ async fn cleanup_blocked_keeps_the_finalizer_until_credentials_return_or_orphan(
 /// A controller context for calling the reconcile function directly (no watches), as a delayed
 /// watch would hand it objects.
 fn direct_context(env: &TestEnv) -> Arc<Context> {
+    direct_context_with(env, ClientConfig { base_url: env.emu.base_url(), ..Default::default() })
+}
+
+fn direct_context_with(env: &TestEnv, cf: ClientConfig) -> Arc<Context> {
     let metrics = Metrics::new().unwrap();
-    let pool = ClientPool::new(ClientConfig { base_url: env.emu.base_url(), ..Default::default() }, None);
+    let pool = ClientPool::new(cf, None);
     let engine = Arc::new(Engine::new(pool, metrics.clone(), EngineConfig::default()));
     Context::new(env.client.clone(), engine, metrics, ControllerConfig::default(), Fence::new())
 }
@@ -165,6 +172,52 @@ async fn stale_copy_never_regresses_status_or_cloudflare() {
     let after = services.get("data").await.unwrap();
     assert_eq!(after.status, current.status, "status is exactly what the newest pass wrote");
     assert_eq!(after.status.unwrap().worker.unwrap().version_id, serving);
+}
+
+/// A failed pass is counted in `clodo_reconcile_errors_total` under its controller and the
+/// bounded reason of its typed error (the reason its condition shows); a pass skipped on a stale
+/// copy is no failure and is not counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_passes_are_counted_by_the_reason_of_their_typed_error() {
+    let env = TestEnv::start(55).await;
+    env.apply_base().await;
+    let services = env.services();
+    let ctx =
+        direct_context_with(&env, ClientConfig { base_url: env.emu.base_url(), max_retries: 0, ..Default::default() });
+    // The first call only adds the finalizer.
+    controller::service::reconcile(Arc::new(services.get("data").await.unwrap()), ctx.clone()).await.unwrap();
+    let before = services.get("data").await.unwrap();
+    env.emu.set_faults(Faults { error_rate: 1.0, error_status: 500, ..Faults::default() });
+    let err = controller::service::reconcile(Arc::new(before.clone()), ctx.clone()).await.unwrap_err();
+    let customers: Api<Customer> = Api::namespaced(env.client.clone(), &env.ns);
+    let customer = customers.get("acme").await.unwrap();
+    let customer_err = controller::customer::reconcile(Arc::new(customer), ctx.clone()).await.unwrap_err();
+    env.emu.set_faults(Faults::default());
+
+    assert!(matches!(err, controller::Error::Pass(PassError::Cloudflare { .. })), "{err:?}");
+    assert_eq!(err.reason(), c::reason::CLOUDFLARE_ERROR, "{err}");
+    let shown = services.get("data").await.unwrap();
+    let conds = &shown.status.as_ref().expect("the failure lands in status").conditions;
+    assert!(conds.iter().any(|x| x.status == "False" && x.reason == err.reason()), "{conds:#?}");
+    assert!(matches!(customer_err, controller::Error::Customer(CustomerError::VerifyToken { .. })), "{customer_err:?}");
+    let m = &ctx.metrics;
+    let errors =
+        |controller: &str, reason: &str| m.reconcile_errors_total.with_label_values(&[controller, reason]).get();
+    assert_eq!(errors("service", err.reason()), 1);
+    assert_eq!(errors("customer", customer_err.reason()), 1);
+    assert_eq!(m.reconcile_total.with_label_values(&["service", "error"]).get(), 1);
+    let text = m.render();
+    let series = format!("clodo_reconcile_errors_total{{controller=\"service\",reason=\"{}\"}} 1", err.reason());
+    assert!(text.contains(&series), "{text}");
+
+    // The copy from before the failed pass's status write is stale now: skipped, not a failure.
+    let stale = controller::service::reconcile(Arc::new(before), ctx.clone()).await.unwrap_err();
+    assert!(matches!(stale, controller::Error::StaleObject), "{stale}");
+    assert_eq!(m.reconcile_total.with_label_values(&["service", "skipped"]).get(), 1);
+    let text = m.render();
+    let counted: Vec<&str> = text.lines().filter(|l| l.starts_with("clodo_reconcile_errors_total{")).collect();
+    assert_eq!(counted.len(), 2, "one series per failed pass, none for the skipped one: {counted:?}");
+    assert!(counted.iter().all(|l| l.ends_with(" 1")), "{counted:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
