@@ -342,3 +342,48 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudflare::CloudflareError;
+
+    fn api_error() -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status { code: 500, message: "etcd down".into(), ..Default::default() }))
+    }
+
+    #[test]
+    fn finalizer_steps_keep_their_text_and_source_and_have_a_kubernetes_reason() {
+        let e = Error::from_finalizer(finalizer::Error::AddFinalizer(api_error()));
+        assert!(matches!(e, Error::Finalizer(finalizer::Error::AddFinalizer(_))), "{e:?}");
+        assert_eq!(e.reason(), reason::KUBERNETES_ERROR);
+        let step = finalizer::Error::<Error>::AddFinalizer(api_error()).to_string();
+        assert_eq!(e.to_string(), format!("finalizer: {step}"));
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    #[test]
+    fn a_pass_error_keeps_its_type_through_the_finalizer_and_its_reason() {
+        let pass = PassError::cloudflare(
+            crate::crd::conditions::WORKER_DEPLOYED,
+            "uploading",
+            CloudflareError::not_found("zone acme.com"),
+        );
+        let text = pass.to_string();
+        let e = Error::from_finalizer(finalizer::Error::ApplyFailed(pass.into()));
+        assert!(matches!(e, Error::Pass(PassError::Cloudflare { .. })), "{e:?}");
+        assert_eq!(e.reason(), reason::ZONE_NOT_FOUND);
+        assert_eq!(e.to_string(), text, "the message is the pass error's");
+        let blocked = Error::from(CleanupError::Blocked { reason: reason::TOKEN_MISSING, message: "m".into() });
+        assert_eq!(blocked.reason(), reason::TOKEN_MISSING);
+        assert_eq!(Error::from(CleanupError::Failed("x".into())).reason(), "CleanupFailed");
+    }
+
+    #[test]
+    fn skipped_passes_are_no_failures() {
+        assert_eq!(scaffold::result_label::<()>(&Err(Error::StaleObject)), "skipped");
+        assert_eq!(scaffold::result_label::<()>(&Err(Error::NotLeader)), "skipped");
+        assert_eq!(scaffold::result_label::<()>(&Err(Error::Kube(api_error()))), "error");
+        assert!(Error::StaleObject.no_backoff().is_some() && Error::Kube(api_error()).no_backoff().is_none());
+    }
+}
