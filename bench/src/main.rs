@@ -17,12 +17,15 @@
 //! printed on stderr.
 
 mod operator;
+mod phases;
 mod setup;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure};
+use chrono::{DateTime, Utc};
 use clap::Parser;
 use clodo_operator::cli::RateLimitArg;
 use clodo_operator::crd::CloudflareService;
@@ -31,7 +34,7 @@ use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, watcher};
-use operator::{CHILD, Operator, child_operator};
+use operator::{CHILD, child_operator};
 use serde::Serialize;
 use setup::{Fixture, StandIns};
 
@@ -58,6 +61,18 @@ pub(crate) struct Args {
     /// Run each operator instance in a child process, to measure its own memory.
     #[arg(long)]
     operator_process: bool,
+    /// Operator replicas, each reconciling its shard (`--selector clodo.dev/shard=N`; services
+    /// are spread round-robin and each shard gets its own copy of the Customer).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    shards: u16,
+    /// Rate limit for the resync phase (emulator and client), e.g. Cloudflare's 1200/300, after
+    /// a fleet was set up under --rate-limit.
+    #[arg(long)]
+    resync_rate_limit: Option<RateLimitArg>,
+    /// Apply this many new services (20 without a value) in the middle of the resync and report
+    /// their time to first Cloudflare request and to Ready.
+    #[arg(long, num_args = 0..=1, default_missing_value = "20")]
+    resync_storm: Option<usize>,
     /// The example manifests (Customer, Secrets, ConfigMaps, CloudflareService).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples"))]
     examples: PathBuf,
@@ -71,8 +86,9 @@ struct Report {
     cf_requests: usize,
     requests_per_service: f64,
     http_429: usize,
-    noop_pass_requests: usize,
-    noop_pass_mutations: usize,
+    /// The full resync's requests (null with --resync-storm, which cuts the resync short).
+    noop_pass_requests: Option<usize>,
+    noop_pass_mutations: Option<usize>,
     /// Kubernetes API requests from the operator's start to all services Ready (the bench's own
     /// watch of the services adds two).
     kube_requests: usize,
@@ -81,6 +97,14 @@ struct Report {
     /// Peak RSS of the operator process itself (only with `--operator-process`).
     operator_rss_converging_mib: Option<f64>,
     operator_rss_resyncing_mib: Option<f64>,
+    shards: u16,
+    /// With --shards > 1: Worker scripts more than one replica sent requests for (0 expected).
+    shard_overlap: Option<usize>,
+    storm_services: Option<usize>,
+    storm_first_request_p50_s: Option<f64>,
+    storm_first_request_p99_s: Option<f64>,
+    storm_ready_p50_s: Option<f64>,
+    storm_ready_p99_s: Option<f64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -122,11 +146,12 @@ pub(crate) fn kib_field(name: &str) -> u64 {
 
 async fn bench(args: Args) -> anyhow::Result<Report> {
     ensure!(args.services > 0, "--services must be at least 1");
+    let shards = usize::from(args.shards);
     let fx = Fixture::load(&args.examples)?;
     let env = StandIns::start(&args, &fx).await?;
-    env.apply_fixture(&fx, args.services).await?;
+    env.apply_fixture(&fx, args.services, shards).await?;
     eprintln!(
-        "clodo-bench: {} services applied; latency {} ms, rate limit {}/{}s, concurrency {}; rss before the operator {:.1} MiB",
+        "clodo-bench: {} services applied; latency {} ms, rate limit {}/{}s, concurrency {}, {shards} shard(s); rss before the operator {:.1} MiB",
         args.services,
         args.latency_ms,
         args.rate_limit.requests,
@@ -135,9 +160,9 @@ async fn bench(args: Args) -> anyhow::Result<Report> {
         rss_mib()
     );
     let kube_before = env.kube_total();
-    let converge = converge(&args, &env).await?;
+    let converge = phases::converge(&args, &env).await?;
     let kube_requests = env.kube_total() - kube_before;
-    let resync = resync(&args, &env).await?;
+    let resync = phases::resync(&args, &env, &fx).await?;
     env.report_kube_requests();
     let peak = peak_rss_mib();
     eprintln!("clodo-bench: this process: rss now {:.1} MiB, peak {peak:.1} MiB", rss_mib());
@@ -147,6 +172,7 @@ async fn bench(args: Args) -> anyhow::Result<Report> {
     env.shutdown().await;
     let per_service = |n: usize| ((n as f64 / args.services as f64) * 100.0).round() / 100.0;
     let mib = |x: f64| (x * 10.0).round() / 10.0;
+    let storm = resync.storm.as_ref();
     Ok(Report {
         services: args.services,
         wall_s: (converge.wall_s * 100.0).round() / 100.0,
@@ -160,61 +186,14 @@ async fn bench(args: Args) -> anyhow::Result<Report> {
         peak_rss_mib: mib(peak),
         operator_rss_converging_mib: converge.operator_rss.map(mib),
         operator_rss_resyncing_mib: resync.operator_rss.map(mib),
+        shards: args.shards,
+        shard_overlap: converge.shard_overlap,
+        storm_services: storm.map(|s| s.services),
+        storm_first_request_p50_s: storm.map(|s| s.first_request_p50_s),
+        storm_first_request_p99_s: storm.map(|s| s.first_request_p99_s),
+        storm_ready_p50_s: storm.map(|s| s.ready_p50_s),
+        storm_ready_p99_s: storm.map(|s| s.ready_p99_s),
     })
-}
-
-/// What convergence from scratch cost.
-struct Converged {
-    wall_s: f64,
-    cf_requests: usize,
-    http_429: usize,
-    operator_rss: Option<f64>,
-}
-
-/// Convergence from scratch: one operator instance brings every service to Ready.
-async fn converge(args: &Args, env: &StandIns) -> anyhow::Result<Converged> {
-    env.emu.clear_journal();
-    let started = Instant::now();
-    let mut op = Operator::start(args, &env.fake, &env.emu, "bench-a").await?;
-    wait_all_ready(&env.services(), args.services, Duration::from_secs(args.timeout_s)).await?;
-    let wall_s = started.elapsed().as_secs_f64();
-    let journal = env.emu.journal();
-    let cf_requests = journal.len();
-    let http_429 = journal.iter().filter(|e| e.status == 429).count();
-    let client_429 = metric(&op.metrics_text().await?, "clodo_cloudflare_429_total");
-    eprintln!(
-        "clodo-bench: converged in {wall_s:.1}s with {cf_requests} Cloudflare requests ({http_429} answered 429; the client counted {client_429})"
-    );
-    eprint!("{}", breakdown(&journal));
-    let operator_rss = op.stop().await?;
-    Ok(Converged { wall_s, cf_requests, http_429, operator_rss })
-}
-
-/// What a full quiet resync cost.
-struct Resynced {
-    requests: usize,
-    mutations: usize,
-    operator_rss: Option<f64>,
-}
-
-/// Full resync: a fresh instance reconciles every object once.
-async fn resync(args: &Args, env: &StandIns) -> anyhow::Result<Resynced> {
-    env.emu.clear_journal();
-    let mut op = Operator::start(args, &env.fake, &env.emu, "bench-b").await?;
-    let started = Instant::now();
-    op.wait_for_passes(args.services, Duration::from_secs(args.timeout_s)).await?;
-    let journal = env.emu.journal();
-    let requests = journal.len();
-    let mutations = journal.iter().filter(|e| e.mutating).count();
-    eprintln!(
-        "clodo-bench: resync of {} services took {:.1}s: {requests} requests, {mutations} mutating; {} passes",
-        args.services,
-        started.elapsed().as_secs_f64(),
-        op.service_passes().await?
-    );
-    eprint!("{}", breakdown(&journal));
-    let operator_rss = op.stop().await?;
-    Ok(Resynced { requests, mutations, operator_rss })
 }
 
 /// Requests per method and route template (ids and names replaced by `:x`), most frequent first.
@@ -236,10 +215,17 @@ fn breakdown(journal: &[cloudflare_emulator::JournalEntry]) -> String {
     rows.iter().map(|(k, n)| format!("  {n:>7}  {k}\n")).collect()
 }
 
-/// Wait until `n` services are Ready for their generation, following a watch (listing a large
-/// fleet over and over would cost more than the operator's own work).
-async fn wait_all_ready(api: &Api<CloudflareService>, n: usize, timeout: Duration) -> anyhow::Result<()> {
-    let mut ready: std::collections::HashSet<String> = Default::default();
+/// Wait until the named services are Ready for their generation, following a watch (listing a
+/// large fleet over and over would cost more than the operator's own work). Returns when each
+/// was first seen Ready.
+async fn wait_ready(
+    api: &Api<CloudflareService>,
+    names: &[String],
+    timeout: Duration,
+) -> anyhow::Result<BTreeMap<String, DateTime<Utc>>> {
+    let wanted: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+    let n = wanted.len();
+    let mut ready: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
     let mut events =
         std::pin::pin!(watcher(api.clone(), watcher::Config::default()).default_backoff().applied_objects());
     let mut last_report = Instant::now();
@@ -249,21 +235,25 @@ async fn wait_all_ready(api: &Api<CloudflareService>, n: usize, timeout: Duratio
             .await
             .map_err(|_| anyhow::anyhow!("only {} of {n} services Ready after {timeout:?}", ready.len()))?;
         let Some(s) = next.transpose()? else { bail!("the watch of services ended") };
+        let name = s.name_any();
+        if !wanted.contains(name.as_str()) {
+            continue;
+        }
         let is_ready = s
             .status
             .as_ref()
             .is_some_and(|st| st.observed_generation == s.metadata.generation && c::is_true(&st.conditions, c::READY));
         if is_ready {
-            ready.insert(s.name_any());
+            ready.entry(name).or_insert_with(Utc::now);
         } else {
-            ready.remove(&s.name_any());
+            ready.remove(&name);
         }
         if last_report.elapsed() > Duration::from_secs(10) {
             eprintln!("clodo-bench: {}/{n} Ready", ready.len());
             last_report = Instant::now();
         }
     }
-    Ok(())
+    Ok(ready)
 }
 
 /// A Prometheus sample without labels (0 when absent).

@@ -14,23 +14,32 @@ use tokio::sync::{oneshot, watch};
 
 use crate::{Args, kib_field};
 
+/// One operator replica: its name (pod name and User-Agent instance), the label selector of its
+/// shard, and its client-side Cloudflare budget.
+#[derive(Debug, Clone)]
+pub(crate) struct Instance {
+    pub name: String,
+    pub selector: Option<String>,
+    pub rate_limit: RateLimitArg,
+}
+
 /// The operator `run` arguments for an instance.
-fn run_args(concurrency: u16, rate_limit: RateLimitArg, cf_url: String, name: &str) -> anyhow::Result<RunArgs> {
+fn run_args(concurrency: u16, instance: &Instance, cf_url: String) -> anyhow::Result<RunArgs> {
     Ok(RunArgs {
         metrics_addr: "127.0.0.1:0".parse()?,
         leader_election: false,
         lease_name: "clodo-bench".into(),
         lease_namespace: "default".into(),
-        pod_name: Some(name.into()),
+        pod_name: Some(instance.name.clone()),
         lease_duration_seconds: 15,
         renew_deadline_seconds: 10,
         retry_period_seconds: 2,
         watch_namespaces: Vec::new(),
-        selector: None,
+        selector: instance.selector.clone(),
         resync_seconds: 3600,
         concurrency,
         cloudflare_api_base_url: Some(cf_url),
-        rate_limit,
+        rate_limit: instance.rate_limit,
         resync_budget_share: Default::default(),
         artifacts: Default::default(),
     })
@@ -39,20 +48,21 @@ fn run_args(concurrency: u16, rate_limit: RateLimitArg, cf_url: String, name: &s
 /// First argument of the child-process mode (`--operator-process`).
 pub(crate) const CHILD: &str = "__operator";
 
-/// Child-process mode: `clodo-bench __operator KUBE_URL CF_URL CONCURRENCY RATE_LIMIT NAME`.
+/// Child-process mode: `clodo-bench __operator KUBE_URL CF_URL CONCURRENCY RATE_LIMIT NAME
+/// SELECTOR` (SELECTOR `-` for none).
 /// Runs one operator until stdin closes; prints `admin ADDR` once started and `peak_rss_kib N`
 /// when done.
 pub(crate) fn child_operator() -> anyhow::Result<()> {
     let a: Vec<String> = std::env::args().skip(2).collect();
-    let [kube_url, cf_url, concurrency, rate_limit, name] = a.as_slice() else {
-        bail!("usage: clodo-bench {CHILD} KUBE_URL CF_URL CONCURRENCY RATE_LIMIT NAME");
+    let [kube_url, cf_url, concurrency, rate_limit, name, selector] = a.as_slice() else {
+        bail!("usage: clodo-bench {CHILD} KUBE_URL CF_URL CONCURRENCY RATE_LIMIT NAME SELECTOR");
     };
-    let args = run_args(
-        concurrency.parse()?,
-        rate_limit.parse().map_err(|e: String| anyhow::anyhow!(e))?,
-        cf_url.clone(),
-        name,
-    )?;
+    let instance = Instance {
+        name: name.clone(),
+        selector: Some(selector.clone()).filter(|s| s != "-"),
+        rate_limit: rate_limit.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+    };
+    let args = run_args(concurrency.parse()?, &instance, cf_url.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let client = Client::try_from(kube::Config::new(kube_url.parse()?))?;
@@ -88,7 +98,7 @@ impl Operator {
         args: &Args,
         fake: &kube_fake_api::FakeApiServer,
         emu: &EmulatorHandle,
-        name: &str,
+        instance: &Instance,
     ) -> anyhow::Result<Operator> {
         if args.operator_process {
             use tokio::io::AsyncBufReadExt;
@@ -98,8 +108,9 @@ impl Operator {
                     fake.url(),
                     &emu.base_url(),
                     &args.concurrency.to_string(),
-                    &format!("{}/{}", args.rate_limit.requests, args.rate_limit.seconds),
-                    name,
+                    &format!("{}/{}", instance.rate_limit.requests, instance.rate_limit.seconds),
+                    &instance.name,
+                    instance.selector.as_deref().unwrap_or("-"),
                 ])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
@@ -112,7 +123,7 @@ impl Operator {
             let admin = line.strip_prefix("admin ").context("unexpected operator output")?.to_string();
             return Ok(Operator::Child(Box::new(ChildOperator { child, stdout, admin })));
         }
-        let run = run_args(args.concurrency, args.rate_limit, emu.base_url(), name)?;
+        let run = run_args(args.concurrency, instance, emu.base_url())?;
         let (stop, stop_rx) = watch::channel(false);
         let (tx, rx) = oneshot::channel::<OperatorHandles>();
         let client = fake.client();

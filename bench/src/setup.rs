@@ -42,6 +42,31 @@ impl Fixture {
         let zone = customer.spec.zones.first().cloned().unwrap_or_else(|| "acme.com".into());
         Ok(Self { m, template, ns, account, token, zone })
     }
+
+    /// A copy of the example service with its own name, route and custom domain, without
+    /// production tests (nothing would answer them: there is no Workers runtime behind the
+    /// emulator). Sharded: labelled for its shard and bound to that shard's Customer.
+    pub(crate) fn service(&self, name: &str, shard: usize, shards: usize) -> CloudflareService {
+        let mut s = self.template.clone();
+        let host = format!("{name}.{}", self.zone);
+        s.metadata.name = Some(name.to_string());
+        s.spec.body.routes = vec![RouteSpec { pattern: format!("{host}/*"), zone: None }];
+        s.spec.body.custom_domains = vec![host];
+        s.spec.body.production_tests = None;
+        if shards > 1 {
+            s.spec.customer_ref.name = sharded(&s.spec.customer_ref.name, shard);
+            s.labels_mut().insert(SHARD_LABEL.into(), shard.to_string());
+        }
+        s
+    }
+}
+
+/// The label that assigns an object to an operator replica (`--selector clodo.dev/shard=N`).
+pub(crate) const SHARD_LABEL: &str = "clodo.dev/shard";
+
+/// The name of a shard's copy of a Customer.
+fn sharded(name: &str, shard: usize) -> String {
+    format!("{name}-shard{shard}")
 }
 
 /// The fake Kubernetes API and the Cloudflare emulator, with a running count of the Kubernetes
@@ -87,8 +112,9 @@ impl StandIns {
         Ok(Self { emu, fake, kube_requests, log_task, ns: fx.ns.clone() })
     }
 
-    /// The CRDs, the example's Secrets, ConfigMaps and Customers, and `n` services.
-    pub(crate) async fn apply_fixture(&self, fx: &Fixture, n: usize) -> anyhow::Result<()> {
+    /// The CRDs, the example's Secrets and ConfigMaps, its Customers (one copy per shard when
+    /// sharded) and `n` services spread over the shards.
+    pub(crate) async fn apply_fixture(&self, fx: &Fixture, n: usize, shards: usize) -> anyhow::Result<()> {
         let client = self.fake.client();
         install_crds(&client).await?;
         for s in &fx.m.secrets {
@@ -98,15 +124,28 @@ impl StandIns {
             apply(&Api::namespaced(client.clone(), &fx.ns), cm.clone()).await?;
         }
         for cu in &fx.m.customers {
-            apply(&Api::namespaced(client.clone(), &fx.ns), cu.clone()).await?;
+            for shard in 0..shards {
+                let mut cu = cu.clone();
+                if shards > 1 {
+                    cu.metadata.name = Some(sharded(&cu.name_any(), shard));
+                    cu.labels_mut().insert(SHARD_LABEL.into(), shard.to_string());
+                }
+                apply(&Api::namespaced(client.clone(), &fx.ns), cu).await?;
+            }
         }
         let services = self.services();
-        let objects: Vec<CloudflareService> = (0..n).map(|i| nth_service(&fx.template, i, &fx.zone)).collect();
+        let objects: Vec<CloudflareService> =
+            (0..n).map(|i| fx.service(&format!("svc-{i:05}"), i % shards, shards)).collect();
         futures::stream::iter(objects.into_iter().map(|s| apply(&services, s)))
             .buffer_unordered(16)
             .try_collect::<Vec<()>>()
             .await?;
         Ok(())
+    }
+
+    /// Apply one more service (the resync storm's).
+    pub(crate) async fn apply_service(&self, svc: CloudflareService) -> anyhow::Result<()> {
+        apply(&self.services(), svc).await
     }
 
     /// The services' API.
@@ -152,19 +191,6 @@ fn token_of(m: &manifests::Manifests, ns: &str, r: &clodo_operator::crd::SecretK
         .with_context(|| format!("Secret {ns}/{} not in the examples", r.name))?;
     let bytes = secret.data.as_ref().and_then(|d| d.get(&r.key)).with_context(|| format!("key {} missing", r.key))?;
     Ok(String::from_utf8(bytes.0.clone())?.trim_end().to_string())
-}
-
-/// Service `i`: the example with its own name, route and custom domain, without production tests
-/// (nothing would answer them: there is no Workers runtime behind the emulator).
-fn nth_service(template: &CloudflareService, i: usize, zone: &str) -> CloudflareService {
-    let mut s = template.clone();
-    let name = format!("svc-{i:05}");
-    let host = format!("{name}.{zone}");
-    s.metadata.name = Some(name);
-    s.spec.body.routes = vec![RouteSpec { pattern: format!("{host}/*"), zone: None }];
-    s.spec.body.custom_domains = vec![host];
-    s.spec.body.production_tests = None;
-    s
 }
 
 /// Install the CRDs the way `kubectl apply -f crds/` would.

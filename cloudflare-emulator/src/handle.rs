@@ -87,6 +87,12 @@ impl EmulatorHandle {
         self.app.journal.clear();
     }
 
+    /// Enforce a new per-token rate limit from now on (e.g. Cloudflare's 1200 per 5 minutes
+    /// after a fleet was set up quickly); the request counts start again.
+    pub fn set_rate_limit(&self, requests: u32, window: std::time::Duration) {
+        self.app.limiter.set(requests, window);
+    }
+
     /// Replace the active faults (`Faults::default()` clears them).
     pub fn set_faults(&self, faults: Faults) {
         self.app.faults.set(faults);

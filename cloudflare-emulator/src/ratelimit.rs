@@ -5,34 +5,44 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub(crate) struct RateLimiter {
+    state: Mutex<Limits>,
+}
+
+struct Limits {
     limit: u32,
     window: Duration,
-    hits: Mutex<HashMap<String, VecDeque<Instant>>>,
+    hits: HashMap<String, VecDeque<Instant>>,
 }
 
 impl RateLimiter {
     pub(crate) fn new(limit: u32, window: Duration) -> Self {
-        Self { limit, window, hits: Mutex::new(HashMap::new()) }
+        Self { state: Mutex::new(Limits { limit, window, hits: HashMap::new() }) }
+    }
+
+    /// Change the limit from now on (counts start again).
+    pub(crate) fn set(&self, limit: u32, window: Duration) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Limits { limit, window, hits: HashMap::new() };
     }
 
     /// Count one request for `key`. `Err(retry_after_secs)` (whole seconds, rounded up)
     /// when the key already made `limit` requests within the window.
     pub(crate) fn check(&self, key: &str, now: Instant) -> Result<(), u64> {
-        if self.limit == 0 {
-            return Err(self.window.as_secs().max(1));
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (limit, window) = (state.limit, state.window);
+        if limit == 0 {
+            return Err(window.as_secs().max(1));
         }
-        let mut hits = self.hits.lock().unwrap_or_else(|e| e.into_inner());
-        let q = hits.entry(key.to_string()).or_default();
+        let q = state.hits.entry(key.to_string()).or_default();
         while let Some(first) = q.front() {
-            if now.duration_since(*first) >= self.window {
+            if now.duration_since(*first) >= window {
                 q.pop_front();
             } else {
                 break;
             }
         }
-        if q.len() >= self.limit as usize {
+        if q.len() >= limit as usize {
             let oldest = q.front().copied().unwrap_or(now);
-            let wait = self.window.saturating_sub(now.duration_since(oldest));
+            let wait = window.saturating_sub(now.duration_since(oldest));
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             return Err(secs.max(1));
         }
@@ -41,7 +51,7 @@ impl RateLimiter {
     }
 
     pub(crate) fn reset(&self) {
-        self.hits.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).hits.clear();
     }
 }
 
@@ -66,5 +76,18 @@ mod tests {
         );
         rl.reset();
         assert!(rl.check("a", t0 + Duration::from_millis(10_200)).is_ok());
+    }
+
+    #[test]
+    fn a_new_limit_applies_from_now_on() {
+        let rl = RateLimiter::new(1, Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert!(rl.check("a", t0).is_ok());
+        assert_eq!(rl.check("a", t0), Err(10));
+        rl.set(3, Duration::from_secs(300));
+        for _ in 0..3 {
+            assert!(rl.check("a", t0).is_ok());
+        }
+        assert_eq!(rl.check("a", t0), Err(300));
     }
 }
