@@ -2,8 +2,9 @@
 //! Kubernetes objects come in through [`resolve::ObjectSource`], and a pass returns the new
 //! status, the Events to publish and what to do next.
 //!
-//! One pass: resolve -> render -> security -> (fast drift check) -> observe -> plan -> execute ->
-//! production tests -> status.
+//! One pass: resolve -> render -> security -> pass-level steps (token, canary, manual rollback,
+//! drift check) -> observe -> plan -> execute -> production tests -> status. Every decision is a
+//! [`steps::Step`], planned by the pure [`preflight`] before it runs.
 
 pub mod backoff;
 pub mod cleanup;
@@ -12,6 +13,7 @@ pub mod customer;
 pub mod desired;
 pub mod error;
 pub mod execute;
+mod execute_steps;
 #[cfg(test)]
 pub mod fixtures;
 pub mod generated;
@@ -21,12 +23,14 @@ pub mod observe;
 pub mod ops;
 pub mod plan;
 pub mod portfolio;
+pub mod preflight;
 pub mod render;
 pub mod resolve;
 pub mod rollout;
 pub mod secret;
 pub mod security;
 pub mod status;
+pub mod steps;
 pub mod verify;
 pub mod zones;
 
@@ -106,6 +110,11 @@ pub struct PassResult {
     pub status: CloudflareServiceStatus,
     pub events: Vec<PassEvent>,
     pub outcome: Outcome,
+    /// Every step the pass planned, in order (a dry run lists their descriptions in status.plan).
+    pub planned: Vec<plan::Step>,
+    /// The steps the pass ran, in order: the planned ones, up to where the pass stopped (a dry
+    /// run runs only the reads).
+    pub executed: Vec<plan::Step>,
 }
 
 /// Engine settings.
@@ -155,6 +164,9 @@ pub(crate) struct Pass<'a> {
     /// The `generate` secrets of this pass's upload: a value to set, or `None` to keep the
     /// Worker's (filled just before the upload).
     pub generated: Vec<(String, Option<secret::SecretValue>)>,
+    /// Every step planned this pass, and the ones run.
+    pub planned: Vec<plan::Step>,
+    pub executed: Vec<plan::Step>,
 }
 
 impl Pass<'_> {
@@ -230,6 +242,8 @@ impl Engine {
             svc,
             src,
             generated: Vec::new(),
+            planned: Vec::new(),
+            executed: Vec::new(),
         };
         let generation = svc.metadata.generation;
         let (phase, outcome) = self.run_pass(svc, src, &mut pass).await;
@@ -243,7 +257,7 @@ impl Engine {
             }
         }
         status::apply(&mut pass.status, &pass.report, phase, generation, &pass.now);
-        PassResult { status: pass.status, events: pass.events, outcome }
+        PassResult { status: pass.status, events: pass.events, outcome, planned: pass.planned, executed: pass.executed }
     }
 
     async fn run_pass(&self, svc: &CloudflareService, src: &dyn ObjectSource, pass: &mut Pass<'_>) -> (Phase, Outcome) {

@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use super::desired::Desired;
-use super::migrations::{self, ChecksumMismatch, MigrationFile};
+use super::migrations::{self, ChecksumMismatch};
+pub use super::steps::{Step, UploadMode, UploadReason};
 use crate::crd::conditions::{DATABASES_READY, ROUTES_CONFIGURED, WORKER_DEPLOYED};
 use crate::crd::keys::OWNER_TAG_PREFIX;
 use crate::crd::{AppliedMigration, Ownership};
@@ -67,84 +68,6 @@ pub struct Observed {
     pub domains: Vec<ObservedDomain>,
     /// The account's workers.dev subdomain, read when the service has no route or domain.
     pub workers_subdomain: Option<String>,
-}
-
-/// One change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Step {
-    CreateDatabase { binding: String, name: String },
-    ApplyMigrations { binding: String, database: String, files: Vec<MigrationFile>, bookmark: bool },
-    DeleteSecret { name: String },
-    UploadWorker { reason: UploadReason },
-    TagScript,
-    CreateRoute { pattern: String, zone: String },
-    UpdateRoute { id: String, pattern: String, zone: String },
-    DeleteRoute { id: String, pattern: String, zone: String },
-    AttachDomain { hostname: String, zone: String },
-    DetachDomain { id: String, hostname: String },
-    EnableWorkersDev,
-}
-
-/// Why the Worker is uploaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UploadReason {
-    New,
-    Changed,
-}
-
-impl Step {
-    /// Human-readable description (status.plan, CLI output, Events). Never contains secret values.
-    pub fn describe(&self, d: &Desired) -> String {
-        match self {
-            Step::CreateDatabase { name, binding } => {
-                format!("create d1 database {name} (binding {binding})")
-            }
-            Step::ApplyMigrations { database, files, bookmark, .. } => {
-                let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-                let bm = if *bookmark { " after recording a Time Travel bookmark" } else { "" };
-                format!("apply migrations {} to d1 database {database}{bm}", names.join(", "))
-            }
-            Step::DeleteSecret { name } => {
-                format!("delete secret {name} from worker {}", d.script_name)
-            }
-            Step::UploadWorker { reason: UploadReason::New } => {
-                format!("upload and deploy new worker {}", d.script_name)
-            }
-            Step::UploadWorker { reason: UploadReason::Changed } => {
-                format!("upload and deploy a new version of worker {}", d.script_name)
-            }
-            Step::TagScript => format!("tag worker {} as owned by {}/{}", d.script_name, d.namespace, d.name),
-            Step::CreateRoute { pattern, zone } => format!("create route {pattern} in zone {zone}"),
-            Step::UpdateRoute { pattern, zone, .. } => {
-                format!("point route {pattern} in zone {zone} at {}", d.script_name)
-            }
-            Step::DeleteRoute { pattern, zone, .. } => {
-                format!("delete route {pattern} from zone {zone}")
-            }
-            Step::AttachDomain { hostname, .. } => format!("attach custom domain {hostname}"),
-            Step::DetachDomain { hostname, .. } => format!("detach custom domain {hostname}"),
-            Step::EnableWorkersDev => {
-                format!("enable the workers.dev URL of worker {}", d.script_name)
-            }
-        }
-    }
-
-    /// Short name for Events and metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Step::CreateDatabase { .. } => "CreateDatabase",
-            Step::ApplyMigrations { .. } => "ApplyMigrations",
-            Step::DeleteSecret { .. } => "DeleteSecret",
-            Step::UploadWorker { .. } => "UploadWorker",
-            Step::TagScript => "TagScript",
-            Step::CreateRoute { .. } => "CreateRoute",
-            Step::UpdateRoute { .. } => "UpdateRoute",
-            Step::DeleteRoute { .. } => "DeleteRoute",
-            Step::AttachDomain { .. } => "AttachDomain",
-            Step::DetachDomain { .. } => "DetachDomain",
-            Step::EnableWorkersDev => "EnableWorkersDev",
-        }
-    }
 }
 
 /// A plan: steps in execution order, plus the migration bookkeeping computed on the way.
@@ -287,7 +210,7 @@ pub fn plan(d: &Desired, o: &Observed, recorded: &BTreeMap<String, Vec<AppliedMi
     // Worker.
     let content_hash = (!creating).then(|| d.content_hash(&ids));
     match &o.script {
-        None => steps.push(Step::UploadWorker { reason: UploadReason::New }),
+        None => steps.push(Step::UploadWorker { reason: UploadReason::New, mode: UploadMode::Full }),
         Some(script) => {
             for s in &script.secret_names {
                 if !d.secret_names().any(|n| n == s) {
@@ -299,7 +222,7 @@ pub fn plan(d: &Desired, o: &Observed, recorded: &BTreeMap<String, Vec<AppliedMi
                 Some(h) => script.deployed_hash.as_deref() != Some(h.as_str()),
             };
             if changed || steps.iter().any(|s| matches!(s, Step::DeleteSecret { .. })) {
-                steps.push(Step::UploadWorker { reason: UploadReason::Changed });
+                steps.push(Step::UploadWorker { reason: UploadReason::Changed, mode: UploadMode::Full });
             }
         }
     }
@@ -359,6 +282,7 @@ mod tests {
     use super::*;
     use crate::engine::desired::build;
     use crate::engine::fixtures::inputs;
+    use crate::engine::migrations::MigrationFile;
 
     fn desired() -> Desired {
         build(&inputs()).unwrap()

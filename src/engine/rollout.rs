@@ -10,6 +10,9 @@ use super::{Engine, Outcome, Pass, PassEvent, ops};
 use crate::cloudflare::CloudflareClient;
 use crate::crd::conditions::{self as c, reason};
 use crate::crd::{Phase, RolloutProgress, RolloutStrategy};
+use k8s_openapi::jiff::Timestamp;
+
+use super::steps::Step;
 
 /// Request header that pins a request to a Worker version (the smoke test at 0%).
 pub const VERSION_OVERRIDE_HEADER: &str = "Cloudflare-Workers-Version-Overrides";
@@ -46,6 +49,11 @@ fn canary_steps(d: &Desired) -> (Vec<u32>, Duration) {
         Some(c) => (c.steps.clone(), Duration::from_secs(u64::from(c.step_interval_seconds))),
         None => (vec![10, 50], Duration::from_secs(60)),
     }
+}
+
+/// The share of traffic a new canary gets after its smoke test at 0%.
+pub(crate) fn first_step(d: &Desired) -> u32 {
+    canary_steps(d).0.first().copied().unwrap_or(10)
 }
 
 /// Whether a new version should go out as a canary (there is a previous version to split with).
@@ -133,7 +141,7 @@ pub(crate) async fn start(
         Ok(v) => v.id,
         Err(e) => return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "uploading the canary version", e)),
     };
-    let (steps, interval) = canary_steps(d);
+    let (_, interval) = canary_steps(d);
     let mut progress = RolloutProgress {
         version_id: version.clone(),
         previous_version_id: previous.to_string(),
@@ -163,7 +171,7 @@ pub(crate) async fn start(
     if let StepTests::Failed(why) = run_tests(engine, d, pass, Some(&version)).await {
         return Err(abort(engine, client, d, pass, &progress, &format!("smoke test at 0% failed: {why}")).await);
     }
-    let first = steps.first().copied().unwrap_or(10);
+    let first = first_step(d);
     if let Err(e) = ops::deploy_versions(
         client,
         &d.account_id,
@@ -187,77 +195,115 @@ pub(crate) async fn start(
     Ok(interval)
 }
 
-/// Continue a canary in flight. `None`: no canary (or it was superseded) — run a normal pass.
-pub(crate) async fn resume(
-    engine: &Engine,
-    client: &CloudflareClient,
-    d: &Desired,
-    pass: &mut Pass<'_>,
-) -> Option<(Phase, Outcome)> {
-    let r = pass.status.rollout.clone()?;
-    let ids: BTreeMap<String, String> =
-        pass.status.databases.iter().map(|x| (x.binding.clone(), x.id.clone())).collect();
+/// The canary step of this pass, decided from the spec and status alone (no IO): `StopCanary`
+/// when the spec changed under it (the pass then goes on), else wait, advance or promote (the
+/// pass ends there). `None` without a canary in flight.
+pub(crate) fn plan_canary(d: &Desired, st: &crate::crd::CloudflareServiceStatus, now: Timestamp) -> Option<Step> {
+    let r = st.rollout.as_ref()?;
+    let ids: BTreeMap<String, String> = st.databases.iter().map(|x| (x.binding.clone(), x.id.clone())).collect();
+    let version = r.version_id.clone();
     if d.content_hash(&ids) != r.content_hash
         || d.rollout.strategy != RolloutStrategy::Canary
         || d.rollback_to.is_some()
     {
-        // The spec or code changed mid-canary: restore the previous version, then start over.
-        if let Err(e) = ops::deploy_versions(
-            client,
-            &d.account_id,
-            &d.script_name,
-            &[(r.previous_version_id.clone(), 100)],
-            "canary superseded by a new spec",
-        )
-        .await
-        {
-            return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "stopping the superseded canary", e));
-        }
-        pass.status.rollout = None;
-        pass.emit(PassEvent::normal(
-            "CanarySuperseded",
-            "Canary",
-            format!("canary of version {} superseded by a spec change", short(&r.version_id)),
-        ));
-        return None;
+        return Some(Step::StopCanary { version });
     }
-    pass.report = super::status::report_from_conditions(&pass.status.conditions);
-    pass.report.ok(c::CREDENTIALS_VALID, reason::TOKEN_VALID, "API token is active");
     let (steps, interval) = canary_steps(d);
-    let elapsed = pass.now.0.duration_since(r.step_started_at.0);
+    let elapsed = now.duration_since(r.step_started_at.0);
     let elapsed = Duration::from_millis(elapsed.as_millis().max(0) as u64);
     if elapsed < interval {
-        report_canary(pass, &r);
-        return Some((Phase::Deploying, Outcome::Done { requeue_after: Some(interval - elapsed) }));
+        return Some(Step::WaitCanary { version, percent: r.percentage, left: interval - elapsed });
     }
     let next = usize::try_from(r.step + 1).unwrap_or(0);
-    if let Some(&p) = steps.get(next) {
-        if let Err(e) = ops::deploy_versions(
-            client,
-            &d.account_id,
-            &d.script_name,
-            &[(r.version_id.clone(), p), (r.previous_version_id.clone(), 100 - p)],
-            &format!("canary {p}%"),
-        )
-        .await
-        {
-            return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the next canary step", e));
-        }
-        let progress =
-            RolloutProgress { step: next as i32, percentage: p, step_started_at: pass.now.clone(), ..r.clone() };
-        pass.emit(PassEvent::normal(
-            "CanaryStep",
-            "Canary",
-            format!("version {} now serves {p}%", short(&r.version_id)),
-        ));
-        if let StepTests::Failed(why) = run_tests(engine, d, pass, None).await {
-            return Some(abort(engine, client, d, pass, &progress, &format!("tests at {p}% failed: {why}")).await);
-        }
-        report_canary(pass, &progress);
-        pass.status.rollout = Some(progress);
-        return Some((Phase::Deploying, Outcome::Done { requeue_after: Some(interval) }));
+    Some(match steps.get(next) {
+        Some(&percent) => Step::AdvanceCanary { version, percent },
+        None => Step::PromoteCanary { version },
+    })
+}
+
+/// `StopCanary`: the spec or code changed mid-canary: restore the previous version, then the
+/// pass starts over.
+pub(crate) async fn stop(
+    client: &CloudflareClient,
+    d: &Desired,
+    r: &RolloutProgress,
+    pass: &mut Pass<'_>,
+) -> Result<(), (Phase, Outcome)> {
+    if let Err(e) = ops::deploy_versions(
+        client,
+        &d.account_id,
+        &d.script_name,
+        &[(r.previous_version_id.clone(), 100)],
+        "canary superseded by a new spec",
+    )
+    .await
+    {
+        return Err(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "stopping the superseded canary", e));
     }
-    // Last step done: promote to 100%.
+    pass.status.rollout = None;
+    pass.emit(PassEvent::normal(
+        "CanarySuperseded",
+        "Canary",
+        format!("canary of version {} superseded by a spec change", short(&r.version_id)),
+    ));
+    Ok(())
+}
+
+/// A pass that continues a canary keeps the conditions of the pass that started it.
+fn continue_report(pass: &mut Pass<'_>) {
+    pass.report = super::status::report_from_conditions(&pass.status.conditions);
+    pass.report.ok(c::CREDENTIALS_VALID, reason::TOKEN_VALID, "API token is active");
+}
+
+/// `WaitCanary`: the current step is not over; requeue for the time left.
+pub(crate) fn wait(pass: &mut Pass<'_>, r: &RolloutProgress, left: Duration) -> (Phase, Outcome) {
+    continue_report(pass);
+    report_canary(pass, r);
+    (Phase::Deploying, Outcome::Done { requeue_after: Some(left) })
+}
+
+/// `AdvanceCanary`: the next share of traffic, then the tests at it.
+pub(crate) async fn advance(
+    engine: &Engine,
+    client: &CloudflareClient,
+    d: &Desired,
+    r: &RolloutProgress,
+    p: u32,
+    pass: &mut Pass<'_>,
+) -> (Phase, Outcome) {
+    continue_report(pass);
+    let (_, interval) = canary_steps(d);
+    if let Err(e) = ops::deploy_versions(
+        client,
+        &d.account_id,
+        &d.script_name,
+        &[(r.version_id.clone(), p), (r.previous_version_id.clone(), 100 - p)],
+        &format!("canary {p}%"),
+    )
+    .await
+    {
+        return stop_on_cf_error(pass, c::WORKER_DEPLOYED, "deploying the next canary step", e);
+    }
+    let next = usize::try_from(r.step + 1).unwrap_or(0) as i32;
+    let progress = RolloutProgress { step: next, percentage: p, step_started_at: pass.now.clone(), ..r.clone() };
+    pass.emit(PassEvent::normal("CanaryStep", "Canary", format!("version {} now serves {p}%", short(&r.version_id))));
+    if let StepTests::Failed(why) = run_tests(engine, d, pass, None).await {
+        return abort(engine, client, d, pass, &progress, &format!("tests at {p}% failed: {why}")).await;
+    }
+    report_canary(pass, &progress);
+    pass.status.rollout = Some(progress);
+    (Phase::Deploying, Outcome::Done { requeue_after: Some(interval) })
+}
+
+/// `PromoteCanary`: the last step is done; deploy the canary at 100% and test it.
+pub(crate) async fn promote(
+    engine: &Engine,
+    client: &CloudflareClient,
+    d: &Desired,
+    r: &RolloutProgress,
+    pass: &mut Pass<'_>,
+) -> (Phase, Outcome) {
+    continue_report(pass);
     if let Err(e) = ops::deploy_versions(
         client,
         &d.account_id,
@@ -267,11 +313,11 @@ pub(crate) async fn resume(
     )
     .await
     {
-        return Some(stop_on_cf_error(pass, c::WORKER_DEPLOYED, "promoting the canary", e));
+        return stop_on_cf_error(pass, c::WORKER_DEPLOYED, "promoting the canary", e);
     }
     let full = RolloutProgress { percentage: 100, ..r.clone() };
     if let StepTests::Failed(why) = run_tests(engine, d, pass, None).await {
-        return Some(abort(engine, client, d, pass, &full, &format!("tests at 100% failed: {why}")).await);
+        return abort(engine, client, d, pass, &full, &format!("tests at 100% failed: {why}")).await;
     }
     pass.status.rollout = None;
     record_deploy(pass, d, &r.version_id, Some(r.previous_version_id.clone()), &r.content_hash, "Deployed");
@@ -286,6 +332,12 @@ pub(crate) async fn resume(
         reason::DEPLOYED,
         format!("worker {} serves version {}", d.script_name, r.version_id),
     );
+    report_promoted_tests(engine, d, pass);
+    let phase = if pass.report.first_not_ok().is_none() { Phase::Ready } else { Phase::Testing };
+    (phase, Outcome::Done { requeue_after: None })
+}
+
+fn report_promoted_tests(engine: &Engine, d: &Desired, pass: &mut Pass<'_>) {
     match &d.tests {
         None => pass.report.ok(c::PRODUCTION_TESTS_PASSED, reason::NO_TESTS, "no production tests declared"),
         Some(_) if engine.config.no_local_runtime => pass.report.unknown(
@@ -297,8 +349,6 @@ pub(crate) async fn resume(
             pass.report.ok(c::PRODUCTION_TESTS_PASSED, reason::TESTS_PASSED, "canary passed its tests at every step")
         }
     }
-    let phase = if pass.report.first_not_ok().is_none() { Phase::Ready } else { Phase::Testing };
-    Some((phase, Outcome::Done { requeue_after: None }))
 }
 
 /// Honour `clodo.dev/rollback-to`: make the named version serve 100% (once), and hold it there
