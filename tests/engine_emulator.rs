@@ -296,3 +296,50 @@ async fn token_never_appears_in_status_events_or_metrics() {
     assert!(!metrics.contains(TOKEN));
     assert!(metrics.contains("clodo_cloudflare_requests_total"));
 }
+
+fn kinds(steps: &[clodo_operator::engine::plan::Step]) -> Vec<&'static str> {
+    steps.iter().map(|s| s.kind()).collect()
+}
+
+/// `plan` (a dry run) lists exactly the steps `deploy` then runs, for a fresh service, a quiet
+/// resync and a code change; every pass of every engine scenario also runs exactly its plan
+/// (`common::assert_ran_its_plan`).
+#[tokio::test]
+async fn plan_lists_exactly_the_steps_deploy_runs() {
+    let mut w = World::new(46).await;
+    let mut svc = w.svc();
+
+    // Fresh: the dry run on one restarted operator, the deploy on another (both verify the token).
+    for (change, expected) in [
+        (
+            false,
+            vec!["VerifyToken", "CreateDatabase", "ApplyMigrations", "UploadWorker", "CreateRoute", "AttachDomain"],
+        ),
+        (true, vec!["VerifyToken", "UploadWorker"]),
+    ] {
+        if change {
+            w.set_config_map("data-code", &[("index.js", "export default { fetch() { return new Response('v2') } };")]);
+        }
+        let mut dry = svc.clone();
+        dry.spec.body.dry_run = true;
+        w.emu.clear_journal();
+        let (plan, _) = w.pass_on(&w.fresh_engine(), &mut dry).await;
+        assert!(w.mutations().is_empty(), "a dry run changes nothing: {:?}", w.mutations());
+        assert_eq!(kinds(&plan.planned), expected);
+        assert_eq!(kinds(&plan.executed), vec!["VerifyToken"], "a dry run runs only the reads");
+        let listed = dry.status.as_ref().unwrap().plan.clone();
+        let (deploy, _) = w.pass_on(&w.fresh_engine(), &mut svc).await;
+        assert_eq!(cond(&svc, c::READY).status, "True", "{:#?}", svc.status);
+        assert_eq!(deploy.executed, plan.planned);
+        let d = listed.len();
+        assert_eq!(d, deploy.executed.len());
+        assert!(listed.iter().any(|l| l.starts_with("upload")), "{listed:?}");
+    }
+
+    // Quiet resync: the plan is the drift check, and that is all the pass does.
+    w.pass(&mut svc).await;
+    let (quiet, _) = w.pass(&mut svc).await;
+    let version = svc.status.as_ref().unwrap().worker.as_ref().unwrap().version_id.clone().unwrap();
+    assert_eq!(quiet.planned, vec![clodo_operator::engine::plan::Step::DriftCheck { version }]);
+    assert_eq!(quiet.executed, quiet.planned);
+}

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use clodo_operator::crd::conditions as c;
 use clodo_operator::crd::*;
 use clodo_operator::engine::Outcome;
+use clodo_operator::engine::plan::{Step, UploadMode};
 use common::service_double::{Mode, ServiceDouble};
 use common::*;
 
@@ -32,6 +33,10 @@ fn active(w: &World) -> Vec<(String, f64)> {
     let s = w.emu.script(&w.account, "acme-data-production").expect("script exists");
     let d = s.active_deployment().cloned().expect("a deployment");
     d.versions.iter().map(|v| (v.version_id.clone(), v.percentage)).collect()
+}
+
+fn kinds(steps: &[Step]) -> Vec<&'static str> {
+    steps.iter().map(|s| s.kind()).collect()
 }
 
 fn version(svc: &CloudflareService) -> String {
@@ -68,7 +73,8 @@ async fn failed_tests_roll_back_once_and_do_not_loop() {
     // Next passes: the failing version is not redeployed.
     for _ in 0..2 {
         w.emu.clear_journal();
-        w.pass(&mut svc).await;
+        let (r, _) = w.pass(&mut svc).await;
+        assert!(kinds(&r.planned).contains(&"HoldBack"), "{:?}", r.planned);
         assert!(w.mutations().is_empty(), "no redeploy loop: {:?}", w.mutations());
         assert_eq!(svc.status.as_ref().unwrap().phase, Some(Phase::RolledBack));
     }
@@ -121,6 +127,11 @@ async fn canary_goes_through_every_step_then_promotes() {
 
     let (r, _) = w.pass(&mut svc).await;
     assert!(matches!(r.outcome, Outcome::Done { requeue_after: Some(_) }), "{:?}", r.outcome);
+    assert!(
+        r.planned.iter().any(|s| matches!(s, Step::UploadWorker { mode: UploadMode::Canary { percent: 10 }, .. })),
+        "{:?}",
+        r.planned
+    );
     let progress = svc.status.as_ref().unwrap().rollout.clone().expect("canary in progress");
     let v2 = progress.version_id.clone();
     assert_eq!(active(&w), vec![(v2.clone(), 10.0), (v1.clone(), 90.0)]);
@@ -132,9 +143,11 @@ async fn canary_goes_through_every_step_then_promotes() {
         "smoke test pinned to the new version"
     );
 
-    w.pass(&mut svc).await;
+    let (r, _) = w.pass(&mut svc).await;
+    assert_eq!(r.planned, vec![Step::AdvanceCanary { version: v2.clone(), percent: 50 }]);
     assert_eq!(active(&w), vec![(v2.clone(), 50.0), (v1.clone(), 50.0)]);
-    w.pass(&mut svc).await;
+    let (r, _) = w.pass(&mut svc).await;
+    assert_eq!(r.planned, vec![Step::PromoteCanary { version: v2.clone() }]);
     assert_eq!(active(&w), vec![(v2.clone(), 100.0)]);
     assert!(svc.status.as_ref().unwrap().rollout.is_none());
     assert_eq!(cond(&svc, c::READY).status, "True", "{:#?}", svc.status);
@@ -192,14 +205,16 @@ async fn manual_rollback_pins_a_version_until_the_annotation_goes() {
     let annotations = BTreeMap::from([("clodo.dev/rollback-to".to_string(), v1.clone())]);
     w.manifests.services[0].metadata.annotations = Some(annotations.clone());
     svc.metadata.annotations = Some(annotations);
-    let (_, events) = w.pass(&mut svc).await;
+    let (r, events) = w.pass(&mut svc).await;
+    assert_eq!(kinds(&r.planned)[..2], ["ManualRollback", "KeepPinned"], "{:?}", r.planned);
     assert_eq!(active(&w), vec![(v1.clone(), 100.0)]);
     assert_eq!(version(&svc), v1);
     assert_eq!(svc.status.as_ref().unwrap().history[0].outcome, "ManualRollback");
     assert!(events.iter().any(|e| e.reason == "RolledBack"), "{events:?}");
     assert_eq!(cond(&svc, c::WORKER_DEPLOYED).reason, "PinnedByAnnotation");
     w.emu.clear_journal();
-    w.pass(&mut svc).await;
+    let (r, _) = w.pass(&mut svc).await;
+    assert_eq!(kinds(&r.planned), ["ManualRollback", "DriftCheck"], "pinned and converged: {:?}", r.planned);
     assert!(w.mutations().is_empty(), "pinned: {:?}", w.mutations());
 
     // Removing the annotation deploys the spec again.

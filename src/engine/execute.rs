@@ -134,7 +134,12 @@ async fn run_pass_step(
 }
 
 /// `VerifyToken`: ask Cloudflare whether the token is active.
-async fn verify_token(engine: &Engine, client: &CloudflareClient, d: &Desired, pass: &mut Pass<'_>) -> Result<(), Stop> {
+async fn verify_token(
+    engine: &Engine,
+    client: &CloudflareClient,
+    d: &Desired,
+    pass: &mut Pass<'_>,
+) -> Result<(), Stop> {
     match ops::verify_token(client, &d.account_id).await {
         Ok(v) if v.active => {
             engine.mark_verified(client, true);
@@ -245,7 +250,9 @@ async fn after_resources(
             pass.report.ok(
                 c::WORKER_DEPLOYED,
                 "PinnedByAnnotation",
-                format!("pinned to version {v} by annotation clodo.dev/rollback-to; remove it to deploy the spec again"),
+                format!(
+                    "pinned to version {v} by annotation clodo.dev/rollback-to; remove it to deploy the spec again"
+                ),
             );
             verify::after_deploy(engine, client, d, pass, false).await
         }

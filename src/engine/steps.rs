@@ -13,31 +13,80 @@ pub enum Step {
     /// Ask Cloudflare whether the API token is active (no Customer status or recent check vouches).
     VerifyToken,
     /// The spec changed under a canary in flight: its previous version goes back to 100% first.
-    StopCanary { version: String },
+    StopCanary {
+        version: String,
+    },
     /// A canary step is not over yet: wait, change nothing.
-    WaitCanary { version: String, percent: u32, left: Duration },
+    WaitCanary {
+        version: String,
+        percent: u32,
+        left: Duration,
+    },
     /// Give the canary version its next share of traffic and test it.
-    AdvanceCanary { version: String, percent: u32 },
+    AdvanceCanary {
+        version: String,
+        percent: u32,
+    },
     /// The canary passed every step: deploy it at 100% and test it.
-    PromoteCanary { version: String },
+    PromoteCanary {
+        version: String,
+    },
     /// `clodo.dev/rollback-to`: make the named version serve 100% (nothing if it already does).
-    ManualRollback { to: String },
+    ManualRollback {
+        to: String,
+    },
     /// The last pass converged on these inputs: one read tells whether the version still serves.
-    DriftCheck { version: String },
-    CreateDatabase { binding: String, name: String },
-    ApplyMigrations { binding: String, database: String, files: Vec<MigrationFile>, bookmark: bool },
-    DeleteSecret { name: String },
-    UploadWorker { reason: UploadReason, mode: UploadMode },
+    DriftCheck {
+        version: String,
+    },
+    CreateDatabase {
+        binding: String,
+        name: String,
+    },
+    ApplyMigrations {
+        binding: String,
+        database: String,
+        files: Vec<MigrationFile>,
+        bookmark: bool,
+    },
+    DeleteSecret {
+        name: String,
+    },
+    UploadWorker {
+        reason: UploadReason,
+        mode: UploadMode,
+    },
     /// The content differs, but `clodo.dev/rollback-to` pins the serving version: no upload.
-    KeepPinned { version: String },
+    KeepPinned {
+        version: String,
+    },
     /// The content already failed its production tests and was rolled back: not redeployed.
-    HoldBack { content_hash: String },
+    HoldBack {
+        content_hash: String,
+    },
     TagScript,
-    CreateRoute { pattern: String, zone: String },
-    UpdateRoute { id: String, pattern: String, zone: String },
-    DeleteRoute { id: String, pattern: String, zone: String },
-    AttachDomain { hostname: String, zone: String },
-    DetachDomain { id: String, hostname: String },
+    CreateRoute {
+        pattern: String,
+        zone: String,
+    },
+    UpdateRoute {
+        id: String,
+        pattern: String,
+        zone: String,
+    },
+    DeleteRoute {
+        id: String,
+        pattern: String,
+        zone: String,
+    },
+    AttachDomain {
+        hostname: String,
+        zone: String,
+    },
+    DetachDomain {
+        id: String,
+        hostname: String,
+    },
     EnableWorkersDev,
 }
 

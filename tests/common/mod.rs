@@ -192,13 +192,26 @@ impl World {
         self.manifests.services[0].clone()
     }
 
-    /// Run one pass for `svc`, store the status on it, return the pass.
+    /// Run one pass for `svc`, store the status on it, return the pass. Every pass checks that
+    /// it ran exactly the steps it planned (see [`assert_ran_its_plan`]).
     pub async fn pass(&self, svc: &mut CloudflareService) -> (PassResult, Vec<PassEvent>) {
+        self.pass_on(&self.engine, svc).await
+    }
+
+    /// [`World::pass`] on another engine (e.g. a restarted operator with nothing cached).
+    pub async fn pass_on(&self, engine: &Engine, svc: &mut CloudflareService) -> (PassResult, Vec<PassEvent>) {
         let rec = Recorder(Mutex::new(Vec::new()));
-        let r = self.engine.reconcile(svc, &self.source(), &rec).await;
+        let r = engine.reconcile(svc, &self.source(), &rec).await;
+        assert_ran_its_plan(svc, &r);
         svc.status = Some(r.status.clone());
         let events = rec.0.into_inner().unwrap();
         (r, events)
+    }
+
+    /// A new engine on the same emulator and metrics, with nothing cached.
+    pub fn fresh_engine(&self) -> Engine {
+        let cfg = ClientConfig { base_url: self.emu.base_url(), ..Default::default() };
+        Engine::new(ClientPool::new(cfg, None), self.metrics.clone(), self.engine.config.clone())
     }
 
     pub fn set_config_map(&mut self, name: &str, files: &[(&str, &str)]) {
@@ -219,6 +232,22 @@ impl World {
 
     pub fn mutations(&self) -> Vec<String> {
         self.emu.journal().into_iter().filter(|e| e.mutating).map(|e| format!("{} {}", e.method, e.path)).collect()
+    }
+}
+
+/// A pass runs the steps it planned, in order: all of them when it completes (outcome `Done`,
+/// not a dry run), else the first ones, up to where it stopped. No step runs unplanned.
+pub fn assert_ran_its_plan(svc: &CloudflareService, r: &PassResult) {
+    let kinds = |s: &[clodo_operator::engine::plan::Step]| s.iter().map(|x| x.kind()).collect::<Vec<_>>();
+    assert!(
+        r.planned.starts_with(&r.executed),
+        "ran steps the plan did not list:\nplanned {:?}\nran     {:?}",
+        r.planned,
+        r.executed
+    );
+    if !svc.spec.body.dry_run && matches!(r.outcome, clodo_operator::engine::Outcome::Done { .. }) {
+        assert_eq!(kinds(&r.executed), kinds(&r.planned), "a completed pass runs its whole plan");
+        assert_eq!(r.executed, r.planned);
     }
 }
 
