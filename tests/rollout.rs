@@ -234,3 +234,42 @@ async fn manual_rollback_pins_a_version_until_the_annotation_goes() {
     assert_eq!(r.outcome, Outcome::Terminal);
     assert!(cond(&svc, c::WORKER_DEPLOYED).message.contains("does not have"));
 }
+
+/// With a propagation delay the deploy pass only waits; the pass that runs the new version's
+/// first tests must still roll a failing release back.
+#[tokio::test]
+async fn a_release_tested_after_its_propagation_delay_is_still_rolled_back() {
+    let double = ServiceDouble::start().await;
+    let mut w = World::new(47).await;
+    with_tests(&mut w, &double);
+    if let Some(t) = w.manifests.services[0].spec.body.production_tests.as_mut() {
+        t.propagation_delay_seconds = 1;
+    }
+    let mut svc = w.svc();
+    w.pass(&mut svc).await;
+    assert_eq!(svc.status.as_ref().unwrap().phase, Some(Phase::Testing), "waits for propagation");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    w.pass(&mut svc).await;
+    assert_eq!(cond(&svc, c::READY).status, "True", "{:#?}", svc.status);
+    let v1 = version(&svc);
+
+    new_code(&mut w, "v2");
+    double.set(Mode::Errors);
+    w.pass(&mut svc).await;
+    assert_eq!(svc.status.as_ref().unwrap().phase, Some(Phase::Testing), "v2 waits for propagation");
+    assert_ne!(version(&svc), v1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, events) = w.pass(&mut svc).await;
+    let st = svc.status.clone().unwrap();
+    assert_eq!(st.phase, Some(Phase::RolledBack), "{st:#?}");
+    assert_eq!(version(&svc), v1, "status reports the restored version");
+    assert_eq!(active(&w), vec![(v1.clone(), 100.0)], "the emulator serves v1 again");
+    assert!(st.failed_content_hash.is_some());
+    assert!(events.iter().any(|e| e.warning && e.reason == "RolledBack"), "{events:?}");
+
+    // The held-back release is not retried, and v1 is not rolled back in turn.
+    w.emu.clear_journal();
+    let (r, _) = w.pass(&mut svc).await;
+    assert!(kinds(&r.planned).contains(&"HoldBack"), "{:?}", r.planned);
+    assert!(w.mutations().is_empty(), "no redeploy loop: {:?}", w.mutations());
+}

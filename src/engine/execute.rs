@@ -257,7 +257,9 @@ async fn after_resources(
             verify::after_deploy(engine, client, d, pass, false).await
         }
         Deploy::New | Deploy::Unchanged => {
-            let fresh = deploy == Deploy::New;
+            // A release still waiting for propagation when its deploy pass ended is tested by a
+            // later pass: that first test run decides on rollback as if it were the deploy's.
+            let fresh = deploy == Deploy::New || awaits_first_test(&pass.status);
             let done = verify::after_deploy(engine, client, d, pass, fresh).await;
             // An upload deploys its version at 100%: the echo of this pass needs no drift check.
             if fresh
@@ -268,6 +270,17 @@ async fn after_resources(
             }
             done
         }
+    }
+}
+
+/// Whether the serving version was deployed after the last production test run started: its
+/// first test run is still to come. (With no run at all there is no tested release to go back
+/// to, so nothing is treated as fresh.)
+fn awaits_first_test(st: &crate::crd::CloudflareServiceStatus) -> bool {
+    let Some(deployed) = st.worker.as_ref().and_then(|w| w.deployed_at.as_ref()) else { return false };
+    match st.last_test_run.as_ref().and_then(|r| r.started_at.as_ref()) {
+        Some(started) => started.0 < deployed.0,
+        None => false,
     }
 }
 
